@@ -1,0 +1,224 @@
+//! The admin commands. One file per family: [`tables`] (tabdump, tabrestore, tabch, tabedit),
+//! [`nodes`] (nodels, nodeadd, nodech, noderm), [`defs`] (mkdef, lsdef, chdef, rmdef),
+//! [`net`] (makehosts, makenetworks). `serve` lives in [`crate::daemon`].
+//!
+//! The binary is multi-call: invoked through a link named after a command it acts as that command,
+//! so xCAT admins keep typing `nodels compute nodetype.os`. Exit status: 0 success, 1 the command
+//! failed (the message says why), 2 the command line itself was wrong.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::store::{Store, DEFAULT_DB_URL};
+
+pub mod defs;
+pub mod net;
+pub mod nodes;
+pub mod tables;
+
+/// The store every command works on.
+#[derive(Debug, Clone, Args)]
+pub struct DbOpt {
+    /// The table store: sqlite:/path/to/file.db
+    #[arg(long, global = true, env = "BOOTHERD_DB", default_value = DEFAULT_DB_URL, value_name = "URL")]
+    pub db: String,
+}
+
+impl DbOpt {
+    pub fn open(&self) -> anyhow::Result<Arc<Store>> {
+        Ok(Arc::new(Store::open(&self.db)?))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bootherd",
+    version,
+    about = "Network-boot appliance for clusters, on an xCAT-compatible table store"
+)]
+struct Cli {
+    #[command(flatten)]
+    db: DbOpt,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the appliance daemon
+    Serve(crate::daemon::ServeArgs),
+    /// Print a table as CSV, list tables, or describe them
+    Tabdump(tables::TabdumpArgs),
+    /// Replace (or with -a, add to) a table's rows from a CSV file named after the table
+    Tabrestore(tables::TabrestoreArgs),
+    /// Add, change or delete table rows by key
+    #[command(alias = "chtab")]
+    Tabch(tables::TabchArgs),
+    /// Edit a table in $EDITOR
+    Tabedit(tables::TabeditArgs),
+    /// List nodes and their attributes
+    Nodels(nodes::NodelsArgs),
+    /// Add nodes
+    Nodeadd(nodes::NodeaddArgs),
+    /// Change node attributes
+    Nodech(nodes::NodechArgs),
+    /// Remove nodes from every table
+    Noderm(nodes::NodermArgs),
+    /// Define objects (node, group, osimage, network, site, …)
+    Mkdef(defs::MkdefArgs),
+    /// List object definitions
+    Lsdef(defs::LsdefArgs),
+    /// Change object definitions
+    Chdef(defs::ChdefArgs),
+    /// Remove object definitions
+    Rmdef(defs::RmdefArgs),
+    /// Write an /etc/hosts-format file from the hosts table
+    Makehosts(net::MakehostsArgs),
+    /// Create networks rows from this machine's interfaces
+    Makenetworks(net::MakenetworksArgs),
+    /// Create links named after every command (nodels, tabdump, …) in a directory
+    Links(LinksArgs),
+}
+
+/// Every name the binary answers to through argv[0].
+pub const COMMANDS: &[&str] = &[
+    "tabdump",
+    "tabrestore",
+    "tabch",
+    "chtab",
+    "tabedit",
+    "nodels",
+    "nodeadd",
+    "nodech",
+    "noderm",
+    "mkdef",
+    "lsdef",
+    "chdef",
+    "rmdef",
+    "makehosts",
+    "makenetworks",
+];
+
+#[derive(Debug, Args)]
+struct LinksArgs {
+    /// Directory to create the links in (for example /usr/local/bin)
+    dir: std::path::PathBuf,
+}
+
+/// Entry point for the binary.
+pub fn main() -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("bootherd")
+        .to_string();
+    if COMMANDS.contains(&argv0.as_str()) {
+        args.splice(
+            0..1.min(args.len()),
+            [OsString::from("bootherd"), OsString::from(argv0.clone())],
+        );
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("Error: {}", chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// An error and its causes, as one line.
+pub fn chain(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let db = cli.db;
+    match cli.cmd {
+        Cmd::Serve(a) => crate::daemon::run(&db, a),
+        Cmd::Tabdump(a) => tables::tabdump(&db, a),
+        Cmd::Tabrestore(a) => tables::tabrestore(&db, a),
+        Cmd::Tabch(a) => tables::tabch(&db, a),
+        Cmd::Tabedit(a) => tables::tabedit(&db, a),
+        Cmd::Nodels(a) => nodes::nodels(&db, a),
+        Cmd::Nodeadd(a) => nodes::nodeadd(&db, a),
+        Cmd::Nodech(a) => nodes::nodech(&db, a),
+        Cmd::Noderm(a) => nodes::noderm(&db, a),
+        Cmd::Mkdef(a) => defs::mkdef(&db, a),
+        Cmd::Lsdef(a) => defs::lsdef(&db, a),
+        Cmd::Chdef(a) => defs::chdef(&db, a),
+        Cmd::Rmdef(a) => defs::rmdef(&db, a),
+        Cmd::Makehosts(a) => net::makehosts(&db, a),
+        Cmd::Makenetworks(a) => net::makenetworks(&db, a),
+        Cmd::Links(a) => links(a),
+    }
+}
+
+fn links(a: LinksArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let exe = std::env::current_exe().context("cannot find the bootherd executable")?;
+    for name in COMMANDS {
+        let link = a.dir.join(name);
+        if link.symlink_metadata().is_ok() {
+            std::fs::remove_file(&link)
+                .with_context(|| format!("cannot replace {}", link.display()))?;
+        }
+        std::os::unix::fs::symlink(&exe, &link)
+            .with_context(|| format!("cannot create {}", link.display()))?;
+    }
+    println!(
+        "{} commands linked to {} in {}",
+        COMMANDS.len(),
+        exe.display(),
+        a.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Buffered stdout for commands that print a lot (100,000-node listings).
+pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+/// Writes and flushes, turning errors into anyhow.
+pub fn finish(mut out: impl Write) -> anyhow::Result<()> {
+    out.flush()?;
+    Ok(())
+}
+
+/// The command line as one string, for the audit log.
+pub fn audit_args(args: &[String]) -> String {
+    args.join(" ")
+}

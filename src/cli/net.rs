@@ -1,0 +1,372 @@
+//! `makehosts` (an /etc/hosts-format file from the hosts table) and `makenetworks` (networks rows
+//! from this machine's interfaces).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::nodes::report_missing;
+use super::DbOpt;
+use crate::store::resolver::Resolver;
+use crate::store::Audit;
+
+#[derive(Debug, Args)]
+pub struct MakehostsArgs {
+    /// Start a new file (127.0.0.1 localhost plus the nodes) instead of updating the existing one
+    #[arg(short = 'n')]
+    new: bool,
+    /// Remove the nodes' lines instead of adding them
+    #[arg(short = 'd')]
+    delete: bool,
+    /// Write the long (domain) name before the short name
+    #[arg(short = 'l', long = "longnamefirst")]
+    long_first: bool,
+    /// The hosts file to write
+    #[arg(long = "file", default_value = "/etc/hosts", value_name = "PATH")]
+    file: PathBuf,
+    /// The nodes (default: all)
+    #[arg(allow_hyphen_values = true)]
+    noderange: Option<String>,
+}
+
+/// One hosts line: address, then names.
+fn host_line(ip: &str, node: &str, domain: Option<&str>, others: &str, long_first: bool) -> String {
+    let long = domain
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{node}.{d}"));
+    let mut names: Vec<String> = Vec::new();
+    match (&long, long_first) {
+        (Some(l), true) => names.extend([l.clone(), node.to_string()]),
+        (Some(l), false) => names.extend([node.to_string(), l.clone()]),
+        (None, _) => names.push(node.to_string()),
+    }
+    for o in others.split([',', ' ']).filter(|o| !o.is_empty()) {
+        if !names.iter().any(|n| n == o) {
+            names.push(o.to_string());
+        }
+    }
+    format!("{ip} {}", names.join(" "))
+}
+
+/// The domain of the network that holds `ip` (networks.domain), else site.domain.
+fn domain_for(r: &Resolver, ip: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(addr) = ip.parse::<Ipv4Addr>() {
+        let nets = r.table("networks")?;
+        let (n, m, d) = (
+            nets.spec.col_index("net").unwrap_or(0),
+            nets.spec.col_index("mask").unwrap_or(0),
+            nets.spec.col_index("domain").unwrap_or(0),
+        );
+        for row in &nets.rows {
+            let get = |i: usize| row.get(i).and_then(|v| v.as_deref());
+            if let (Some(net), Some(mask), Some(dom)) = (get(n), get(m), get(d)) {
+                if let (Ok(net), Ok(mask)) = (net.parse::<Ipv4Addr>(), mask.parse::<Ipv4Addr>()) {
+                    if u32::from(addr) & u32::from(mask) == u32::from(net) & u32::from(mask)
+                        && !dom.is_empty()
+                    {
+                        return Ok(Some(dom.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(r.site("domain")?)
+}
+
+pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open()?;
+    let r = Resolver::new(store.clone());
+    r.preload(&["hosts", "networks", "nodelist", "site"])?;
+    let long_first = a.long_first
+        || r.site("FQDNfirst")?
+            .is_some_and(|v| ["1", "yes", "enable"].contains(&v.to_ascii_lowercase().as_str()));
+    let exp = r.noderange(a.noderange.as_deref().unwrap_or("all"), true)?;
+    let nodes = if a.noderange.is_none() {
+        r.membership()?.nodes.iter().cloned().collect()
+    } else {
+        exp.nodes
+    };
+    let mut failed = a.noderange.is_some() && report_missing(&exp.missing);
+
+    // (names that identify a line, the line) for every entry we own.
+    let mut entries: Vec<(Vec<String>, String)> = Vec::new();
+    let ip_col = r.column("hosts", "ip")?;
+    let other_col = r.column("hosts", "hostnames")?;
+    let ifs_col = r.column("hosts", "otherinterfaces")?;
+    for n in &nodes {
+        let ip = match ip_col.get(n) {
+            Ok(Some(ip)) => ip,
+            Ok(None) => {
+                eprintln!("Warning: {n} has no hosts.ip; no line written for it");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{n}: Error: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let domain = domain_for(&r, &ip)?;
+        let others = other_col.get(n)?.unwrap_or_default();
+        entries.push((
+            vec![n.clone(), ip.clone()],
+            host_line(&ip, n, domain.as_deref(), &others, long_first),
+        ));
+        // otherinterfaces: `name:ip,name:ip` (xCAT also accepts `name!ip`).
+        for pair in ifs_col
+            .get(n)?
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.is_empty())
+        {
+            let (name, oip) = pair
+                .split_once('!')
+                .or_else(|| pair.split_once(':'))
+                .unwrap_or((pair, ""));
+            if oip.parse::<Ipv4Addr>().is_err() {
+                eprintln!("Warning: {n}: otherinterfaces entry '{pair}' has no valid IP; skipped");
+                continue;
+            }
+            let name = if let Some(suffix) = name.strip_prefix('-') {
+                format!("{n}-{suffix}")
+            } else {
+                name.to_string()
+            };
+            let d = domain_for(&r, oip)?;
+            entries.push((
+                vec![name.clone(), oip.to_string()],
+                host_line(oip, &name, d.as_deref(), "", long_first),
+            ));
+        }
+    }
+
+    let old = if a.new {
+        String::new()
+    } else {
+        std::fs::read_to_string(&a.file).unwrap_or_default()
+    };
+    if !a.new && a.file.exists() {
+        let bak = a.file.with_extension("xcatbak");
+        let bak = if a.file.extension().is_some() {
+            bak
+        } else {
+            PathBuf::from(format!("{}.xcatbak", a.file.display()))
+        };
+        std::fs::copy(&a.file, &bak)
+            .with_context(|| format!("cannot back up {} to {}", a.file.display(), bak.display()))?;
+    }
+    let mut lines: Vec<String> = if a.new {
+        vec!["127.0.0.1 localhost".to_string()]
+    } else {
+        old.lines().map(str::to_string).collect()
+    };
+    // A line is ours to replace when its address or any of its names is one of the entry's.
+    let matches = |line: &str, keys: &[String]| {
+        let t = line.split('#').next().unwrap_or("");
+        let mut f = t.split_whitespace();
+        match f.next() {
+            Some(ip) => {
+                keys.iter().any(|k| k == ip)
+                    || f.any(|name| keys.first().is_some_and(|k| k == name))
+            }
+            None => false,
+        }
+    };
+    for (keys, line) in &entries {
+        let pos = lines.iter().position(|l| matches(l, keys));
+        lines.retain_mut(|l| !matches(l, keys));
+        if !a.delete {
+            match pos {
+                Some(p) if p <= lines.len() => lines.insert(p, line.clone()),
+                _ => lines.push(line.clone()),
+            }
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let tmp = PathBuf::from(format!("{}.bootherd-tmp", a.file.display()));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.file)
+        .with_context(|| format!("cannot replace {}", a.file.display()))?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct MakenetworksArgs {
+    /// Only show what would be defined; change nothing
+    #[arg(short = 'd', long = "display")]
+    display: bool,
+}
+
+/// A network found on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundNet {
+    pub ifname: String,
+    pub net: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl FoundNet {
+    /// xCAT's network object name: `10_0_0_0-255_255_255_0`.
+    pub fn netname(&self) -> String {
+        format!(
+            "{}-{}",
+            self.net.to_string().replace('.', "_"),
+            self.mask.to_string().replace('.', "_")
+        )
+    }
+}
+
+/// Gateways from the kernel routing table, per interface: `(ifname, gateway)` of routes with one.
+fn gateways() -> Vec<(String, Ipv4Addr)> {
+    let Ok(text) = std::fs::read_to_string("/proc/net/route") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(ifname), Some(gw)) = (f.first(), f.get(2)) {
+            if let Ok(raw) = u32::from_str_radix(gw, 16) {
+                if raw != 0 {
+                    // The kernel prints the address in host (little-endian) byte order.
+                    out.push((ifname.to_string(), Ipv4Addr::from(raw.swap_bytes())));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// IPv4 networks on this machine's interfaces (loopback excluded).
+pub fn local_networks() -> anyhow::Result<Vec<FoundNet>> {
+    let gws = gateways();
+    let mut out: Vec<FoundNet> = Vec::new();
+    for ifa in nix::ifaddrs::getifaddrs().context("cannot list network interfaces")? {
+        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
+            continue;
+        };
+        let (Some(addr), Some(mask)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) else {
+            continue;
+        };
+        let (ip, mask) = (addr.ip(), mask.ip());
+        if ip.is_loopback() || ip.is_link_local() {
+            continue;
+        }
+        let net = Ipv4Addr::from(u32::from(ip) & u32::from(mask));
+        let gateway = gws
+            .iter()
+            .find(|(i, g)| {
+                *i == ifa.interface_name && u32::from(*g) & u32::from(mask) == u32::from(net)
+            })
+            .map(|(_, g)| *g);
+        let found = FoundNet {
+            ifname: ifa.interface_name.clone(),
+            net,
+            mask,
+            gateway,
+        };
+        if !out
+            .iter()
+            .any(|o| o.net == found.net && o.mask == found.mask)
+        {
+            out.push(found);
+        }
+    }
+    Ok(out)
+}
+
+pub fn makenetworks(db: &DbOpt, a: MakenetworksArgs) -> anyhow::Result<ExitCode> {
+    let found = local_networks()?;
+    if found.is_empty() {
+        bail!("no IPv4 network found on this machine's interfaces (other than loopback)");
+    }
+    if a.display {
+        let mut out = super::stdout();
+        for f in &found {
+            writeln!(out, "#From {}.", f.ifname)?;
+            writeln!(out, "{}:", f.netname())?;
+            writeln!(out, "    objtype=network")?;
+            if let Some(g) = f.gateway {
+                writeln!(out, "    gateway={g}")?;
+            }
+            writeln!(out, "    mask={}", f.mask)?;
+            writeln!(out, "    mgtifname={}", f.ifname)?;
+            writeln!(out, "    net={}", f.net)?;
+        }
+        super::finish(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = db.open()?;
+    let audit = Audit {
+        command: "makenetworks".into(),
+        noderange: String::new(),
+        args: String::new(),
+    };
+    let added = store.write(Some(&audit), |tx| {
+        let mut added = Vec::new();
+        for f in &found {
+            let (net, mask) = (f.net.to_string(), f.mask.to_string());
+            if tx.get("networks", &[&net, &mask])?.is_some() {
+                eprintln!("Warning: network {net}/{mask} is already defined; left as it is");
+                continue;
+            }
+            let gw = f.gateway.map(|g| g.to_string());
+            tx.set(
+                "networks",
+                &[&net, &mask],
+                &[
+                    ("netname", Some(&f.netname())),
+                    ("mgtifname", Some(&f.ifname)),
+                    ("gateway", gw.as_deref()),
+                ],
+            )?;
+            added.push(f.netname());
+        }
+        Ok(added)
+    })?;
+    for n in added {
+        println!("Added network {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_line_matches_xcat_order() {
+        assert_eq!(
+            host_line("10.0.0.7", "node007", Some("cluster.com"), "", false),
+            "10.0.0.7 node007 node007.cluster.com"
+        );
+        assert_eq!(
+            host_line("10.0.0.7", "node007", Some("cluster.com"), "", true),
+            "10.0.0.7 node007.cluster.com node007"
+        );
+        assert_eq!(
+            host_line("10.0.0.7", "n7", None, "alias1,alias2", false),
+            "10.0.0.7 n7 alias1 alias2"
+        );
+    }
+
+    #[test]
+    fn netname_is_xcat_style() {
+        let f = FoundNet {
+            ifname: "eth0".into(),
+            net: Ipv4Addr::new(10, 0, 0, 0),
+            mask: Ipv4Addr::new(255, 255, 0, 0),
+            gateway: None,
+        };
+        assert_eq!(f.netname(), "10_0_0_0-255_255_0_0");
+    }
+}

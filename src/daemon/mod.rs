@@ -1,0 +1,186 @@
+//! `bootherd serve`: the appliance daemon.
+//!
+//! It opens the store, follows its change log (the only channel from admin commands to the
+//! daemon), and — as later work adds them — runs the DHCP, TFTP, HTTP and NFS services, all on one
+//! tokio runtime with one shutdown design: SIGTERM or Ctrl-C cancels, services get a bounded time
+//! to drain, then the process exits.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::cli::DbOpt;
+use crate::store::resolver::Resolver;
+use crate::store::watch::{ChangeFollower, Followed};
+use crate::store::Store;
+
+pub mod notify;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// How often to look for changes made by admin commands, in milliseconds
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    poll_ms: u64,
+    /// Log format when not under systemd: text or json-less plain (text)
+    #[arg(long, default_value = "text", value_parser = ["text"])]
+    log: String,
+}
+
+/// How long services get to finish in-flight work after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(3);
+/// More changes than this in one poll are logged as one summary line.
+const LOG_EACH_UP_TO: usize = 20;
+
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under systemd (JOURNAL_STREAM set) log to the journal with structured fields.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(j) = tracing_journald::layer() {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(j)
+                .try_init();
+            return;
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub fn run(db: &DbOpt, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(serve(db.clone(), a))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
+    let store = Arc::new(Store::open(&db.db)?);
+    let resolver = Arc::new(Resolver::new(store.clone()));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let follower = {
+        let store = store.clone();
+        let resolver = resolver.clone();
+        let rx = shutdown_rx.clone();
+        tokio::spawn(follow_changes(
+            store,
+            resolver,
+            Duration::from_millis(a.poll_ms.max(10)),
+            rx,
+        ))
+    };
+
+    info!(store = %store.describe(), "bootherd ready");
+    notify::ready();
+
+    wait_for_signal().await;
+    info!("shutting down");
+    notify::stopping();
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(DRAIN, follower).await.is_err() {
+        warn!("change follower did not stop within {:?}", DRAIN);
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Tails the change log: every change invalidates the resolver's cache of its table.
+async fn follow_changes(
+    store: Arc<Store>,
+    resolver: Arc<Resolver>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut follower = {
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || ChangeFollower::from_now(&store)).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                warn!("cannot read the change log: {e}; following from the start");
+                ChangeFollower::after(0)
+            }
+            Err(e) => {
+                warn!("change follower failed to start: {e}");
+                return;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = shutdown.changed() => return,
+        }
+        let s = store.clone();
+        let polled = tokio::task::spawn_blocking(move || {
+            let r = follower.poll(&s);
+            (follower, r)
+        })
+        .await;
+        let (f, result) = match polled {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("change follower task failed: {e}");
+                return;
+            }
+        };
+        follower = f;
+        match result {
+            Ok(Followed::Nothing) => {}
+            Ok(Followed::Reset) => {
+                info!("change log moved past us; reloading everything");
+                resolver.invalidate_all();
+            }
+            Ok(Followed::Changes(changes)) => {
+                let mut tables: Vec<&str> = changes.iter().map(|c| c.table.as_str()).collect();
+                tables.sort_unstable();
+                tables.dedup();
+                for t in &tables {
+                    resolver.invalidate(t);
+                }
+                if changes.len() <= LOG_EACH_UP_TO {
+                    for c in &changes {
+                        info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
+                    }
+                } else {
+                    info!(count = changes.len(), tables = %tables.join(","), last_seq = follower.last_seq(), "store changes");
+                    for c in &changes {
+                        debug!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
+                    }
+                }
+            }
+            Err(e) => warn!("cannot read the change log: {e}"),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! bootherd: a network-boot appliance for clusters.
+//!
+//! Rooms (see ARCHITECTURE.md): [`store`] holds every fact in xCAT's tables; [`cli`] is the admin
+//! commands (multi-call, like busybox); [`daemon`] is `bootherd serve`, which runs the network
+//! services and follows the store's change log.
+
+pub mod cli;
+pub mod daemon;
+pub mod store;

@@ -1,0 +1,483 @@
+//! The table store: every fact about the cluster, in xCAT's tables, behind one API.
+//!
+//! This room owns the schema ([`schema`], [`defspec`]), the backends ([`sqlite`]; PostgreSQL later,
+//! behind [`backend::Backend`]), the change log that every write appends to in the same transaction,
+//! node-attribute resolution with xCAT's inheritance and regex rules ([`resolver`], [`regexattr`]),
+//! noderange expansion ([`noderange`]) and the xCAT CSV format ([`csv`]).
+//!
+//! Architecture invariant: only this module knows SQL. Everything else reads through [`Store`] /
+//! [`resolver::Resolver`] and writes through [`Txn`], so the change log can never be bypassed.
+
+pub mod backend;
+pub mod csv;
+pub mod defspec;
+pub mod noderange;
+pub mod regexattr;
+pub mod resolver;
+pub mod schema;
+pub mod sqlite;
+pub mod watch;
+
+use std::path::PathBuf;
+
+use backend::{Backend, BackendTx};
+pub use backend::{Change, ChangeOp, Row};
+pub use schema::TableSpec;
+
+/// The database used when neither `--db` nor `BOOTHERD_DB` says otherwise.
+pub const DEFAULT_DB_URL: &str = "sqlite:/var/lib/bootherd/bootherd.db";
+
+/// Everything that can go wrong in the store, phrased for the admin who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot open the table store {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("unsupported database URL '{0}' (expected sqlite:/path/to/file.db)")]
+    BadUrl(String),
+    #[error("the table store is busy: {0}")]
+    Busy(String),
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("no such table: {0}")]
+    UnknownTable(String),
+    #[error("no column '{column}' in table '{table}'")]
+    UnknownColumn { table: String, column: String },
+    #[error("table '{table}': key column '{column}' must not be empty")]
+    MissingKey { table: String, column: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Resolves a table name to its spec.
+pub fn table_spec(name: &str) -> Result<&'static TableSpec, StoreError> {
+    schema::table(name).ok_or_else(|| StoreError::UnknownTable(name.to_string()))
+}
+
+/// Index of `column` in `table`.
+pub fn column_index(table: &TableSpec, column: &str) -> Result<usize, StoreError> {
+    table
+        .col_index(column)
+        .ok_or_else(|| StoreError::UnknownColumn {
+            table: table.name.to_string(),
+            column: column.to_string(),
+        })
+}
+
+/// True when a row's `disable` column says the row is commented out. xCAT treats every value other
+/// than NULL, `0` and `no` as disabled; an empty string is treated as not disabled here, since CSV
+/// editors write `""` for "nothing".
+pub fn is_disabled(table: &TableSpec, row: &Row) -> bool {
+    let Some(i) = table.col_index("disable") else {
+        return false;
+    };
+    match row.get(i).and_then(|v| v.as_deref()) {
+        None => false,
+        Some(v) => {
+            let v = v.trim();
+            !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("no"))
+        }
+    }
+}
+
+/// Who is writing, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    pub command: String,
+    pub noderange: String,
+    pub args: String,
+}
+
+/// A handle on the table store. Cheap to share behind an `Arc`; every method is synchronous
+/// (the daemon calls it from a blocking pool).
+pub struct Store {
+    backend: Box<dyn Backend>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend.describe())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store named by `url` (`sqlite:/path`, or a bare path), creating and seeding it with
+    /// xCAT's site defaults on first use.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let path = if let Some(p) = url.strip_prefix("sqlite://") {
+            PathBuf::from(p)
+        } else if let Some(p) = url.strip_prefix("sqlite:") {
+            PathBuf::from(p)
+        } else if url.starts_with('/') || url.starts_with('.') {
+            PathBuf::from(url)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Err(StoreError::Open {
+                url: url.to_string(),
+                reason: "the PostgreSQL backend is not built yet; use sqlite:/path".into(),
+            });
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        if path.as_os_str().is_empty() {
+            return Err(StoreError::BadUrl(url.to_string()));
+        }
+        let (backend, created) = sqlite::SqliteBackend::open(&path)?;
+        let store = Store {
+            backend: Box::new(backend),
+        };
+        if created {
+            store.seed_defaults()?;
+        }
+        Ok(store)
+    }
+
+    /// A fresh in-memory store with site defaults (tests and benchmarks).
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let (backend, _) = sqlite::SqliteBackend::open_in_memory()?;
+        let store = Store {
+            backend: Box::new(backend),
+        };
+        store.seed_defaults()?;
+        Ok(store)
+    }
+
+    /// Where the data lives, for messages.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// xCAT's `initDB` site defaults (xcatconfig), for a store created just now.
+    fn seed_defaults(&self) -> Result<(), StoreError> {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        let domain = host
+            .split_once('.')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| "cluster".into());
+        let defaults: &[(&str, &str)] = &[
+            ("blademaxp", "64"),
+            ("consoleondemand", "no"),
+            ("databaseloc", "/var/lib"),
+            ("dhcplease", "43200"),
+            ("dnshandler", "ddns"),
+            ("domain", &domain),
+            ("fsptimeout", "0"),
+            ("installdir", "/install"),
+            ("ipmimaxp", "64"),
+            ("ipmiretries", "3"),
+            ("ipmitimeout", "2"),
+            ("maxssh", "8"),
+            ("nodesyncfiledir", "/var/xcat/node/syncfiles"),
+            ("powerinterval", "0"),
+            ("ppcmaxp", "64"),
+            ("ppcretry", "3"),
+            ("ppctimeout", "0"),
+            ("sharedtftp", "1"),
+            ("sshbetweennodes", "ALLGROUPS"),
+            ("syspowerinterval", "0"),
+            ("tftpdir", "/tftpboot"),
+            ("useNmapfromMN", "no"),
+            ("xcatconfdir", "/etc/xcat"),
+            ("xcatdport", "3001"),
+            ("xcatiport", "3002"),
+            ("httpport", "80"),
+            ("dhcpomapikeyname", "xcat_key"),
+            ("omapiport", "7911"),
+        ];
+        self.write(None, |tx| {
+            for (k, v) in defaults {
+                tx.set("site", &[k], &[("value", Some(v))])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every row of `table`, in insertion order, disabled rows included.
+    pub fn rows(&self, table: &str) -> Result<Vec<Row>, StoreError> {
+        let spec = table_spec(table)?;
+        let mut tx = self.backend.read()?;
+        tx.select_all(spec)
+    }
+
+    /// Reads several tables from one consistent snapshot.
+    pub fn read_tables(&self, tables: &[&'static TableSpec]) -> Result<Vec<Vec<Row>>, StoreError> {
+        let mut tx = self.backend.read()?;
+        tables.iter().map(|t| tx.select_all(t)).collect()
+    }
+
+    /// One row by key.
+    pub fn get(&self, table: &str, key: &[&str]) -> Result<Option<Row>, StoreError> {
+        let spec = table_spec(table)?;
+        let mut tx = self.backend.read()?;
+        tx.select_key(spec, key)
+    }
+
+    /// A site value (enabled rows only).
+    pub fn site(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let spec = table_spec("site")?;
+        let row = self.get("site", &[key])?;
+        Ok(row
+            .filter(|r| !is_disabled(spec, r))
+            .and_then(|r| r.get(1).cloned().flatten()))
+    }
+
+    /// Runs `f` in one write transaction: either everything it did is committed (with its change-log
+    /// entries and, when `audit` is given, one auditlog row), or nothing is.
+    pub fn write<T>(
+        &self,
+        audit: Option<&Audit>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = Txn {
+            tx: self.backend.write()?,
+        };
+        let out = f(&mut txn)?;
+        if let Some(a) = audit {
+            txn.audit(a)?;
+        }
+        txn.tx.commit()?;
+        Ok(out)
+    }
+
+    /// Change-log entries after `seq`.
+    pub fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.backend.changes_since(seq, limit)
+    }
+
+    /// `(oldest, newest)` change-log sequence numbers.
+    pub fn change_bounds(&self) -> Result<(u64, u64), StoreError> {
+        self.backend.change_bounds()
+    }
+
+    /// Cheap probe that moves when another connection commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.backend.data_version()
+    }
+}
+
+/// A write transaction. Every mutation validates its input against the schema and appends to the
+/// change log; nothing is visible to others until [`Store::write`] commits.
+pub struct Txn<'a> {
+    tx: Box<dyn BackendTx + 'a>,
+}
+
+fn key_string(spec: &TableSpec, key: &[&str]) -> String {
+    spec.keys
+        .iter()
+        .zip(key)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn check_key(spec: &TableSpec, key: &[&str]) -> Result<(), StoreError> {
+    if key.len() != spec.keys.len() {
+        return Err(StoreError::Invalid(format!(
+            "table '{}' is keyed by {} but {} key value(s) were given",
+            spec.name,
+            spec.keys.join(","),
+            key.len()
+        )));
+    }
+    for (k, v) in spec.keys.iter().zip(key) {
+        if v.is_empty() {
+            return Err(StoreError::MissingKey {
+                table: spec.name.into(),
+                column: (*k).into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Txn<'_> {
+    /// Every row of `table` as this transaction sees it.
+    pub fn rows(&mut self, table: &str) -> Result<Vec<Row>, StoreError> {
+        let spec = table_spec(table)?;
+        self.tx.select_all(spec)
+    }
+
+    /// One row by key.
+    pub fn get(&mut self, table: &str, key: &[&str]) -> Result<Option<Row>, StoreError> {
+        let spec = table_spec(table)?;
+        check_key(spec, key)?;
+        self.tx.select_key(spec, key)
+    }
+
+    /// Inserts or replaces a whole row (one value per column, schema order). An auto-increment
+    /// column left empty gets the next number.
+    pub fn put(&mut self, table: &str, mut row: Row) -> Result<(), StoreError> {
+        let spec = table_spec(table)?;
+        if row.len() != spec.cols.len() {
+            return Err(StoreError::Invalid(format!(
+                "table '{}' has {} columns, row has {}",
+                spec.name,
+                spec.cols.len(),
+                row.len()
+            )));
+        }
+        if let Some(ai) = spec.autoinc.and_then(|c| spec.col_index(c)) {
+            if row
+                .get(ai)
+                .is_none_or(|v| v.as_deref().is_none_or(str::is_empty))
+            {
+                row[ai] = Some(self.tx.next_int(spec, ai)?.to_string());
+            }
+        }
+        let key: Vec<&str> = spec
+            .keys
+            .iter()
+            .map(|k| {
+                spec.col_index(k)
+                    .and_then(|i| row.get(i))
+                    .and_then(|v| v.as_deref())
+                    .unwrap_or("")
+            })
+            .collect();
+        check_key(spec, &key)?;
+        let ks = key_string(spec, &key);
+        self.tx.upsert(spec, &row)?;
+        self.tx.append_change(spec.name, &ks, ChangeOp::Upsert)
+    }
+
+    /// Sets columns of the row with `key`, creating the row when it does not exist.
+    /// A `None` value clears the column.
+    pub fn set(
+        &mut self,
+        table: &str,
+        key: &[&str],
+        values: &[(&str, Option<&str>)],
+    ) -> Result<(), StoreError> {
+        let spec = table_spec(table)?;
+        check_key(spec, key)?;
+        let mut cols = Vec::with_capacity(values.len());
+        for (c, v) in values {
+            let i = column_index(spec, c)?;
+            if spec.keys.contains(c) {
+                return Err(StoreError::Invalid(format!(
+                    "'{}.{}' is a key column; it cannot be changed, only the row it names",
+                    spec.name, c
+                )));
+            }
+            cols.push((i, v.map(str::to_string)));
+        }
+        let ks = key_string(spec, key);
+        if self.tx.update(spec, key, &cols)? {
+            return self.tx.append_change(spec.name, &ks, ChangeOp::Update);
+        }
+        let mut row: Row = vec![None; spec.cols.len()];
+        for (k, v) in spec.keys.iter().zip(key) {
+            let i = column_index(spec, k)?;
+            row[i] = Some((*v).to_string());
+        }
+        for (i, v) in cols {
+            row[i] = v;
+        }
+        self.tx.upsert(spec, &row)?;
+        self.tx.append_change(spec.name, &ks, ChangeOp::Upsert)
+    }
+
+    /// Deletes the row with `key`; false when there was none.
+    pub fn delete(&mut self, table: &str, key: &[&str]) -> Result<bool, StoreError> {
+        let spec = table_spec(table)?;
+        check_key(spec, key)?;
+        let gone = self.tx.delete_key(spec, key)?;
+        if gone {
+            self.tx
+                .append_change(spec.name, &key_string(spec, key), ChangeOp::Delete)?;
+        }
+        Ok(gone)
+    }
+
+    /// Deletes every row of `table` whose `column` equals `value` (for example every `switch` row of a node).
+    pub fn delete_where(
+        &mut self,
+        table: &str,
+        column: &str,
+        value: &str,
+    ) -> Result<usize, StoreError> {
+        let spec = table_spec(table)?;
+        let i = column_index(spec, column)?;
+        let n = self.tx.delete_where(spec, i, value)?;
+        if n > 0 {
+            self.tx
+                .append_change(spec.name, &format!("{column}={value}"), ChangeOp::Delete)?;
+        }
+        Ok(n)
+    }
+
+    /// Removes every row of `table`.
+    pub fn clear(&mut self, table: &str) -> Result<(), StoreError> {
+        let spec = table_spec(table)?;
+        self.tx.delete_all(spec)?;
+        self.tx.append_change(spec.name, "*", ChangeOp::Clear)
+    }
+
+    /// Appends one auditlog row, unless `site.auditskipcmds` names the command (or `ALL`).
+    fn audit(&mut self, a: &Audit) -> Result<(), StoreError> {
+        let skip = self
+            .get("site", &["auditskipcmds"])?
+            .and_then(|r| r.get(1).cloned().flatten())
+            .unwrap_or_default();
+        if skip
+            .split(',')
+            .map(str::trim)
+            .any(|s| s.eq_ignore_ascii_case("ALL") || s == a.command)
+        {
+            return Ok(());
+        }
+        let spec = table_spec("auditlog")?;
+        let user = std::env::var("SUDO_USER")
+            .ok()
+            .or_else(|| {
+                nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .unwrap_or_else(|| nix::unistd::getuid().to_string());
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        let mut row: Row = vec![None; spec.cols.len()];
+        let mut put = |col: &str, v: String| {
+            if let Some(i) = spec.col_index(col) {
+                row[i] = Some(v);
+            }
+        };
+        put("audittime", now_xcat());
+        put("userid", user);
+        put("clientname", host);
+        put("clienttype", "cli".into());
+        put("command", a.command.clone());
+        put("noderange", a.noderange.clone());
+        put("args", a.args.clone());
+        put("status", "Allowed".into());
+        self.put("auditlog", row)
+    }
+}
+
+/// The current local time in xCAT's table format (`MM-DD-YYYY HH:MM:SS`).
+pub fn now_xcat() -> String {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .map(|t| t.tv_sec())
+        .unwrap_or(0);
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let tt: libc::time_t = t;
+    // SAFETY: localtime_r writes into our own tm and reads only tt.
+    unsafe { libc::localtime_r(&tt, &mut tm) };
+    format!(
+        "{:02}-{:02}-{:04} {:02}:{:02}:{:02}",
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
