@@ -599,7 +599,6 @@ pub struct MkdefArgs {
     #[arg(short = 'w', value_name = "COND")]
     conds: Vec<String>,
     /// Object names (or noderange), then attr=value pairs
-    #[arg(allow_hyphen_values = true)]
     args: Vec<String>,
 }
 
@@ -751,7 +750,6 @@ pub struct ChdefArgs {
     #[arg(short = 'm', long = "minus")]
     minus: bool,
     /// Object names (or noderange), then attr=value pairs
-    #[arg(allow_hyphen_values = true)]
     args: Vec<String>,
 }
 

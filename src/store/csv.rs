@@ -110,6 +110,11 @@ pub fn parse(text: &str) -> Result<Parsed, CsvError> {
         let mut rest: String = first.to_string();
         let mut fields = Vec::with_capacity(columns.len());
         for _ in &columns {
+            // The statelite cookbook writes `"ALL", "/etc/adjtime", , ,`: spaces between fields are
+            // not part of any value, so skip them before deciding what the field is.
+            if rest.starts_with(' ') || rest.starts_with('\t') {
+                rest = rest.trim_start_matches([' ', '\t']).to_string();
+            }
             if rest.is_empty() || rest.starts_with(',') {
                 fields.push(None);
                 if rest.starts_with(',') {
@@ -145,7 +150,7 @@ pub fn parse(text: &str) -> Result<Parsed, CsvError> {
                 rest = after;
             } else {
                 let end = rest.find(',').unwrap_or(rest.len());
-                let value = &rest[..end];
+                let value = rest[..end].trim_end_matches([' ', '\t']);
                 if value.contains('"') {
                     return Err(CsvError {
                         line: start + 1,
@@ -197,6 +202,15 @@ fn take_quoted(s: &str) -> Quoted {
                 chars.next();
             }
             Some((j, ',')) => return Quoted::Value(value, s[j + 1..].to_string()),
+            Some((_, ' ' | '\t')) => {
+                // Spaces after the closing quote, then a comma or the end of the line.
+                let after = s[i + 1..].trim_start_matches([' ', '\t']);
+                return match after.strip_prefix(',') {
+                    Some(a) => Quoted::Value(value, a.to_string()),
+                    None if after.is_empty() => Quoted::Value(value, String::new()),
+                    None => Quoted::Junk,
+                };
+            }
             None => {
                 let _ = i;
                 return Quoted::Value(value, String::new());
@@ -343,6 +357,22 @@ mod tests {
         let e = to_rows(site(), &parse("#key,value\n,b\n").expect("parses")).unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.reason.contains("key column 'key'"), "{e}");
+    }
+
+    #[test]
+    fn cookbook_spacing_is_accepted() {
+        let p = parse("#image,file,options,comments,disable\n\"ALL\", \"/etc/adjtime\", , ,\n")
+            .expect("parses");
+        assert_eq!(
+            p.records[0].1,
+            vec![
+                Some("ALL".into()),
+                Some("/etc/adjtime".into()),
+                None,
+                None,
+                None
+            ]
+        );
     }
 
     #[test]

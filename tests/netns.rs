@@ -1,0 +1,120 @@
+//! Commands that look at the machine's network, run inside a network namespace this test makes.
+//! Needs root; without it the test fails (it never skips).
+
+mod common;
+use common::Bh;
+
+use std::process::Command;
+
+/// A network namespace that is deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test creates network namespaces and must run as root"
+        );
+        let name = format!("bh-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        sh(&["ip", "netns", "add", &name]);
+        Netns(name)
+    }
+    fn exec(&self, args: &[&str]) {
+        let mut v = vec!["ip", "netns", "exec", &self.0];
+        v.extend_from_slice(args);
+        sh(&v);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn sh(args: &[&str]) {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        o.status.success(),
+        "{:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn makenetworks_defines_the_networks_on_this_machines_interfaces() {
+    let ns = Netns::new("mknet");
+    // veth pairs with both ends in the namespace carry the addresses; nothing is ever sent.
+    ns.exec(&[
+        "ip", "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt0p",
+    ]);
+    ns.exec(&["ip", "link", "set", "mgmt0p", "up"]);
+    ns.exec(&["ip", "addr", "add", "10.99.7.1/24", "dev", "mgmt0"]);
+    ns.exec(&["ip", "link", "set", "mgmt0", "up"]);
+    ns.exec(&[
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.99.7.254",
+        "dev",
+        "mgmt0",
+    ]);
+    ns.exec(&[
+        "ip", "link", "add", "data0", "type", "veth", "peer", "name", "data0p",
+    ]);
+    ns.exec(&["ip", "addr", "add", "10.99.8.5/16", "dev", "data0"]);
+    let bh = Bh::new();
+    let run = |args: &[&str]| {
+        let mut v = vec!["netns", "exec", &ns.0, common::bin()];
+        v.extend_from_slice(args);
+        Command::new("ip")
+            .args(&v)
+            .env("BOOTHERD_DB", &bh.db)
+            .output()
+            .expect("run")
+    };
+    let shown = run(&["makenetworks", "-d"]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("10_99_7_0-255_255_255_0:\n"), "{text}");
+    assert!(text.contains("    gateway=10.99.7.254\n"), "{text}");
+    assert_eq!(
+        bh.ok(&["tabdump", "networks"]).lines().count(),
+        1,
+        "-d changes nothing"
+    );
+
+    let o = run(&["makenetworks"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let nets = bh.ok(&["tabdump", "networks"]);
+    assert!(
+        nets.contains(
+            "\"10_99_7_0-255_255_255_0\",\"10.99.7.0\",\"255.255.255.0\",\"mgmt0\",\"10.99.7.254\""
+        ),
+        "{nets}"
+    );
+    assert!(
+        nets.contains("\"10_99_0_0-255_255_0_0\",\"10.99.0.0\",\"255.255.0.0\",\"data0\","),
+        "{nets}"
+    );
+    assert!(
+        !nets.contains("127.0.0"),
+        "loopback is not a cluster network: {nets}"
+    );
+    // Running it again keeps what is there.
+    let again = run(&["makenetworks"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already defined"));
+    assert_eq!(bh.ok(&["tabdump", "networks"]), nets);
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every bootherd test, installing what the tests need on a fresh Debian 12 machine first.
+# Needs root (network-namespace tests) and the registries (apt, crates.io). A missing prerequisite
+# is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/run.sh: the integration tests create network namespaces and need root" >&2
+  exit 1
+fi
+
+# Debian packages the tests drive (real peers). Installed only when something is missing.
+PKGS=(iproute2 gcc make pkg-config)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || { echo "tests/run.sh: cargo (Rust toolchain) is required" >&2; exit 1; }
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+log "cargo test"
+cargo test --all-targets 2>&1 | tee target/test-output.txt

@@ -1,0 +1,96 @@
+//! `bootherd serve` follows what admin commands write, from another process.
+
+mod common;
+use common::Bh;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Reads the daemon's stderr lines on a thread so the test can wait for one with a deadline.
+fn lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(
+    rx: &mpsc::Receiver<String>,
+    needle: &str,
+    within: Duration,
+) -> Option<(String, Duration)> {
+    let start = Instant::now();
+    while let Some(left) = within.checked_sub(start.elapsed()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Some((l, start.elapsed())),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn serve_sees_a_cli_change_within_a_second_and_stops_on_sigterm() {
+    let bh = Bh::new();
+    bh.ok(&["nodeadd", "n1", "groups=all"]);
+    let mut child = bh
+        .cmd(&["serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let rx = lines(&mut child);
+    let ready = wait_for(&rx, "bootherd ready", Duration::from_secs(20));
+    assert!(ready.is_some(), "serve did not become ready");
+
+    bh.ok(&["nodech", "n1", "nodetype.os=rhels9"]);
+    let seen = wait_for(&rx, "store change", Duration::from_secs(1));
+    let (line, _) = seen.expect("serve saw no change within a second of nodech");
+    assert!(
+        line.contains("nodetype") && line.contains("node=n1"),
+        "{line}"
+    );
+
+    // SIGTERM: a clean, prompt exit.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("send SIGTERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "serve did not stop within 5 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "serve exited with {status}");
+}
+
+#[test]
+fn serve_reports_a_bad_store_and_exits_nonzero() {
+    let bh = Bh::new();
+    let o = bh
+        .cmd(&["serve", "--db", "sqlite:/proc/no/such/dir/x.db"])
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/proc/no/such/dir"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
