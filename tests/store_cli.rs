@@ -552,7 +552,8 @@ fn makehosts_writes_hosts_lines() {
     let text = std::fs::read_to_string(&hosts).expect("read");
     assert_eq!(
         text,
-        "127.0.0.1 localhost\n10.0.0.1 node001 node001.cluster.com\n10.1.0.1 node001-ib node001-ib.cluster.com\n10.0.0.2 node002 node002.cluster.com\n10.1.0.2 node002-ib node002-ib.cluster.com\n10.0.0.3 node003 node003.cluster.com\n10.1.0.3 node003-ib node003-ib.cluster.com\n"
+        // As xCAT does, a line that has the node's address is replaced where it stands.
+        "127.0.0.1 localhost\n10.0.0.2 node002 node002.cluster.com\n10.0.0.1 node001 node001.cluster.com\n10.1.0.1 node001-ib node001-ib.cluster.com\n10.1.0.2 node002-ib node002-ib.cluster.com\n10.0.0.3 node003 node003.cluster.com\n10.1.0.3 node003-ib node003-ib.cluster.com\n"
     );
     bh.ok(&["makehosts", "-n", "-l", "--file", h, "node002"]);
     assert_eq!(
