@@ -629,3 +629,98 @@ impl ColumnView<'_> {
             .resolve(&self.t, self.col, node, &self.m, self.hier.as_deref())
     }
 }
+
+impl Resolver {
+    /// xCAT's `subVars` for `node` (litetree directories, statelite.statemnt): `$node`,
+    /// `$table.col` (the node's resolved attribute) and `$site.key`. A broken attribute value
+    /// counts as missing (`UNDEFINED`), as xCAT does.
+    /// A `server:/path` value (statemnt, litetree) is substituted in its two parts, as xCAT's
+    /// callers split it before calling subVars.
+    pub fn substitute_vars(&self, node: &str, template: &str) -> String {
+        let mut attr = |t: &str, c: &str| self.attr(node, t, c).ok().flatten();
+        let mut site = |k: &str| self.site(k).ok().flatten();
+        match template.split_once(':') {
+            Some((server, path)) => format!(
+                "{}:{}",
+                super::regexattr::substitute_vars(server, node, &mut attr, &mut site),
+                super::regexattr::substitute_vars(path, node, &mut attr, &mut site)
+            ),
+            None => super::regexattr::substitute_vars(template, node, &mut attr, &mut site),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Arc<Store> {
+        let s = Arc::new(Store::open_in_memory().expect("store"));
+        s.write(None, |tx| {
+            tx.set("nodelist", &["n1"], &[("groups", Some("compute,all"))])?;
+            tx.set("nodelist", &["n2"], &[("groups", Some("all"))])?;
+            tx.set("noderes", &["compute"], &[("nfsserver", Some("10.0.0.1"))])?;
+            tx.set("nodetype", &["n1"], &[("profile", Some("compute"))])?;
+            tx.set("site", &["installdir"], &[("value", Some("/install"))])
+        })
+        .expect("seed");
+        s
+    }
+
+    #[test]
+    fn substitute_vars_uses_resolved_attributes() {
+        let r = Resolver::new(store());
+        assert_eq!(
+            r.substitute_vars(
+                "n1",
+                "$noderes.nfsserver:/lite/state/$nodetype.profile/$node"
+            ),
+            "10.0.0.1:/lite/state/compute/n1"
+        );
+        assert_eq!(
+            r.substitute_vars("n2", "$noderes.nfsserver:$site.installdir"),
+            "UNDEFINED:/install"
+        );
+    }
+
+    #[test]
+    fn invalidate_sees_new_rows() {
+        let s = store();
+        let r = Resolver::new(s.clone());
+        assert_eq!(
+            r.attr("n1", "noderes", "nfsserver")
+                .expect("attr")
+                .as_deref(),
+            Some("10.0.0.1")
+        );
+        s.write(None, |tx| {
+            tx.set("noderes", &["n1"], &[("nfsserver", Some("10.0.0.2"))])
+        })
+        .expect("write");
+        // Cached until told otherwise: the daemon invalidates from the change log.
+        assert_eq!(
+            r.attr("n1", "noderes", "nfsserver")
+                .expect("attr")
+                .as_deref(),
+            Some("10.0.0.1")
+        );
+        r.invalidate("noderes");
+        assert_eq!(
+            r.attr("n1", "noderes", "nfsserver")
+                .expect("attr")
+                .as_deref(),
+            Some("10.0.0.2")
+        );
+        s.write(None, |tx| {
+            tx.set("nodelist", &["n3"], &[("groups", Some("compute"))])
+        })
+        .expect("write");
+        r.invalidate("nodelist");
+        assert_eq!(
+            r.attr("n3", "noderes", "nfsserver")
+                .expect("attr")
+                .as_deref(),
+            Some("10.0.0.1")
+        );
+    }
+}

@@ -4,6 +4,8 @@
 //! (DESIGN.md principle 1). [`ChangeFollower::poll`] is cheap when nothing changed: it asks the
 //! backend's data-version probe first and reads the log only when another connection committed.
 
+#[cfg(test)]
+use super::ChangeOp;
 use super::{Change, Store, StoreError};
 
 /// What a poll found.
@@ -75,5 +77,51 @@ impl ChangeFollower {
             }
             None => Ok(Followed::Nothing),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follower_sees_each_write_once_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("w.db").display());
+        let writer = Store::open(&url).expect("open");
+        let reader = Store::open(&url).expect("open again");
+        let mut f = ChangeFollower::from_now(&reader).expect("follower");
+        assert_eq!(f.poll(&reader).expect("poll"), Followed::Nothing);
+        writer
+            .write(None, |tx| {
+                tx.set("nodelist", &["n1"], &[("groups", Some("all"))])
+            })
+            .expect("write");
+        writer
+            .write(None, |tx| tx.delete("nodelist", &["n1"]))
+            .expect("delete");
+        let Followed::Changes(c) = f.poll(&reader).expect("poll") else {
+            panic!("changes expected")
+        };
+        let got: Vec<(&str, &str, ChangeOp)> = c
+            .iter()
+            .map(|c| (c.table.as_str(), c.key.as_str(), c.op))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("nodelist", "node=n1", ChangeOp::Upsert),
+                ("nodelist", "node=n1", ChangeOp::Delete)
+            ]
+        );
+        assert_eq!(f.poll(&reader).expect("poll"), Followed::Nothing);
+        // A failed transaction leaves no trace in the log.
+        let r = writer.write(None, |tx| {
+            tx.set("nodelist", &["n2"], &[("groups", Some("all"))])?;
+            tx.set("nodelist", &["n2"], &[("bogus", Some("x"))])
+        });
+        assert!(r.is_err());
+        assert_eq!(f.poll(&reader).expect("poll"), Followed::Nothing);
+        assert!(reader.get("nodelist", &["n2"]).expect("get").is_none());
     }
 }
