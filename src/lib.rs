@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod dhcp;
 pub mod store;
