@@ -2,49 +2,9 @@
 //! Needs root; without it the test fails (it never skips).
 
 mod common;
-use common::Bh;
+use common::{Bh, Netns};
 
 use std::process::Command;
-
-/// A network namespace that is deleted when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test creates network namespaces and must run as root"
-        );
-        let name = format!("bh-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        sh(&["ip", "netns", "add", &name]);
-        Netns(name)
-    }
-    fn exec(&self, args: &[&str]) {
-        let mut v = vec!["ip", "netns", "exec", &self.0];
-        v.extend_from_slice(args);
-        sh(&v);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn sh(args: &[&str]) {
-    let o = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("run command");
-    assert!(
-        o.status.success(),
-        "{:?} failed: {}",
-        args,
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 #[test]
 fn makenetworks_defines_the_networks_on_this_machines_interfaces() {
@@ -72,7 +32,7 @@ fn makenetworks_defines_the_networks_on_this_machines_interfaces() {
     ns.exec(&["ip", "addr", "add", "10.99.8.5/16", "dev", "data0"]);
     let bh = Bh::new();
     let run = |args: &[&str]| {
-        let mut v = vec!["netns", "exec", &ns.0, common::bin()];
+        let mut v = vec!["netns", "exec", ns.0.as_str(), common::bin()];
         v.extend_from_slice(args);
         Command::new("ip")
             .args(&v)

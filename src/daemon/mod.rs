@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 use crate::cli::DbOpt;
@@ -19,6 +19,7 @@ use crate::store::resolver::Resolver;
 use crate::store::watch::{ChangeFollower, Followed};
 use crate::store::Store;
 
+pub mod dhcp;
 pub mod notify;
 
 #[derive(Debug, Args)]
@@ -26,9 +27,9 @@ pub struct ServeArgs {
     /// How often to look for changes made by admin commands, in milliseconds
     #[arg(long, default_value_t = 200, value_name = "MS")]
     poll_ms: u64,
-    /// Log format when not under systemd: text or json-less plain (text)
-    #[arg(long, default_value = "text", value_parser = ["text"])]
-    log: String,
+    /// Do not run the DHCP service (another DHCP server answers on this network)
+    #[arg(long)]
+    no_dhcp: bool,
 }
 
 /// How long services get to finish in-flight work after a shutdown signal.
@@ -71,18 +72,35 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&db.db)?);
     let resolver = Arc::new(Resolver::new(store.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Every batch of changed table names goes to each service that cares.
+    let (changes_tx, _) = broadcast::channel::<Arc<Vec<String>>>(64);
 
-    let follower = {
+    let mut services = tokio::task::JoinSet::new();
+    if !a.no_dhcp {
+        let dhcp = dhcp::start(
+            store.clone(),
+            resolver.clone(),
+            changes_tx.subscribe(),
+            shutdown_rx.clone(),
+        )
+        .await
+        .context("cannot start the DHCP service")?;
+        if let Some(task) = dhcp {
+            services.spawn(task);
+        }
+    }
+    {
         let store = store.clone();
         let resolver = resolver.clone();
         let rx = shutdown_rx.clone();
-        tokio::spawn(follow_changes(
+        services.spawn(follow_changes(
             store,
             resolver,
             Duration::from_millis(a.poll_ms.max(10)),
+            changes_tx,
             rx,
-        ))
-    };
+        ));
+    }
 
     info!(store = %store.describe(), "bootherd ready");
     notify::ready();
@@ -91,8 +109,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     info!("shutting down");
     notify::stopping();
     let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(DRAIN, follower).await.is_err() {
-        warn!("change follower did not stop within {:?}", DRAIN);
+    let drained = tokio::time::timeout(DRAIN, async {
+        while services.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("services did not stop within {:?}; exiting anyway", DRAIN);
     }
     info!("stopped");
     Ok(())
@@ -119,6 +141,7 @@ async fn follow_changes(
     store: Arc<Store>,
     resolver: Arc<Resolver>,
     every: Duration,
+    notify: broadcast::Sender<Arc<Vec<String>>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut follower = {
@@ -161,6 +184,11 @@ async fn follow_changes(
             Ok(Followed::Reset) => {
                 info!("change log moved past us; reloading everything");
                 resolver.invalidate_all();
+                let all: Vec<String> = crate::store::schema::TABLES
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect();
+                let _ = notify.send(Arc::new(all));
             }
             Ok(Followed::Changes(changes)) => {
                 let mut tables: Vec<&str> = changes.iter().map(|c| c.table.as_str()).collect();
@@ -169,6 +197,7 @@ async fn follow_changes(
                 for t in &tables {
                     resolver.invalidate(t);
                 }
+                let _ = notify.send(Arc::new(tables.iter().map(|t| t.to_string()).collect()));
                 if changes.len() <= LOG_EACH_UP_TO {
                     for c in &changes {
                         info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");

@@ -4,4 +4,7 @@
 //! (leases, the server loop, OMAPI).
 
 pub mod bootfile;
+pub mod config;
+pub mod leases;
 pub mod packet;
+pub mod server;

@@ -212,6 +212,26 @@ pub static TABLES: &[TableSpec] = &[
         table_desc: "Ordering dependencies between nodes, e.g. for rpower -d.",
         autoinc: None,
     },
+    // bootherd's own table (see BOOTHERD_TABLES): xCAT keeps leases in dhcpd's files.
+    TableSpec {
+        name: "dhcpleases",
+        keys: &["ip"],
+        cols: &["ip", "mac", "clientid", "hostname", "node", "starts", "ends", "state", "comments", "disable"],
+        descriptions: &[
+            "The leased IPv4 address.",
+            "Hardware address of the client holding it (aa:bb:cc:dd:ee:ff).",
+            "Client identifier (option 61) in hex, when the client sent one.",
+            "Host name the client asked for or was given.",
+            "The node this lease belongs to (empty for a dynamic lease of an unknown client).",
+            "When the lease started (seconds since the epoch).",
+            "When the lease ends (seconds since the epoch).",
+            "active, released, declined or expired.",
+            "Free-form notes.",
+            "Set to yes or 1 to disable (comment out) this row.",
+        ],
+        table_desc: "DHCP leases handed out by bootherd (written by the daemon; durable before the ACK is sent).",
+        autoinc: None,
+    },
     TableSpec {
         name: "discoverydata",
         keys: &["uuid"],
@@ -2060,6 +2080,9 @@ pub static TABLES: &[TableSpec] = &[
     },
 ];
 
+/// Tables that are bootherd's own, not xCAT's (listed by tabdump like the others).
+pub static BOOTHERD_TABLES: &[&str] = &["dhcpleases"];
+
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static TableSpec> {
     TABLES.iter().find(|t| t.name == name)
@@ -2083,7 +2106,7 @@ mod tests {
 
     #[test]
     fn every_xcat_table_is_present() {
-        assert_eq!(TABLES.len(), 73);
+        assert_eq!(TABLES.len() - BOOTHERD_TABLES.len(), 73);
         for name in [
             "site",
             "nodelist",

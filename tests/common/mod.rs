@@ -88,3 +88,213 @@ pub fn data(rel: &str) -> PathBuf {
         .join("tests/data")
         .join(rel)
 }
+
+/// Runs a command and panics with its stderr if it fails.
+pub fn sh(args: &[&str]) -> String {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        o.status.success(),
+        "{:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// A network namespace, deleted (with every process in it killed) when dropped.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test creates network namespaces and must run as root (tests/run.sh does)"
+        );
+        let name = format!("bh{tag}{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        // No IPv6 chatter (router solicitations, DAD) in test namespaces.
+        let _ = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &name,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+            ])
+            .status();
+        Netns(name)
+    }
+
+    /// `ip netns exec <ns> args…`, must succeed.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.0];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+
+    fn kill_all(&self) {
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                if let Ok(p) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.kill_all();
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A server namespace and a client namespace joined by a veth pair (`bhs0` ↔ `bhc0`).
+pub struct Pair {
+    pub srv: Netns,
+    pub cli: Netns,
+}
+
+impl Pair {
+    /// `srv_addr` like "10.99.10.1/24"; the client end has no address.
+    pub fn new(tag: &str, srv_addr: &str) -> Pair {
+        let srv = Netns::new(&format!("{tag}s"));
+        let cli = Netns::new(&format!("{tag}c"));
+        sh(&[
+            "ip", "-n", &srv.0, "link", "add", "bhs0", "type", "veth", "peer", "name", "bhc0",
+            "netns", &cli.0,
+        ]);
+        sh(&["ip", "-n", &srv.0, "addr", "add", srv_addr, "dev", "bhs0"]);
+        sh(&["ip", "-n", &srv.0, "link", "set", "bhs0", "up"]);
+        sh(&["ip", "-n", &cli.0, "link", "set", "bhc0", "up"]);
+        Pair { srv, cli }
+    }
+
+    /// Sets the client interface's MAC (link briefly down).
+    pub fn client_mac(&self, mac: &str) {
+        sh(&["ip", "-n", &self.cli.0, "link", "set", "bhc0", "down"]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.cli.0,
+            "link",
+            "set",
+            "bhc0",
+            "address",
+            mac,
+        ]);
+        sh(&["ip", "-n", &self.cli.0, "link", "set", "bhc0", "up"]);
+    }
+}
+
+/// A running `bootherd serve` whose stderr lines can be waited for.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `bootherd serve` inside `ns` on `bh`'s store and waits for "bootherd ready".
+    pub fn start(bh: &Bh, ns: &Netns, extra: &[&str]) -> Daemon {
+        let mut c = ns.command(bin());
+        c.arg("serve")
+            .args(extra)
+            .env("BOOTHERD_DB", &bh.db)
+            .env("RUST_LOG", "info,bootherd=debug");
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("start bootherd serve");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("stderr");
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if let Ok(mut k) = keep.lock() {
+                    k.push(l.clone());
+                }
+                let _ = tx.send(l);
+            }
+        });
+        let d = Daemon {
+            child,
+            lines: rx,
+            log,
+        };
+        assert!(
+            d.wait_for("bootherd ready", 20),
+            "bootherd serve did not become ready:\n{}",
+            d.dump()
+        );
+        d
+    }
+
+    /// Waits up to `secs` for a log line containing `needle`.
+    pub fn wait_for(&self, needle: &str, secs: u64) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        if self
+            .log
+            .lock()
+            .map(|l| l.iter().any(|x| x.contains(needle)))
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    pub fn dump(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -172,7 +172,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         return Err("--clients: 1..=16777216 (the low 3 bytes of the MAC)".into());
     }
     if (a.clients as usize) < a.window {
-        return Err("--clients must be at least --window: one client cannot be in two exchanges at once".into());
+        return Err(
+            "--clients must be at least --window: one client cannot be in two exchanges at once"
+                .into(),
+        );
     }
     if a.timeout.is_zero() {
         return Err("--timeout-ms must be positive".into());
@@ -185,7 +188,10 @@ enum Phase {
     /// DISCOVER sent, waiting for an OFFER.
     Discover,
     /// REQUEST sent for `yiaddr` to `server_id`, waiting for ACK/NAK.
-    Request { yiaddr: Ipv4Addr, server_id: Ipv4Addr },
+    Request {
+        yiaddr: Ipv4Addr,
+        server_id: Ipv4Addr,
+    },
 }
 
 #[derive(Debug)]
@@ -434,9 +440,7 @@ impl Gen {
                         // keep the window full while a burst is being drained
                         if got % 16 == 0 {
                             let now = Instant::now();
-                            while self.inflight.len() < self.a.window
-                                && self.st.started < limit
-                            {
+                            while self.inflight.len() < self.a.window && self.st.started < limit {
                                 self.start_exchange(now);
                             }
                         }
@@ -582,7 +586,14 @@ fn report(a: &Args, st: &mut Stats, elapsed: Duration, no_answer: bool, inflight
         ("cpu_sys_s", format!("{sys:.2}")),
         (
             "cpu_pct",
-            format!("{:.1}", if el > 0.0 { (user + sys) / el * 100.0 } else { 0.0 }),
+            format!(
+                "{:.1}",
+                if el > 0.0 {
+                    (user + sys) / el * 100.0
+                } else {
+                    0.0
+                }
+            ),
         ),
     ];
     Report {
@@ -745,7 +756,11 @@ mod tests {
                 p[0] = packet::BOOTREPLY;
                 p[16..20].copy_from_slice(&[10, 0, 0, 9]);
                 p.truncate(240);
-                let reply_type = if t == packet::DHCPDISCOVER { packet::DHCPOFFER } else { packet::DHCPACK };
+                let reply_type = if t == packet::DHCPDISCOVER {
+                    packet::DHCPOFFER
+                } else {
+                    packet::DHCPACK
+                };
                 if t == packet::DHCPREQUEST {
                     acked += 1;
                 }
@@ -761,7 +776,10 @@ mod tests {
         let (_, no_answer) = g.run();
         t.join().unwrap();
         assert!(!no_answer);
-        assert_eq!((g.st.acks, g.st.new_acks, g.st.drops, g.st.naks), (3, 3, 0, 0));
+        assert_eq!(
+            (g.st.acks, g.st.new_acks, g.st.drops, g.st.naks),
+            (3, 3, 0, 0)
+        );
         assert_eq!((g.st.discovers, g.st.offers, g.st.requests), (3, 3, 3));
         assert!(g.st.first_pass.is_some());
         assert_eq!(g.st.lat_us.len(), 3);

@@ -267,7 +267,11 @@ mod tests {
         discover(&mut b, &req());
         assert_eq!(parse_reply(&b), None, "a BOOTREQUEST is not a reply");
         let ok = server_reply(MessageType::Ack, GI, Some(SRV));
-        assert_eq!(parse_reply(&ok[..200]), None, "shorter than the fixed header");
+        assert_eq!(
+            parse_reply(&ok[..200]),
+            None,
+            "shorter than the fixed header"
+        );
         let mut bad = ok.clone();
         bad[236] = 0;
         assert_eq!(parse_reply(&bad), None, "wrong magic cookie");
@@ -284,7 +288,9 @@ mod tests {
     #[test]
     fn parse_skips_pads_and_unknown_options() {
         let mut b = server_reply(MessageType::Offer, GI, Some(SRV))[..240].to_vec();
-        b.extend_from_slice(&[0, 0, 82, 3, 1, 1, 9, 0, 54, 4, 10, 99, 0, 1, 53, 1, 2, 255, 0, 0]);
+        b.extend_from_slice(&[
+            0, 0, 82, 3, 1, 1, 9, 0, 54, 4, 10, 99, 0, 1, 53, 1, 2, 255, 0, 0,
+        ]);
         let r = parse_reply(&b).unwrap();
         assert_eq!((r.msg_type, r.server_id), (DHCPOFFER, Some(SRV)));
     }

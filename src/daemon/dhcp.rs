@@ -1,0 +1,144 @@
+//! Wiring of the DHCP service into the daemon: build the view, load leases, bind the sockets,
+//! rebuild the view when the change log touches a table it depends on.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::dhcp::config::{self, DhcpView};
+use crate::dhcp::leases::{LeaseBook, LeaseWriter};
+use crate::dhcp::server::{self, DhcpServer, Iface};
+use crate::store::resolver::Resolver;
+use crate::store::Store;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// IPv4 address of each interface (first one wins).
+fn interface_addrs() -> Vec<(String, Ipv4Addr)> {
+    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            if let Some(a) = ifa
+                .address
+                .as_ref()
+                .and_then(|a| a.as_sockaddr_in())
+                .map(|s| s.ip())
+            {
+                if !out.iter().any(|(n, _)| *n == ifa.interface_name) {
+                    out.push((ifa.interface_name.clone(), a));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn build_view(resolver: Arc<Resolver>) -> anyhow::Result<DhcpView> {
+    let host = hostname();
+    let view = tokio::task::spawn_blocking(move || config::build(&resolver, &host)).await??;
+    for p in &view.problems {
+        warn!("DHCP configuration: {p}");
+    }
+    Ok(view)
+}
+
+/// Starts DHCP. `Ok(None)` when there is nothing to serve (no interface on a defined network).
+pub async fn start(
+    store: Arc<Store>,
+    resolver: Arc<Resolver>,
+    mut changes: broadcast::Receiver<Arc<Vec<String>>>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Task>> {
+    let view = build_view(resolver.clone()).await?;
+    let s = store.clone();
+    let book = tokio::task::spawn_blocking(move || LeaseBook::load(&s)).await??;
+    let addrs = interface_addrs();
+    let chosen: Vec<Iface> = match &view.interfaces {
+        Some(list) => {
+            let mut v = Vec::new();
+            for spec in list {
+                let Some((_, addr)) = addrs.iter().find(|(n, _)| *n == spec.name) else {
+                    bail!(
+                        "site.dhcpinterfaces names {}, which has no IPv4 address on this machine",
+                        spec.name
+                    );
+                };
+                v.push(Iface {
+                    name: spec.name.clone(),
+                    addr: *addr,
+                    noboot: spec.noboot,
+                });
+            }
+            v
+        }
+        None => addrs
+            .iter()
+            .filter(|(_, a)| !a.is_loopback() && view.subnets.iter().any(|s| s.contains(*a)))
+            .map(|(n, a)| Iface {
+                name: n.clone(),
+                addr: *a,
+                noboot: false,
+            })
+            .collect(),
+    };
+    if chosen.is_empty() {
+        warn!("DHCP: no interface to serve (set site.dhcpinterfaces, or define the network of an interface with makenetworks)");
+        return Ok(None);
+    }
+    let mut sockets = Vec::new();
+    for i in chosen {
+        let sock = server::bind(&i.name, 67)
+            .with_context(|| format!("cannot bind DHCP port 67 on {}", i.name))?;
+        info!(interface = %i.name, address = %i.addr, noboot = i.noboot, "DHCP listening");
+        sockets.push((Arc::new(i), Arc::new(sock)));
+    }
+    info!(
+        leases = book.len(),
+        hosts = view.hosts.len(),
+        subnets = view.subnets.len(),
+        "DHCP ready"
+    );
+    let server = Arc::new(DhcpServer::new(view, book, LeaseWriter::spawn(store)));
+    let srv = server.clone();
+    let mut stop = shutdown.clone();
+    let reload = async move {
+        loop {
+            tokio::select! {
+                r = changes.recv() => match r {
+                    Ok(tables) if tables.iter().any(|t| config::DEPENDS_ON.contains(&t.as_str())) => {
+                        match build_view(resolver.clone()).await {
+                            Ok(v) => {
+                                info!(hosts = v.hosts.len(), subnets = v.subnets.len(), "DHCP configuration reloaded");
+                                srv.set_view(v);
+                            }
+                            Err(e) => warn!("DHCP configuration not reloaded: {e:#}"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Ok(v) = build_view(resolver.clone()).await {
+                            srv.set_view(v);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    };
+    Ok(Some(Box::pin(async move {
+        tokio::join!(server::run(server, sockets, shutdown), reload);
+    })))
+}

@@ -1,0 +1,359 @@
+//! Leases: held in memory ([`LeaseBook`]) and made durable by one writer with group commit
+//! ([`LeaseWriter`]): an ACK is sent only after its lease is in the store, and every lease waiting
+//! while a commit runs goes into the next one, so one fsync covers many ACKs.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Store, StoreError};
+
+/// How long an OFFER holds an address for its client.
+pub const OFFER_HOLD_SECS: u64 = 60;
+/// How long a declined address is kept out of the pool.
+pub const DECLINE_HOLD_SECS: u64 = 600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Offered, not yet requested: memory only.
+    Offered,
+    Active,
+    Released,
+    Declined,
+}
+
+impl LeaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseState::Offered => "offered",
+            LeaseState::Active => "active",
+            LeaseState::Released => "released",
+            LeaseState::Declined => "declined",
+        }
+    }
+    fn parse(s: &str) -> Option<LeaseState> {
+        Some(match s {
+            "active" => LeaseState::Active,
+            "released" => LeaseState::Released,
+            "declined" => LeaseState::Declined,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    pub client_id: Option<String>,
+    pub hostname: Option<String>,
+    pub node: Option<String>,
+    pub starts: u64,
+    pub ends: u64,
+    pub state: LeaseState,
+}
+
+impl Lease {
+    /// Whether the address is taken at time `now`.
+    fn holds(&self, now: u64) -> bool {
+        match self.state {
+            LeaseState::Active | LeaseState::Offered | LeaseState::Declined => self.ends > now,
+            LeaseState::Released => false,
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// All leases, by address and by MAC.
+#[derive(Debug, Default)]
+pub struct LeaseBook {
+    by_ip: HashMap<Ipv4Addr, Lease>,
+    by_mac: HashMap<String, Ipv4Addr>,
+    /// Where the next search for a free address starts, per range start (keeps allocation O(1) on average).
+    cursor: HashMap<Ipv4Addr, u32>,
+}
+
+impl LeaseBook {
+    /// Loads the durable leases from the store.
+    pub fn load(store: &Store) -> Result<LeaseBook, StoreError> {
+        let mut b = LeaseBook::default();
+        for row in store.rows("dhcpleases")? {
+            let get = |i: usize| row.get(i).cloned().flatten();
+            let (Some(ip), Some(mac)) = (get(0).and_then(|s| s.parse().ok()), get(1)) else {
+                continue;
+            };
+            let Some(state) = get(7).as_deref().and_then(LeaseState::parse) else {
+                continue;
+            };
+            b.insert(Lease {
+                ip,
+                mac,
+                client_id: get(2),
+                hostname: get(3),
+                node: get(4),
+                starts: get(5).and_then(|s| s.parse().ok()).unwrap_or(0),
+                ends: get(6).and_then(|s| s.parse().ok()).unwrap_or(0),
+                state,
+            });
+        }
+        Ok(b)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+
+    pub fn insert(&mut self, l: Lease) {
+        if let Some(old) = self.by_ip.get(&l.ip) {
+            if old.mac != l.mac && self.by_mac.get(&old.mac) == Some(&l.ip) {
+                self.by_mac.remove(&old.mac);
+            }
+        }
+        if let Some(prev_ip) = self.by_mac.insert(l.mac.clone(), l.ip) {
+            if prev_ip != l.ip
+                && self
+                    .by_ip
+                    .get(&prev_ip)
+                    .is_some_and(|p| p.mac == l.mac && p.state != LeaseState::Active)
+            {
+                self.by_ip.remove(&prev_ip);
+            }
+        }
+        self.by_ip.insert(l.ip, l);
+    }
+
+    pub fn by_ip(&self, ip: Ipv4Addr) -> Option<&Lease> {
+        self.by_ip.get(&ip)
+    }
+
+    pub fn by_mac(&self, mac: &str) -> Option<&Lease> {
+        self.by_mac.get(mac).and_then(|ip| self.by_ip.get(ip))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Lease> {
+        self.by_ip.values()
+    }
+
+    /// Is `ip` free for `mac` at `now` (not held by another client)?
+    pub fn free_for(&self, ip: Ipv4Addr, mac: &str, now: u64) -> bool {
+        match self.by_ip.get(&ip) {
+            None => true,
+            Some(l) => l.mac == mac && l.state != LeaseState::Declined || !l.holds(now),
+        }
+    }
+
+    /// An address from `ranges` for `mac`: its current one if still in range, else a free one
+    /// that `reserved` does not claim. `None` when the pool is exhausted.
+    pub fn pick(
+        &mut self,
+        mac: &str,
+        ranges: &[(Ipv4Addr, Ipv4Addr)],
+        reserved: &dyn Fn(Ipv4Addr) -> bool,
+        now: u64,
+    ) -> Option<Ipv4Addr> {
+        let in_ranges = |ip: Ipv4Addr| {
+            ranges
+                .iter()
+                .any(|(a, b)| u32::from(*a) <= u32::from(ip) && u32::from(ip) <= u32::from(*b))
+        };
+        if let Some(l) = self.by_mac(mac) {
+            if in_ranges(l.ip) && l.state != LeaseState::Declined && !reserved(l.ip) {
+                return Some(l.ip);
+            }
+        }
+        for (a, b) in ranges {
+            let (lo, hi) = (u32::from(*a), u32::from(*b));
+            let size = hi - lo + 1;
+            let start = self.cursor.get(a).copied().unwrap_or(0) % size;
+            for k in 0..size {
+                let off = (start + k) % size;
+                let ip = Ipv4Addr::from(lo + off);
+                if !reserved(ip) && self.free_for(ip, mac, now) {
+                    self.cursor.insert(*a, off + 1);
+                    return Some(ip);
+                }
+            }
+        }
+        None
+    }
+
+    /// Drops `mac`'s lease on `ip` (RELEASE): the address goes back to the pool.
+    pub fn release(&mut self, mac: &str, ip: Ipv4Addr, now: u64) -> Option<Lease> {
+        let l = self.by_ip.get_mut(&ip).filter(|l| l.mac == mac)?;
+        l.state = LeaseState::Released;
+        l.ends = now;
+        Some(l.clone())
+    }
+}
+
+/// A request to make a lease durable.
+struct WriteReq {
+    lease: Lease,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Handle for making leases durable; cheap to clone.
+#[derive(Clone)]
+pub struct LeaseWriter {
+    tx: mpsc::Sender<WriteReq>,
+}
+
+/// Largest batch one commit takes.
+const MAX_BATCH: usize = 4096;
+
+impl LeaseWriter {
+    /// Starts the writer task. It stops when every handle is dropped.
+    pub fn spawn(store: Arc<Store>) -> LeaseWriter {
+        let (tx, mut rx) = mpsc::channel::<WriteReq>(MAX_BATCH * 2);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let leases: Vec<Lease> = batch.iter().map(|r| r.lease.clone()).collect();
+                let s = store.clone();
+                let result = tokio::task::spawn_blocking(move || write_batch(&s, &leases))
+                    .await
+                    .map_err(|e| format!("lease writer task failed: {e}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                if let Err(e) = &result {
+                    tracing::error!("leases not saved: {e}");
+                }
+                for r in batch {
+                    let _ = r.done.send(result.clone());
+                }
+            }
+        });
+        LeaseWriter { tx }
+    }
+
+    /// Returns once `lease` is durable in the store.
+    pub async fn persist(&self, lease: Lease) -> Result<(), String> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(WriteReq { lease, done })
+            .await
+            .map_err(|_| "lease writer stopped".to_string())?;
+        wait.await.map_err(|_| "lease writer stopped".to_string())?
+    }
+}
+
+fn write_batch(store: &Store, leases: &[Lease]) -> Result<(), StoreError> {
+    store.write(None, |tx| {
+        for l in leases {
+            let ip = l.ip.to_string();
+            let (s, e) = (l.starts.to_string(), l.ends.to_string());
+            tx.set(
+                "dhcpleases",
+                &[&ip],
+                &[
+                    ("mac", Some(&l.mac)),
+                    ("clientid", l.client_id.as_deref()),
+                    ("hostname", l.hostname.as_deref()),
+                    ("node", l.node.as_deref()),
+                    ("starts", Some(&s)),
+                    ("ends", Some(&e)),
+                    ("state", Some(l.state.as_str())),
+                ],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ip: [u8; 4], mac: &str, state: LeaseState, ends: u64) -> Lease {
+        Lease {
+            ip: ip.into(),
+            mac: mac.into(),
+            client_id: None,
+            hostname: None,
+            node: None,
+            starts: 0,
+            ends,
+            state,
+        }
+    }
+
+    #[test]
+    fn pick_reuses_the_clients_address_and_skips_taken_and_reserved_ones() {
+        let mut b = LeaseBook::default();
+        let range = [(Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 13))];
+        let reserved = |ip: Ipv4Addr| ip == Ipv4Addr::new(10, 0, 0, 11);
+        b.insert(lease([10, 0, 0, 10], "aa", LeaseState::Active, 1000));
+        assert_eq!(
+            b.pick("bb", &range, &reserved, 10),
+            Some(Ipv4Addr::new(10, 0, 0, 12))
+        );
+        assert_eq!(
+            b.pick("aa", &range, &reserved, 10),
+            Some(Ipv4Addr::new(10, 0, 0, 10))
+        );
+        b.insert(lease([10, 0, 0, 12], "bb", LeaseState::Active, 1000));
+        b.insert(lease([10, 0, 0, 13], "cc", LeaseState::Active, 1000));
+        assert_eq!(b.pick("dd", &range, &reserved, 10), None, "pool exhausted");
+        // An expired lease is reused.
+        assert_eq!(
+            b.pick("dd", &range, &reserved, 2000)
+                .map(|ip| ip != Ipv4Addr::new(10, 0, 0, 11)),
+            Some(true)
+        );
+        // A released one too.
+        b.release("cc", Ipv4Addr::new(10, 0, 0, 13), 20);
+        assert_eq!(
+            b.pick("ee", &range, &reserved, 30),
+            Some(Ipv4Addr::new(10, 0, 0, 13))
+        );
+    }
+
+    #[tokio::test]
+    async fn writer_makes_leases_durable_and_book_reloads_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("l.db").display());
+        let store = Arc::new(Store::open(&url).expect("store"));
+        let w = LeaseWriter::spawn(store.clone());
+        let mut tasks = Vec::new();
+        for i in 0..50u8 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                w.persist(lease(
+                    [10, 0, 1, i],
+                    &format!("52:54:00:00:00:{i:02x}"),
+                    LeaseState::Active,
+                    5000,
+                ))
+                .await
+            }));
+        }
+        for t in tasks {
+            t.await.expect("join").expect("durable");
+        }
+        let again = Store::open(&url).expect("reopen");
+        let b = LeaseBook::load(&again).expect("load");
+        assert_eq!(b.len(), 50);
+        assert_eq!(
+            b.by_mac("52:54:00:00:00:07").map(|l| l.ip),
+            Some(Ipv4Addr::new(10, 0, 1, 7))
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! DHCP against real clients (ISC dhclient, busybox udhcpc) and a relay, in network namespaces.
+
+mod common;
+use common::{Bh, Daemon, Pair};
+
+use std::collections::HashMap;
+
+const NODE_MAC: &str = "52:54:00:99:00:11";
+const UNKNOWN_MAC: &str = "52:54:00:99:00:77";
+
+/// A store with the lab network (10.99.10.0/24, dynamic .100-.150) and node n11 at 10.99.10.11.
+fn store(netboot: &str) -> Bh {
+    let bh = Bh::new();
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "lab",
+        "net=10.99.10.0",
+        "mask=255.255.255.0",
+        "gateway=10.99.10.254",
+        "dynamicrange=10.99.10.100-10.99.10.150",
+        "domain=lab.example",
+        "nameservers=<xcatmaster>",
+    ]);
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=bhs0"]);
+    bh.ok(&["chtab", "key=dhcplease", "site.value=3600"]);
+    bh.ok(&[
+        "nodeadd",
+        "n11",
+        "groups=compute,all",
+        &format!("mac.mac={NODE_MAC}"),
+        "hosts.ip=10.99.10.11",
+        &format!("noderes.netboot={netboot}"),
+    ]);
+    bh
+}
+
+/// Runs busybox udhcpc once in the client namespace; returns the environment its script saw on `bound`.
+fn udhcpc(pair: &Pair, bh: &Bh, extra: &[&str]) -> Option<HashMap<String, String>> {
+    let env = bh.path(&format!("udhcpc.{}.env", std::process::id()));
+    let _ = std::fs::remove_file(&env);
+    let script = bh.file(
+        "udhcpc.sh",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
+            env.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut args = vec![
+        "timeout", "20", "busybox", "udhcpc", "-i", "bhc0", "-f", "-q", "-n", "-t", "4", "-T", "2",
+        "-A", "1", "-s", &script, "-O", "67",
+    ];
+    args.extend_from_slice(extra);
+    let o = pair
+        .cli
+        .command(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run udhcpc");
+    let text = std::fs::read_to_string(&env).ok()?;
+    let _ = o;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// Runs ISC dhclient once (-1) with a PXE-like config; returns its lease file.
+fn dhclient(pair: &Pair, bh: &Bh, conf: &str) -> String {
+    let cf = bh.file("dhclient.conf", conf);
+    let lf = bh.path("dhclient.leases");
+    let pf = bh.path("dhclient.pid");
+    let _ = std::fs::remove_file(&lf);
+    let o = pair
+        .cli
+        .command("timeout")
+        .args([
+            "40",
+            "dhclient",
+            "-1",
+            "-v",
+            "-cf",
+            &cf,
+            "-lf",
+            lf.to_str().expect("p"),
+            "-pf",
+            pf.to_str().expect("p"),
+            "-sf",
+            "/bin/true",
+            "bhc0",
+        ])
+        .output()
+        .expect("run dhclient");
+    // dhclient forks after BOUND; stop it so it does not renew in the background.
+    if let Ok(pid) = std::fs::read_to_string(&pf) {
+        if let Ok(p) = pid.trim().parse::<i32>() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let leases = std::fs::read_to_string(&lf).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "dhclient failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        leases
+    );
+    leases
+}
+
+const UEFI_PXE_CONF: &str = "option arch code 93 = unsigned integer 16;\nsend vendor-class-identifier \"PXEClient:Arch:00007:UNDI:003016\";\nsend arch 7;\nrequest subnet-mask, routers, domain-name, domain-name-servers, host-name, bootfile-name;\ntimeout 30;\n";
+
+#[test]
+fn known_node_gets_its_reserved_address_and_boot_file_from_dhclient() {
+    let bh = store("xnba");
+    let pair = Pair::new("dk", "10.99.10.1/24");
+    pair.client_mac(NODE_MAC);
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    assert!(d.wait_for("DHCP listening", 5), "{}", d.dump());
+    let lease = dhclient(&pair, &bh, UEFI_PXE_CONF);
+    assert!(lease.contains("fixed-address 10.99.10.11;"), "{lease}");
+    assert!(
+        lease.contains("filename \"xcat/xnba.efi\";"),
+        "UEFI PXE gets xNBA's EFI build: {lease}"
+    );
+    assert!(lease.contains("option routers 10.99.10.254;"), "{lease}");
+    assert!(
+        lease.contains("option domain-name-servers 10.99.10.1;"),
+        "<xcatmaster> is the server: {lease}"
+    );
+    assert!(lease.contains("option host-name \"n11\";"), "{lease}");
+    assert!(lease.contains("option dhcp-lease-time 3600;"), "{lease}");
+    assert!(
+        lease.contains("option dhcp-server-identifier 10.99.10.1;"),
+        "{lease}"
+    );
+    // The lease is durable and visible as a table.
+    let leases = bh.ok(&["tabdump", "dhcpleases"]);
+    assert!(
+        leases.contains("\"10.99.10.11\",\"52:54:00:99:00:11\""),
+        "{leases}"
+    );
+    assert!(leases.contains("\"n11\""), "{leases}");
+}
+
+#[test]
+fn unknown_mac_gets_a_dynamic_address_and_the_discovery_file_and_keeps_it_across_restart() {
+    let bh = store("xnba");
+    let pair = Pair::new("du", "10.99.10.1/24");
+    pair.client_mac(UNKNOWN_MAC);
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    let env = udhcpc(
+        &pair,
+        &bh,
+        &["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000"],
+    )
+    .expect("udhcpc got a lease");
+    let ip: std::net::Ipv4Addr = env["ip"].parse().expect("ip");
+    assert!(
+        (100..=150).contains(&ip.octets()[3]) && ip.octets()[..3] == [10, 99, 10],
+        "dynamic range: {ip}"
+    );
+    assert_eq!(
+        env.get("boot_file").map(String::as_str),
+        Some("xcat/xnba.kpxe"),
+        "{env:?}"
+    );
+    assert_eq!(env.get("siaddr").map(String::as_str), Some("10.99.10.1"));
+    assert_eq!(env.get("subnet").map(String::as_str), Some("255.255.255.0"));
+    assert_eq!(env.get("domain").map(String::as_str), Some("lab.example"));
+
+    // A restart (clean, then hard) keeps the lease: the same MAC gets the same address.
+    assert!(d.stop().success());
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    let again = udhcpc(&pair, &bh, &[]).expect("lease after restart");
+    assert_eq!(again["ip"], env["ip"]);
+    d.kill9();
+    let _d = Daemon::start(&bh, &pair.srv, &[]);
+    let third = udhcpc(&pair, &bh, &[]).expect("lease after SIGKILL");
+    assert_eq!(third["ip"], env["ip"]);
+    // Another unknown client gets a different address.
+    pair.client_mac("52:54:00:99:00:78");
+    let other = udhcpc(&pair, &bh, &[]).expect("second client");
+    assert_ne!(other["ip"], env["ip"]);
+}
+
+#[test]
+fn pxe_boot_files_by_architecture_and_ipxe_detection() {
+    let bh = store("xnba");
+    let pair = Pair::new("dp", "10.99.10.1/24");
+    pair.client_mac(NODE_MAC);
+    let _d = Daemon::start(&bh, &pair.srv, &[]);
+    // (netboot, option 93 hex, user class, expected file). Expected values are xCAT's statements (reference §5).
+    let ipxe_uc = "0x4d:0469505845"; // RFC 3004 user class "iPXE"
+    let cases: &[(&str, &str, Option<&str>, &str)] = &[
+        ("xnba", "0000", None, "xcat/xnba.kpxe"),
+        (
+            "xnba",
+            "0000",
+            Some(ipxe_uc),
+            "http://10.99.10.1/tftpboot/xcat/xnba/nodes/n11",
+        ),
+        ("xnba", "0007", None, "xcat/xnba.efi"),
+        ("xnba", "0009", None, "xcat/xnba.efi"),
+        (
+            "xnba",
+            "0007",
+            Some(ipxe_uc),
+            "http://10.99.10.1/tftpboot/xcat/xnba/nodes/n11.uefi",
+        ),
+        ("xnba", "000b", None, ""),
+        ("pxe", "0000", None, "pxelinux.0"),
+        ("pxe", "0007", Some(ipxe_uc), "pxelinux.0"),
+        ("grub2", "0007", None, "/boot/grub2/grub2-n11"),
+        ("grub2", "000b", None, "/boot/grub2/grub2-n11"),
+    ];
+    for (netboot, arch, uc, want) in cases {
+        bh.ok(&["chdef", "n11", &format!("netboot={netboot}")]);
+        // The daemon reloads its view from the change log.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let arch_opt = format!("0x5d:{arch}");
+        let mut args = vec!["-x", arch_opt.as_str()];
+        if let Some(u) = uc {
+            args.extend_from_slice(&["-x", u]);
+        }
+        let env =
+            udhcpc(&pair, &bh, &args).unwrap_or_else(|| panic!("no lease for {netboot}/{arch}"));
+        assert_eq!(env.get("ip").map(String::as_str), Some("10.99.10.11"));
+        assert_eq!(
+            env.get("boot_file").map(String::as_str).unwrap_or(""),
+            *want,
+            "netboot {netboot}, arch {arch}, user class {uc:?}"
+        );
+    }
+}
+
+/// A relay agent (giaddr set, unicast from port 67) written with Python's socket module.
+const RELAY_PY: &str = r#"
+import socket, struct, sys, time
+giaddr, server, mac = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3].replace(':', ''))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((giaddr, 67))
+s.settimeout(5)
+def msg(mtype, extra=b''):
+    h = struct.pack('!BBBBIHH4s4s4s4s', 1, 1, 6, 1, 0xabcdef01, 0, 0, b'\0'*4, b'\0'*4, b'\0'*4, socket.inet_aton(giaddr))
+    h += mac + b'\0'*10 + b'\0'*192 + bytes([99, 130, 83, 99]) + bytes([53, 1, mtype]) + extra
+    h += bytes([82, 6, 1, 4]) + b'port' + bytes([255])
+    return h
+s.sendto(msg(1), (server, 67))
+data, frm = s.recvfrom(2048)
+yiaddr = socket.inet_ntoa(data[16:20])
+opts = data[240:]
+i, o = 0, {}
+while i < len(opts) and opts[i] != 255:
+    if opts[i] == 0: i += 1; continue
+    o[opts[i]] = opts[i+2:i+2+opts[i+1]]; i += 2 + opts[i+1]
+print('offer', yiaddr, frm[0], frm[1], o.get(53, b'?').hex(), o.get(82, b'').hex())
+s.sendto(msg(3, bytes([50, 4]) + socket.inet_aton(yiaddr) + bytes([54, 4]) + o[54]), (server, 67))
+data, frm = s.recvfrom(2048)
+print('ack', socket.inet_ntoa(data[16:20]), data[242])
+"#;
+
+#[test]
+fn relayed_requests_are_answered_to_the_relay() {
+    let bh = Bh::new();
+    // The server's own network and the remote one behind the relay.
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "local",
+        "net=10.99.20.0",
+        "mask=255.255.255.0",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "remote",
+        "net=10.99.21.0",
+        "mask=255.255.255.0",
+        "gateway=10.99.21.1",
+        "dynamicrange=10.99.21.50-10.99.21.60",
+    ]);
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=bhs0"]);
+    let pair = Pair::new("dr", "10.99.20.1/24");
+    // The relay sits on the client side with an address on the remote network, routed via the link.
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.21.1/24", "dev", "bhc0"]);
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.20.2/24", "dev", "bhc0"]);
+    pair.srv
+        .exec(&["ip", "route", "add", "10.99.21.0/24", "via", "10.99.20.2"]);
+    let _d = Daemon::start(&bh, &pair.srv, &[]);
+    let py = bh.file("relay.py", RELAY_PY);
+    let o = pair
+        .cli
+        .command("/usr/bin/python3")
+        .args([&py, "10.99.21.1", "10.99.20.1", "52:54:00:99:21:01"])
+        .output()
+        .expect("python");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "relay got no answer: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        out
+    );
+    let offer: Vec<&str> = out.lines().next().unwrap_or("").split(' ').collect();
+    assert_eq!(
+        offer.get(1).map(|s| s.starts_with("10.99.21.")),
+        Some(true),
+        "address from the relay's network: {out}"
+    );
+    assert_eq!(
+        offer.get(3),
+        Some(&"67"),
+        "answered from port 67 to the relay: {out}"
+    );
+    assert_eq!(offer.get(4), Some(&"02"), "an OFFER: {out}");
+    assert_eq!(
+        offer.get(5),
+        Some(&"0104706f7274"),
+        "option 82 echoed: {out}"
+    );
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.ends_with(" 5")),
+        "then an ACK: {out}"
+    );
+}
+
+#[test]
+fn no_dynamic_range_means_no_answer_and_one_log_line() {
+    let bh = store("xnba");
+    bh.ok(&["chdef", "-t", "network", "-o", "lab", "dynamicrange="]);
+    let pair = Pair::new("dn", "10.99.10.1/24");
+    pair.client_mac(UNKNOWN_MAC);
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    assert!(
+        udhcpc(&pair, &bh, &[]).is_none(),
+        "an unknown MAC without a dynamic range gets nothing"
+    );
+    assert!(d.wait_for("no dynamicrange", 2), "{}", d.dump());
+    let n = d
+        .log
+        .lock()
+        .map(|l| l.iter().filter(|x| x.contains("no dynamicrange")).count())
+        .unwrap_or(0);
+    assert_eq!(n, 1, "logged once per MAC, not per retry:\n{}", d.dump());
+}
