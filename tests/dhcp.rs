@@ -358,3 +358,232 @@ fn no_dynamic_range_means_no_answer_and_one_log_line() {
         .unwrap_or(0);
     assert_eq!(n, 1, "logged once per MAC, not per retry:\n{}", d.dump());
 }
+
+/// Many relayed clients at once: prints `ack <mac> <ip>` for every ACK received, as soon as it arrives.
+const RELAY_LOAD_PY: &str = r#"
+import socket, struct, sys, time
+giaddr, server, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((giaddr, 67))
+s.settimeout(0.2)
+def mac(i): return bytes([0x52, 0x54, 0x01, (i >> 16) & 255, (i >> 8) & 255, i & 255])
+def msg(i, mtype, extra=b''):
+    h = struct.pack('!BBBBIHH4s4s4s4s', 1, 1, 6, 1, i, 0, 0, b'\0'*4, b'\0'*4, b'\0'*4, socket.inet_aton(giaddr))
+    return h + mac(i) + b'\0'*10 + b'\0'*192 + bytes([99, 130, 83, 99, 53, 1, mtype]) + extra + bytes([255])
+state, offered = {}, {}
+for i in range(1, count + 1):
+    s.sendto(msg(i, 1), (server, 67)); state[i] = 'discover'
+deadline = time.time() + 30
+while time.time() < deadline and any(v != 'done' for v in state.values()):
+    try:
+        data, _ = s.recvfrom(2048)
+    except socket.timeout:
+        for i, v in state.items():
+            if v == 'discover': s.sendto(msg(i, 1), (server, 67))
+            elif v == 'request': s.sendto(msg(i, 3, bytes([50, 4]) + offered[i] + bytes([54, 4]) + socket.inet_aton(server)), (server, 67))
+        continue
+    xid = struct.unpack('!I', data[4:8])[0]
+    yi = data[16:20]
+    t = data[242]
+    if t == 2 and state.get(xid) == 'discover':
+        offered[xid] = yi
+        s.sendto(msg(xid, 3, bytes([50, 4]) + yi + bytes([54, 4]) + socket.inet_aton(server)), (server, 67)); state[xid] = 'request'
+    elif t == 6 and state.get(xid) == 'request':
+        print('nak', mac(xid).hex(':'), socket.inet_ntoa(offered[xid]), file=sys.stderr, flush=True)
+        state[xid] = 'discover'
+    elif t == 5 and state.get(xid) == 'request':
+        state[xid] = 'done'
+        print('ack', mac(xid).hex(':'), socket.inet_ntoa(yi), flush=True)
+"#;
+
+#[test]
+fn sigkill_while_answering_loses_no_acked_lease_and_never_doubles_an_address() {
+    let bh = Bh::new();
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "local",
+        "net=10.99.30.0",
+        "mask=255.255.255.0",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "remote",
+        "net=10.99.31.0",
+        "mask=255.255.255.0",
+        "dynamicrange=10.99.31.10-10.99.31.250",
+    ]);
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=bhs0"]);
+    let pair = Pair::new("dx", "10.99.30.1/24");
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.31.1/24", "dev", "bhc0"]);
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.30.2/24", "dev", "bhc0"]);
+    pair.srv
+        .exec(&["ip", "route", "add", "10.99.31.0/24", "via", "10.99.30.2"]);
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    let py = bh.file("load.py", RELAY_LOAD_PY);
+    let mut client = pair
+        .cli
+        .command("/usr/bin/python3")
+        .args([&py, "10.99.31.1", "10.99.30.1", "200"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    let out = client.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    // Kill the server hard once some ACKs are out, while the rest are in flight.
+    let mut acked: Vec<(String, String)> = Vec::new();
+    while acked.len() < 40 {
+        let l = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("ACKs before the kill");
+        let f: Vec<&str> = l.split(' ').collect();
+        acked.push((f[1].to_string(), f[2].to_string()));
+    }
+    d.kill9();
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(300)) {
+        let f: Vec<&str> = l.split(' ').collect();
+        acked.push((f[1].to_string(), f[2].to_string()));
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+    // Every ACKed lease is in the store, with the address the client was told.
+    let dump = bh.ok(&["tabdump", "dhcpleases"]);
+    for (mac, ip) in &acked {
+        assert!(
+            dump.contains(&format!("\"{ip}\",\"{mac}\"")),
+            "ACKed {mac} → {ip} lost after SIGKILL:\n{dump}"
+        );
+    }
+    // No address is held by two MACs.
+    let mut seen = std::collections::HashMap::new();
+    for line in dump.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if line.contains("\"active\"") {
+            assert!(
+                seen.insert(f[0].to_string(), f[1].to_string()).is_none(),
+                "{} twice",
+                f[0]
+            );
+        }
+    }
+    // After a restart the same clients get the same addresses back.
+    let _d = Daemon::start(&bh, &pair.srv, &[]);
+    let o = pair
+        .cli
+        .command("/usr/bin/python3")
+        .args([&py, "10.99.31.1", "10.99.30.1", "200"])
+        .output()
+        .expect("python");
+    let again: std::collections::HashMap<String, String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() == 3).then(|| (f[1].to_string(), f[2].to_string()))
+        })
+        .collect();
+    assert_eq!(
+        again.len(),
+        200,
+        "all 200 clients get leases after the restart"
+    );
+    for (mac, ip) in &acked {
+        assert_eq!(
+            again.get(mac),
+            Some(ip),
+            "{mac} got another address after the restart"
+        );
+    }
+    let distinct: std::collections::HashSet<&String> = again.values().collect();
+    assert_eq!(distinct.len(), 200, "no address given to two MACs");
+}
+
+/// Malformed datagrams, then a good request: the server drops the bad ones and still answers.
+const MALFORMED_PY: &str = r#"
+import socket, struct, sys
+giaddr, server = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((giaddr, 67))
+s.settimeout(5)
+def hdr(mac=b'\x52\x54\x00\x99\x40\x01'):
+    return struct.pack('!BBBBIHH4s4s4s4s', 1, 1, 6, 1, 77, 0, 0, b'\0'*4, b'\0'*4, b'\0'*4, socket.inet_aton(giaddr)) + mac + b'\0'*10 + b'\0'*192 + bytes([99, 130, 83, 99])
+bad = [
+    b'', b'\x01', hdr()[:100], hdr()[:239],                         # truncated
+    hdr() + bytes([53, 1, 1, 12, 200]) + b'x' * 10,                 # option longer than the packet
+    hdr() + bytes([53, 1, 1, 94, 7, 1, 2, 3, 4, 5, 6, 7, 255]),     # option 94 of the wrong length
+    hdr() + bytes([53, 1, 1, 93, 1, 0, 255]),                       # option 93 too short
+    hdr() + bytes([53, 1, 1]) + bytes([43, 255]) + b'\xff' * 255 + bytes([43, 255]) + b'\xfe' * 255 + bytes([255]),  # huge option 43
+    hdr() + bytes([53, 5, 1, 1, 1, 1, 1, 255]),                     # message type of the wrong length
+    hdr() + bytes([53, 1, 99, 255]),                                # unknown message type
+    struct.pack('!B', 2) + hdr()[1:] + bytes([53, 1, 2, 255]),      # a BOOTREPLY
+    bytes(range(256)) * 4,                                          # noise
+]
+for b in bad:
+    s.sendto(b, (server, 67))
+s.sendto(hdr() + bytes([53, 1, 1, 255]), (server, 67))
+while True:
+    data, _ = s.recvfrom(4096)
+    if data[4:8] == struct.pack('!I', 77):
+        print('offer', socket.inet_ntoa(data[16:20]))
+        break
+"#;
+
+#[test]
+fn malformed_packets_are_dropped_and_the_server_keeps_answering() {
+    let bh = Bh::new();
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "local",
+        "net=10.99.40.0",
+        "mask=255.255.255.0",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "remote",
+        "net=10.99.41.0",
+        "mask=255.255.255.0",
+        "dynamicrange=10.99.41.10-10.99.41.20",
+    ]);
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=bhs0"]);
+    let pair = Pair::new("dm", "10.99.40.1/24");
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.41.1/24", "dev", "bhc0"]);
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.40.2/24", "dev", "bhc0"]);
+    pair.srv
+        .exec(&["ip", "route", "add", "10.99.41.0/24", "via", "10.99.40.2"]);
+    let mut d = Daemon::start(&bh, &pair.srv, &[]);
+    let py = bh.file("bad.py", MALFORMED_PY);
+    let o = pair
+        .cli
+        .command("/usr/bin/python3")
+        .args([&py, "10.99.41.1", "10.99.40.1"])
+        .output()
+        .expect("python");
+    assert!(
+        o.status.success(),
+        "no answer after malformed packets: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        d.dump()
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("offer 10.99.41."));
+    assert!(d.child_alive(), "the daemon is still running");
+}

@@ -272,6 +272,11 @@ impl Daemon {
         false
     }
 
+    /// Whether the process is still running.
+    pub fn child_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn dump(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
