@@ -3,9 +3,12 @@
 # one machine with the same subnet and pool, against bootherd, kea-dhcp4 (memfile) and dnsmasq.
 #
 #   bench/dhcp.sh [SECONDS] [WINDOW] [SERVERS...]      SERVERS ⊂ {bootherd, kea, dnsmasq}, default all three
-#   defaults: 20 s per server, 64 exchanges in flight.  Run as root (namespaces, port 67). Debian 12.
-#   environment: POOL_SIZE (30000)  CLIENTS (25000)  TIMEOUT_MS (1000)  RETRIES (2)  WARMUP (3)
+#   defaults: 15 s per run, 64 exchanges in flight, 2 rounds.  Run as root (namespaces, port 67). Debian 12.
+#   environment: ROUNDS (2)  POOL_SIZE (30000)  CLIENTS (25000)  TIMEOUT_MS (1000)  RETRIES (2)  WARMUP (3)
 #                SERVER_CPU (0)  GEN_CPU (1)   — CPU lists for taskset; empty = no pinning
+# Each round runs every server once (interleaved), each on a fresh, empty lease store; the table reports each
+# server's best round, because other work on the machine can only slow a run down (the "other load" column
+# shows how much there was), and lists all runs.
 #
 # The load generator (bench/dhcp-loadgen, Rust) plays a DHCP relay agent: bound to giaddr:67, it sends each
 # client's DISCOVER and REQUEST by unicast to the server with giaddr set, and the server answers the relay at
@@ -28,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-DUR=${1:-20}
+DUR=${1:-15}
 WIN=${2:-64}
 shift $(($# < 2 ? $# : 2))
 SERVERS=("$@")
@@ -39,6 +42,7 @@ done
 [[ $DUR =~ ^[0-9]+$ && $WIN =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS] [WINDOW] [bootherd|kea|dnsmasq...]" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "$0: run as root (network namespaces, port 67)" >&2; exit 1; }
 
+ROUNDS=${ROUNDS:-2}
 POOL_SIZE=${POOL_SIZE:-30000}
 CLIENTS=${CLIENTS:-25000}
 TIMEOUT_MS=${TIMEOUT_MS:-1000}
@@ -251,83 +255,141 @@ cpu_ticks() { # utime+stime of every process in the server namespace
 }
 
 # ---------------------------------------------------------------------------------------------------------
+HZ=$(getconf CLK_TCK)
+# busy ticks of processes in user and kernel context on all CPUs (no irq/softirq: that is mostly our packets)
+proc_busy() { awk '/^cpu / { print $2 + $3 + $4 }' /proc/stat; }
+udp_rcvbuf_errors() { # UDP datagrams dropped because a socket's receive buffer was full, in namespace $1
+    ip netns exec "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+
+# run_one SERVER ROUND: one measurement; sets RES[SERVER,ROUND] = "ok SERVER_CPU% OTHER% ALIVE SRV_OVF GEN_OVF" or a note
 declare -A RES
-for srv in "${SERVERS[@]}"; do
-    log "$srv: starting"
+run_one() {
+    local srv=$1 round=$2 rc=0 c0 c1 b0 b1 t0 t1 o0 o1 g0 g1 alive=1 f=$W/gen-$1-$2.csv
+    log "$srv (round $round): starting"
     if ! start_server "$srv"; then
         log "$srv: $NOTE"
-        RES[$srv]="$NOTE"
+        RES[$srv,$round]="$NOTE"
         stop_server
-        continue
+        return
     fi
-    c0=$(cpu_ticks)
-    t0=$(date +%s.%N)
-    log "$srv: ${DUR}s, window $WIN, $CLIENTS clients, pool $POOL_SIZE"
-    rc=0
+    o0=$(udp_rcvbuf_errors $SRV_NS) g0=$(udp_rcvbuf_errors $CLI_NS)
+    c0=$(cpu_ticks) b0=$(proc_busy) t0=$(date +%s.%N)
+    log "$srv (round $round): ${DUR} s, window $WIN, $CLIENTS clients, pool $POOL_SIZE"
     ip netns exec $CLI_NS $(pin "$GEN_CPU") "$LOADGEN" --server $SRV_IP --giaddr $GIADDR \
         --duration "$DUR" --window "$WIN" --clients "$CLIENTS" --timeout-ms "$TIMEOUT_MS" --retries "$RETRIES" \
         --warmup "$WARMUP" --label "$srv" --format csv --csv-header --json "$OUT/results.jsonl" \
-        > "$W/gen-$srv.csv" 2> "$W/gen-$srv.err" || rc=$?
-    c1=$(cpu_ticks)
-    t1=$(date +%s.%N)
-    alive=1
+        > "$f" 2> "$W/gen-$srv-$round.err" || rc=$?
+    c1=$(cpu_ticks) b1=$(proc_busy) t1=$(date +%s.%N)
+    o1=$(udp_rcvbuf_errors $SRV_NS) g1=$(udp_rcvbuf_errors $CLI_NS)
     kill -0 "$SPID" 2> /dev/null || alive=0
     stop_server
     if [ $rc = 3 ]; then
-        RES[$srv]="not available (nothing completed in the ${WARMUP}s warm-up)"
-    elif [ $rc != 0 ] || [ ! -s "$W/gen-$srv.csv" ]; then
-        RES[$srv]="not available (generator failed, rc=$rc: $(head -c 200 "$W/gen-$srv.err"))"
+        RES[$srv,$round]="not available (nothing completed in the ${WARMUP} s warm-up)"
+    elif [ $rc != 0 ] || [ ! -s "$f" ]; then
+        RES[$srv,$round]="not available (generator failed, rc=$rc: $(head -c 200 "$W/gen-$srv-$round.err" | tr '\n|' '  '))"
     else
-        srv_cpu=$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", c / hz / (b - a) * 100}')
-        RES[$srv]="ok $srv_cpu $alive"
+        local gen_s
+        gen_s=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "cpu_user_s") u = i; if ($i == "cpu_sys_s") s = i } } NR == 2 { print $u + $s }' "$f")
+        # "other": CPU used during the run by anything but the server and the generator (other people's
+        # builds on a shared machine, ...): it competes for the same 2 cores and makes numbers lower.
+        RES[$srv,$round]=$(awk -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v g="$gen_s" -v hz="$HZ" -v a="$t0" -v z="$t1" \
+            -v al=$alive -v so=$((o1 - o0)) -v go=$((g1 - g0)) 'BEGIN {
+            t = z - a; other = (b / hz - c / hz - g) / t * 100; if (other < 0) other = 0
+            printf "ok %.0f %.0f %d %d %d", c / hz / t * 100, other, al, so, go }')
     fi
-    log "$srv: ${RES[$srv]}"
+    log "$srv (round $round): ${RES[$srv,$round]}"
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    for srv in "${SERVERS[@]}"; do
+        # a server that was not available in round 1 is not tried again
+        if ((round > 1)) && [ "${RES[$srv,1]%% *}" != ok ]; then continue; fi
+        run_one "$srv" $round
+    done
 done
 
 # ---------------------------------------------------------------------------------------------------------
-# results table
+# report: per server the best round (interference from other work only ever makes a run slower)
 col() { # col FILE NAME: the value of column NAME in a generator CSV (header + one line)
     awk -F, -v k="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == k) c = i } NR == 2 { print $c }' "$1"
 }
-kea_rate=
-[ "${RES[kea]:-}" ] && [ "${RES[kea]%% *}" = ok ] && kea_rate=$(col "$W/gen-kea.csv" dora_per_s)
 fmt() { # integer with thousands separators; "–" when empty
     awk -v x="$1" 'BEGIN { if (x == "") { print "–"; exit } s = sprintf("%.0f", x); o = ""
         while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'
 }
+declare -A BEST
+for srv in "${SERVERS[@]}"; do
+    best= bestrate=-1
+    for ((round = 1; round <= ROUNDS; round++)); do
+        r=${RES[$srv,$round]:-}
+        [ "${r%% *}" = ok ] || continue
+        rate=$(col "$W/gen-$srv-$round.csv" dora_per_s)
+        if awk -v a="$rate" -v b="$bestrate" 'BEGIN { exit !(a > b) }'; then best=$round bestrate=$rate; fi
+    done
+    BEST[$srv]=$best
+done
+kea_rate=
+[ -n "${BEST[kea]:-}" ] && kea_rate=$(col "$W/gen-kea-${BEST[kea]}.csv" dora_per_s)
+
+row() { # row SERVER ROUND [LABEL]
+    local srv=$1 round=$2 f=$W/gen-$1-$2.csv r scpu other alive sovf govf rate ratio="–"
+    r=${RES[$srv,$round]}
+    read -r _ scpu other alive sovf govf <<< "$r"
+    rate=$(col "$f" dora_per_s)
+    [ -n "$kea_rate" ] && ratio=$(awk -v a="$rate" -v b="$kea_rate" 'BEGIN { if (b > 0) printf (a / b >= 0.1 ? "%.2f" : "%.3f"), a / b; else print "–" }')
+    [ "$alive" = 1 ] || scpu="$scpu (died)"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s %% | %s %% | %s |\n' "${3:-$srv}" "$(fmt "$rate")" \
+        "$(fmt "$(col "$f" completed)")" "$(fmt "$(col "$f" drops)")" "$(fmt "$(col "$f" naks)")" \
+        "$(col "$f" lat_p50_ms)" "$(col "$f" lat_p99_ms)" "$ratio" "$(fmt "$(col "$f" new_lease_dora_per_s)")" \
+        "$scpu" "$(col "$f" cpu_pct)" "$other" "$sovf"
+}
+HDR="| server | DORA/s | completed | drops | NAKs | p50 ms | p99 ms | ratio to Kea | new leases/s | server CPU | generator CPU | other load | server rx overflow |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+noisy=0
 {
     echo "# DHCPv4 DORA throughput: bootherd vs Kea vs dnsmasq"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r)."
     echo "Kea $(kea-dhcp4 -v 2> /dev/null || echo '?'), dnsmasq $(dnsmasq --version 2> /dev/null | awk 'NR==1{print $3}' || echo '?'), bootherd from this working tree."
-    echo "Relay mode (giaddr $GIADDR, hops 1), ${DUR} s per server, window $WIN, $CLIENTS client MACs cycled,"
-    echo "pool $POOL_SIZE addresses ($POOL_LO–$POOL_HI in $RELAY_NET/$RELAY_LEN), 1 h leases, timeout ${TIMEOUT_MS} ms × $((RETRIES + 1)) tries."
+    echo "Relay mode (giaddr $GIADDR, hops 1), $DUR s per run, $ROUNDS round(s) per server, window $WIN, $(fmt "$CLIENTS") client MACs cycled,"
+    echo "pool $(fmt "$POOL_SIZE") addresses ($POOL_LO–$POOL_HI in $RELAY_NET/$RELAY_LEN), 1 h leases, timeout $TIMEOUT_MS ms × $((RETRIES + 1)) tries."
     echo "Server pinned to CPU ${SERVER_CPU:-any}, generator to CPU ${GEN_CPU:-any}. Lease stores on $(df -T "$W" | awk 'NR==2{print $2}')."
     echo
-    echo "| server | DORA/s | completed | drops | NAKs | p50 ms | p99 ms | ratio to Kea | new leases/s | server CPU | generator CPU |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "$HDR"
     for srv in "${SERVERS[@]}"; do
-        r=${RES[$srv]}
-        if [ "${r%% *}" != ok ]; then
-            echo "| $srv | $r | | | | | | | | | |"
-            continue
+        if [ -n "${BEST[$srv]}" ]; then
+            row "$srv" "${BEST[$srv]}"
+            read -r _ _ other _ <<< "${RES[$srv,${BEST[$srv]}]}"
+            ((other < 15)) || noisy=1
+        else
+            echo "| $srv | ${RES[$srv,1]} | | | | | | | | | | | |"
         fi
-        read -r _ scpu alive <<< "$r"
-        f=$W/gen-$srv.csv
-        rate=$(col "$f" dora_per_s)
-        ratio="–"
-        [ -n "$kea_rate" ] && ratio=$(awk -v a="$rate" -v b="$kea_rate" 'BEGIN { if (b > 0) printf (a / b >= 0.1 ? "%.2f" : "%.3f"), a / b; else print "–" }')
-        [ "$alive" = 1 ] || scpu="$scpu (died)"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s %% |\n' "$srv" "$(fmt "$rate")" \
-            "$(fmt "$(col "$f" completed)")" "$(fmt "$(col "$f" drops)")" "$(fmt "$(col "$f" naks)")" \
-            "$(col "$f" lat_p50_ms)" "$(col "$f" lat_p99_ms)" "$ratio" "$(fmt "$(col "$f" new_lease_dora_per_s)")" \
-            "$scpu" "$(col "$f" cpu_pct)"
     done
     echo
-    echo "DORA/s = completed exchanges (ACKed) / run time. drops = exchanges abandoned after $((RETRIES + 1)) unanswered tries."
-    echo "new leases/s = rate over the first pass (each client's first DORA). CPU = % of one core over the run."
-    echo "Reference: ISC publishes 11,686 DORA/s for Kea memfile, single-threaded."
-    echo "Raw reports: bench/out/dhcp/results.jsonl; per-second series in completed_per_second."
+    if ((ROUNDS > 1)); then
+        echo "Best of $ROUNDS rounds per server (rounds interleave the servers). All runs:"
+        echo
+        echo "$HDR"
+        for ((round = 1; round <= ROUNDS; round++)); do
+            for srv in "${SERVERS[@]}"; do
+                r=${RES[$srv,$round]:-}
+                [ "${r%% *}" = ok ] && row "$srv" $round "$srv #$round"
+            done
+        done
+        echo
+    fi
+    echo "- DORA/s: completed exchanges (ACK received) / run time. drops: exchanges given up after $((RETRIES + 1)) unanswered tries."
+    echo "  NAKs: REQUESTs refused. p50/p99: DISCOVER sent → ACK received."
+    echo "- new leases/s: the rate during the first pass over the $(fmt "$CLIENTS") clients (all new leases); later exchanges are"
+    echo "  clients coming back for the lease they hold. Equal to DORA/s when the first pass did not end."
+    echo "- CPU columns: % of one core over the run. other load: CPU used meanwhile by everything else on the machine"
+    echo "  (competes for the same cores). server rx overflow: datagrams the server's socket dropped (buffer full)."
+    echo "- Durability: Kea memfile (persist) appends one CSV line per lease change with write(2), no fsync;"
+    echo "  dnsmasq rewrites its whole lease file and fsyncs it on every change; bootherd (planned) group-commits with fsync."
+    echo "- Reference: ISC publishes 11,686 DORA/s for Kea memfile, single-threaded."
+    echo "- Raw generator reports: bench/out/dhcp/results.jsonl (per-second series in completed_per_second)."
+    ((noisy == 0)) || echo "- **Warning:** other work used ≥ 15 % of a core during a reported run; its numbers are lower than on a quiet machine."
 } > "$OUT/results.md"
 cp "$W"/kea-dhcp4.json "$OUT/" 2> /dev/null || true
 cat "$OUT/results.md"

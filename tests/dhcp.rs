@@ -587,3 +587,82 @@ fn malformed_packets_are_dropped_and_the_server_keeps_answering() {
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("offer 10.99.41."));
     assert!(d.child_alive(), "the daemon is still running");
 }
+
+#[test]
+fn makedhcp_creates_the_key_reports_queries_and_drops_leases() {
+    let bh = store("xnba");
+    bh.ok(&[
+        "nodeadd",
+        "n12",
+        "groups=compute,all",
+        "hosts.ip=10.99.10.12",
+    ]);
+    let pair = Pair::new("dq", "10.99.10.1/24");
+    pair.client_mac(NODE_MAC);
+    // makedhcp runs on the appliance: in the server namespace, where bhs0 is.
+    let on_server = |args: &[&str]| {
+        pair.srv
+            .command(common::bin())
+            .args(args)
+            .env("BOOTHERD_DB", &bh.db)
+            .output()
+            .expect("run")
+    };
+    // -n: the OMAPI key appears in passwd (base64, as omshell expects); the configuration checks out.
+    let o = on_server(&["makedhcp", "-n"]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let passwd = bh.ok(&["tabdump", "passwd"]);
+    let secret = passwd
+        .lines()
+        .find(|l| l.starts_with("\"omapi\",\"xcat_key\""))
+        .expect("omapi key row");
+    let b64 = secret
+        .split(',')
+        .nth(2)
+        .expect("password")
+        .trim_matches('"');
+    assert!(
+        b64.len() >= 40
+            && b64
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c)),
+        "{b64}"
+    );
+    on_server(&["makedhcp", "-n"]);
+    assert_eq!(
+        bh.ok(&["tabdump", "passwd"]),
+        passwd,
+        "an existing key is kept"
+    );
+    // Outside the server's namespace bhs0 does not exist, and -n says so.
+    let e = bh.fail(&["makedhcp", "-n"]);
+    assert!(e.contains("bhs0 has no IPv4 address"), "{e}");
+    // A node without a MAC is reported, with exit status 1.
+    let o = bh.run(&["makedhcp", "-a"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("n11: 52:54:00:99:00:11 -> 10.99.10.11 on lab"),
+        "{text}"
+    );
+    assert!(text.contains("n12: Error: no MAC address"), "{text}");
+    assert_eq!(o.status.code(), Some(1));
+
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    assert!(udhcpc(&pair, &bh, &[]).is_some());
+    let q = bh.ok(&["makedhcp", "-q", "n11"]);
+    assert!(q.starts_with("n11: ip-address = 10.99.10.11, hardware-address = 52:54:00:99:00:11, lease = active until "), "{q}");
+    assert!(q.trim_end().ends_with("filename = xcat/xnba.kpxe"), "{q}");
+    bh.ok(&["makedhcp", "-d", "n11"]);
+    assert!(!bh.ok(&["tabdump", "dhcpleases"]).contains("n11"));
+    assert!(
+        d.wait_for("lease(s) dropped from memory", 3),
+        "the daemon forgets the dropped lease:\n{}",
+        d.dump()
+    );
+    assert!(bh.ok(&["makedhcp", "-q", "n11"]).contains("lease = none"));
+}

@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{Store, DEFAULT_DB_URL};
 
 pub mod defs;
+pub mod dhcp;
 pub mod net;
 pub mod nodes;
 pub mod tables;
@@ -80,6 +81,8 @@ enum Cmd {
     Makehosts(net::MakehostsArgs),
     /// Create networks rows from this machine's interfaces
     Makenetworks(net::MakenetworksArgs),
+    /// Check the DHCP configuration, show or drop nodes' leases, create the OMAPI key
+    Makedhcp(dhcp::MakedhcpArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -101,6 +104,7 @@ pub const COMMANDS: &[&str] = &[
     "rmdef",
     "makehosts",
     "makenetworks",
+    "makedhcp",
 ];
 
 #[derive(Debug, Args)]
@@ -182,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Rmdef(a) => defs::rmdef(&db, a),
         Cmd::Makehosts(a) => net::makehosts(&db, a),
         Cmd::Makenetworks(a) => net::makenetworks(&db, a),
+        Cmd::Makedhcp(a) => dhcp::makedhcp(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -58,7 +58,7 @@ async fn build_view(resolver: Arc<Resolver>) -> anyhow::Result<DhcpView> {
 pub async fn start(
     store: Arc<Store>,
     resolver: Arc<Resolver>,
-    mut changes: broadcast::Receiver<Arc<Vec<String>>>,
+    mut changes: broadcast::Receiver<Arc<super::ChangeBatch>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Task>> {
     let view = build_view(resolver.clone()).await?;
@@ -117,7 +117,15 @@ pub async fn start(
         loop {
             tokio::select! {
                 r = changes.recv() => match r {
-                    Ok(tables) if tables.iter().any(|t| config::DEPENDS_ON.contains(&t.as_str())) => {
+                    Ok(batch) => {
+                        // Leases removed by an admin (makedhcp -d) leave the book too; the
+                        // daemon's own lease writes are upserts and need nothing.
+                        for c in batch.changes.iter().filter(|c| c.table == "dhcpleases" && c.op != crate::store::ChangeOp::Upsert) {
+                            srv.forget_lease(&c.key);
+                        }
+                        if !batch.touches(config::DEPENDS_ON) {
+                            continue;
+                        }
                         match build_view(resolver.clone()).await {
                             Ok(v) => {
                                 info!(hosts = v.hosts.len(), subnets = v.subnets.len(), "DHCP configuration reloaded");
@@ -126,7 +134,6 @@ pub async fn start(
                             Err(e) => warn!("DHCP configuration not reloaded: {e:#}"),
                         }
                     }
-                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         if let Ok(v) = build_view(resolver.clone()).await {
                             srv.set_view(v);

@@ -32,6 +32,23 @@ pub struct ServeArgs {
     no_dhcp: bool,
 }
 
+/// What one poll of the change log found, as services receive it.
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    /// Tables touched, sorted, each once.
+    pub tables: Vec<String>,
+    /// The entries themselves (empty after a reset).
+    pub changes: Vec<crate::store::Change>,
+    /// The log moved past us: treat every table as changed.
+    pub reset: bool,
+}
+
+impl ChangeBatch {
+    pub fn touches(&self, tables: &[&str]) -> bool {
+        self.reset || self.tables.iter().any(|t| tables.contains(&t.as_str()))
+    }
+}
+
 /// How long services get to finish in-flight work after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(3);
 /// More changes than this in one poll are logged as one summary line.
@@ -73,7 +90,7 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     let resolver = Arc::new(Resolver::new(store.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Every batch of changed table names goes to each service that cares.
-    let (changes_tx, _) = broadcast::channel::<Arc<Vec<String>>>(64);
+    let (changes_tx, _) = broadcast::channel::<Arc<ChangeBatch>>(64);
 
     let mut services = tokio::task::JoinSet::new();
     if !a.no_dhcp {
@@ -141,7 +158,7 @@ async fn follow_changes(
     store: Arc<Store>,
     resolver: Arc<Resolver>,
     every: Duration,
-    notify: broadcast::Sender<Arc<Vec<String>>>,
+    notify: broadcast::Sender<Arc<ChangeBatch>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut follower = {
@@ -188,7 +205,11 @@ async fn follow_changes(
                     .iter()
                     .map(|t| t.name.to_string())
                     .collect();
-                let _ = notify.send(Arc::new(all));
+                let _ = notify.send(Arc::new(ChangeBatch {
+                    tables: all,
+                    changes: Vec::new(),
+                    reset: true,
+                }));
             }
             Ok(Followed::Changes(changes)) => {
                 let mut tables: Vec<&str> = changes.iter().map(|c| c.table.as_str()).collect();
@@ -197,7 +218,12 @@ async fn follow_changes(
                 for t in &tables {
                     resolver.invalidate(t);
                 }
-                let _ = notify.send(Arc::new(tables.iter().map(|t| t.to_string()).collect()));
+                let batch = ChangeBatch {
+                    tables: tables.iter().map(|t| t.to_string()).collect(),
+                    changes: changes.clone(),
+                    reset: false,
+                };
+                let _ = notify.send(Arc::new(batch));
                 if changes.len() <= LOG_EACH_UP_TO {
                     for c in &changes {
                         info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");

@@ -190,6 +190,32 @@ impl LeaseBook {
         None
     }
 
+    /// Removes leases named by a change-log key: `ip=…`, `node=…` or `mac=…`. Returns how many.
+    pub fn forget(&mut self, key: &str) -> usize {
+        let Some((col, val)) = key.split_once('=') else {
+            return 0;
+        };
+        let ips: Vec<Ipv4Addr> = self
+            .by_ip
+            .values()
+            .filter(|l| match col {
+                "ip" => l.ip.to_string() == val,
+                "node" => l.node.as_deref() == Some(val),
+                "mac" => l.mac == val,
+                _ => false,
+            })
+            .map(|l| l.ip)
+            .collect();
+        for ip in &ips {
+            if let Some(l) = self.by_ip.remove(ip) {
+                if self.by_mac.get(&l.mac) == Some(ip) {
+                    self.by_mac.remove(&l.mac);
+                }
+            }
+        }
+        ips.len()
+    }
+
     /// Drops `mac`'s lease on `ip` (RELEASE): the address goes back to the pool.
     pub fn release(&mut self, mac: &str, ip: Ipv4Addr, now: u64) -> Option<Lease> {
         let l = self.by_ip.get_mut(&ip).filter(|l| l.mac == mac)?;

@@ -96,6 +96,16 @@ impl DhcpServer {
         }
     }
 
+    /// Drops a lease an admin removed from the store (change-log key `ip=…`, or `node=…`/`mac=…`).
+    pub fn forget_lease(&self, key: &str) {
+        if let Ok(mut b) = self.book.lock() {
+            let n = b.forget(key);
+            if n > 0 {
+                info!("{n} lease(s) dropped from memory ({key})");
+            }
+        }
+    }
+
     pub fn view(&self) -> Arc<DhcpView> {
         self.view.read().map(|v| v.clone()).unwrap_or_default()
     }

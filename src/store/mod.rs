@@ -467,8 +467,13 @@ pub fn now_xcat() -> String {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
         .map(|t| t.tv_sec())
         .unwrap_or(0);
+    xcat_time(t)
+}
+
+/// A time (seconds since the epoch) in xCAT's table format, local time.
+pub fn xcat_time(epoch: i64) -> String {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let tt: libc::time_t = t;
+    let tt: libc::time_t = epoch;
     // SAFETY: localtime_r writes into our own tm and reads only tt.
     unsafe { libc::localtime_r(&tt, &mut tm) };
     format!(
