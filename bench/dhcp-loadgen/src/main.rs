@@ -500,6 +500,15 @@ fn quantile_ms(sorted_us: &[u32], q: f64) -> Option<f64> {
     Some(f64::from(sorted_us[i]) / 1000.0)
 }
 
+/// Full seconds without a single completed exchange, after the first one completed.
+fn stalled_seconds(per_second: &[u32]) -> usize {
+    per_second
+        .iter()
+        .skip_while(|&&n| n == 0)
+        .filter(|&&n| n == 0)
+        .count()
+}
+
 /// One report: ordered (name, value) pairs, values already formatted as JSON scalars.
 struct Report {
     fields: Vec<(&'static str, String)>,
@@ -529,6 +538,12 @@ fn opt_ms(v: Option<f64>) -> String {
 fn report(a: &Args, st: &mut Stats, elapsed: Duration, no_answer: bool, inflight: usize) -> Report {
     st.lat_us.sort_unstable();
     let el = elapsed.as_secs_f64();
+    // every full second of the run has an entry, so seconds without a completion show as 0
+    let full = elapsed.as_secs() as usize;
+    if st.per_second.len() < full {
+        st.per_second.resize(full, 0);
+    }
+    let stalled = stalled_seconds(&st.per_second[..full.min(st.per_second.len())]);
     let (user, sys) = cpu_seconds();
     let rate = |n: u64, t: f64| if t > 0.0 { n as f64 / t } else { 0.0 };
     // the rate while only new clients were being served
@@ -554,6 +569,7 @@ fn report(a: &Args, st: &mut Stats, elapsed: Duration, no_answer: bool, inflight
         ("drops_waiting_offer", f(st.drops_waiting_offer)),
         ("drops_waiting_ack", f(st.drops_waiting_ack)),
         ("naks", f(st.naks)),
+        ("stalled_s", stalled.to_string()),
         ("in_flight_at_end", inflight.to_string()),
         ("discovers", f(st.discovers)),
         ("offers", f(st.offers)),
@@ -714,6 +730,13 @@ mod tests {
         let sock = UdpSocket::bind(SocketAddrV4::new(a.giaddr, a.bind_port)).unwrap();
         sock.set_nonblocking(true).unwrap();
         Gen::new(a, sock)
+    }
+
+    #[test]
+    fn stalls_count_only_after_the_first_completion() {
+        assert_eq!(stalled_seconds(&[0, 0, 5, 0, 7, 0, 0]), 3);
+        assert_eq!(stalled_seconds(&[0, 0]), 0);
+        assert_eq!(stalled_seconds(&[]), 0);
     }
 
     #[test]
