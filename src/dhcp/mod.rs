@@ -6,5 +6,6 @@
 pub mod bootfile;
 pub mod config;
 pub mod leases;
+pub mod omapi;
 pub mod packet;
 pub mod server;

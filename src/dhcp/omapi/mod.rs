@@ -1,0 +1,4 @@
+//! ISC OMAPI, so that omshell, pypureomapi and xCAT's makedhcp drive bootherd as they drove dhcpd.
+//! [`statements`] parses and evaluates host `statements`.
+
+pub mod statements;
