@@ -666,3 +666,44 @@ fn makedhcp_creates_the_key_reports_queries_and_drops_leases() {
     );
     assert!(bh.ok(&["makedhcp", "-q", "n11"]).contains("lease = none"));
 }
+
+#[test]
+fn omapi_host_objects_in_the_store_take_effect_on_the_next_packet() {
+    let bh = store("xnba");
+    let pair = Pair::new("do", "10.99.10.1/24");
+    pair.client_mac("52:54:00:99:00:33");
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    // Unknown at first: a dynamic address.
+    let first = udhcpc(&pair, &bh, &["-x", "0x5d:0000"]).expect("dynamic lease");
+    assert!(first["ip"].starts_with("10.99.10.1"), "{first:?}");
+    // What xCAT's makedhcp would create over OMAPI, written straight into the table.
+    let statements = r#"ddns-hostname "h33"; send host-name "h33"; if option user-class-identifier = "xNBA" and option client-architecture = 00:00 { always-broadcast on; filename = "http://10.99.10.1/tftpboot/xcat/xnba/nodes/h33"; } else if option client-architecture = 00:00 { filename = "xcat/xnba.kpxe"; } else { filename = ""; } next-server 10.99.10.5;"#;
+    bh.ok(&[
+        "chtab",
+        "name=h33",
+        "omapihosts.hwaddr=52:54:00:99:00:33",
+        "omapihosts.hwtype=1",
+        "omapihosts.ip=10.99.10.33",
+        &format!("omapihosts.statements={statements}"),
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(d.wait_for("DHCP configuration reloaded", 3), "{}", d.dump());
+    let env = udhcpc(&pair, &bh, &["-x", "0x5d:0000"]).expect("lease from the host object");
+    assert_eq!(env["ip"], "10.99.10.33", "{}", d.dump());
+    assert_eq!(
+        env.get("boot_file").map(String::as_str),
+        Some("xcat/xnba.kpxe")
+    );
+    assert_eq!(env.get("siaddr").map(String::as_str), Some("10.99.10.5"));
+    assert_eq!(env.get("hostname").map(String::as_str), Some("h33"));
+    let ipxe =
+        udhcpc(&pair, &bh, &["-x", "0x5d:0000", "-x", "0x4d:0469505845"]).expect("iPXE lease");
+    assert_eq!(
+        ipxe.get("boot_file").map(String::as_str),
+        Some("http://10.99.10.1/tftpboot/xcat/xnba/nodes/h33")
+    );
+    // deny booting: no answer at all.
+    bh.ok(&["chtab", "name=h33", "omapihosts.statements=deny booting;"]);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(udhcpc(&pair, &bh, &[]).is_none());
+}

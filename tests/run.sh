@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the tests drive (real peers). Installed only when something is missing.
-PKGS=(iproute2 gcc make pkg-config isc-dhcp-client busybox python3)
+PKGS=(iproute2 gcc make pkg-config isc-dhcp-client isc-dhcp-server busybox python3 python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,6 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Python peers (pypureomapi) live in a venv under target/, found by the tests there.
+VENV=target/test-venv
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import pypureomapi' 2>/dev/null; then
+  log "creating $VENV with pypureomapi"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q pypureomapi==1.1
 fi
 
 if ! command -v cargo >/dev/null; then

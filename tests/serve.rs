@@ -43,7 +43,7 @@ fn serve_sees_a_cli_change_within_a_second_and_stops_on_sigterm() {
     let bh = Bh::new();
     bh.ok(&["nodeadd", "n1", "groups=all"]);
     let mut child = bh
-        .cmd(&["serve"])
+        .cmd(&["serve", "--no-dhcp"]) // the machine's own namespace: serve nothing there
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -84,7 +84,12 @@ fn serve_sees_a_cli_change_within_a_second_and_stops_on_sigterm() {
 fn serve_reports_a_bad_store_and_exits_nonzero() {
     let bh = Bh::new();
     let o = bh
-        .cmd(&["serve", "--db", "sqlite:/proc/no/such/dir/x.db"])
+        .cmd(&[
+            "serve",
+            "--no-dhcp",
+            "--db",
+            "sqlite:/proc/no/such/dir/x.db",
+        ])
         .output()
         .expect("run");
     assert!(!o.status.success());

@@ -93,9 +93,22 @@ pub async fn start(
             })
             .collect(),
     };
+    // OMAPI runs even when no interface is served yet: hosts can be defined before the network is.
+    let port: u16 = match store.site("omapiport")? {
+        Some(p) => p
+            .trim()
+            .parse()
+            .with_context(|| format!("site.omapiport '{p}' is not a port number"))?,
+        None => 7911,
+    };
+    let omapi = tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+        .await
+        .with_context(|| format!("cannot listen for OMAPI on TCP port {port}"))?;
+    info!(port, "OMAPI listening");
+    let omapi_task = crate::dhcp::omapi::server::serve(omapi, store.clone(), shutdown.clone());
     if chosen.is_empty() {
         warn!("DHCP: no interface to serve (set site.dhcpinterfaces, or define the network of an interface with makenetworks)");
-        return Ok(None);
+        return Ok(Some(Box::pin(omapi_task)));
     }
     let mut sockets = Vec::new();
     for i in chosen {
@@ -146,6 +159,6 @@ pub async fn start(
         }
     };
     Ok(Some(Box::pin(async move {
-        tokio::join!(server::run(server, sockets, shutdown), reload);
+        tokio::join!(server::run(server, sockets, shutdown), reload, omapi_task);
     })))
 }

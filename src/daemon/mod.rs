@@ -27,7 +27,7 @@ pub struct ServeArgs {
     /// How often to look for changes made by admin commands, in milliseconds
     #[arg(long, default_value_t = 200, value_name = "MS")]
     poll_ms: u64,
-    /// Do not run the DHCP service (another DHCP server answers on this network)
+    /// Do not run the DHCP service nor its OMAPI port (another DHCP server answers on this network)
     #[arg(long)]
     no_dhcp: bool,
 }

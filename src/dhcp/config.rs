@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, ToSocketAddrs};
 
 use super::bootfile::Netboot;
+use super::omapi::statements::Statements;
 use crate::store::resolver::Resolver;
 use crate::store::StoreError;
 
@@ -19,6 +20,7 @@ pub const DEPENDS_ON: &[&str] = &[
     "noderes",
     "chain",
     "nodegroup",
+    "omapihosts",
 ];
 
 /// One `networks` row.
@@ -66,6 +68,8 @@ pub struct HostEntry {
     pub tftpserver: Option<Ipv4Addr>,
     /// Boot state `boot`: UEFI firmware is sent no boot file.
     pub local_boot: bool,
+    /// Statements of an OMAPI host object for this MAC; they decide the boot file when present.
+    pub statements: Option<std::sync::Arc<Statements>>,
 }
 
 /// `site.dhcpinterfaces` for this machine.
@@ -375,9 +379,56 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
                     netboot: nb.clone(),
                     tftpserver,
                     local_boot,
+                    statements: None,
                 },
             );
         }
+    }
+    // OMAPI host objects: what xCAT's makedhcp (or an admin with omshell) told the DHCP server.
+    // They win over the tables for their MAC, as dhcpd host declarations did.
+    let hosts_t = r.table("omapihosts")?;
+    let hc = |c: &str| hosts_t.spec.col_index(c);
+    for row in &hosts_t.rows {
+        let get = |c: &str| {
+            hc(c)
+                .and_then(|i| row.get(i))
+                .and_then(|x| x.clone())
+                .filter(|x| !x.is_empty())
+        };
+        let Some(name) = get("name") else { continue };
+        let Some(mac) = get("hwaddr").as_deref().and_then(normalize_mac) else {
+            v.problems.push(format!(
+                "OMAPI host '{name}' has no usable hardware-address"
+            ));
+            continue;
+        };
+        let ip = get("ip").and_then(|a| a.parse::<Ipv4Addr>().ok());
+        let statements = match get("statements").map(|s| Statements::parse(&s)).transpose() {
+            Ok(s) => s.map(std::sync::Arc::new),
+            Err(e) => {
+                v.problems.push(format!(
+                    "OMAPI host '{name}': statements not understood: {e}"
+                ));
+                None
+            }
+        };
+        if let Some(a) = ip {
+            v.reserved.insert(a, name.clone());
+        }
+        let entry = v.hosts.entry(mac).or_insert_with(|| HostEntry {
+            node: name.clone(),
+            hostname: name.clone(),
+            ip: None,
+            noip: false,
+            netboot: None,
+            tftpserver: None,
+            local_boot: false,
+            statements: None,
+        });
+        if ip.is_some() {
+            entry.ip = ip;
+        }
+        entry.statements = statements;
     }
     for s in &v.subnets {
         for (a, n) in &v.reserved {

@@ -20,6 +20,7 @@ use super::config::{DhcpView, Subnet};
 use super::leases::{
     now, Lease, LeaseBook, LeaseState, LeaseWriter, DECLINE_HOLD_SECS, OFFER_HOLD_SECS,
 };
+use super::omapi::statements::RequestFacts;
 use super::packet::{opt, MessageType, Packet};
 
 /// Requests handled at once; beyond this, datagrams wait in the kernel's socket buffer.
@@ -143,6 +144,12 @@ impl DhcpServer {
         let host = view.hosts.get(&mac);
         if host.is_some_and(|h| h.noip) {
             return Decision::Drop("*NOIP* (deny booting)");
+        }
+        if host
+            .and_then(|h| h.statements.as_ref())
+            .is_some_and(|st| st.eval(&request_facts(p)).deny_booting)
+        {
+            return Decision::Drop("deny booting (OMAPI host statements)");
         }
         let client_id = p
             .get(opt::CLIENT_ID)
@@ -436,10 +443,30 @@ impl DhcpServer {
                 || p.user_classes().iter().any(|u| u == "iPXE" || u == "xNBA"),
             vendor_class: p.get_str(opt::VENDOR_CLASS),
         };
-        let next_server = host
+        let mut next_server = host
             .and_then(|h| h.tftpserver)
             .or(subnet.tftpserver)
             .unwrap_or(me);
+        if let Some(st) = host.and_then(|h| h.statements.as_ref()) {
+            // An OMAPI host object's statements decide, as dhcpd's host declaration would.
+            let e = st.eval(&request_facts(p));
+            if let Some(h) = &e.hostname {
+                r.set(opt::HOSTNAME, h.as_bytes().to_vec());
+            }
+            if let Some(ns) = e.next_server {
+                next_server = ns;
+            }
+            if e.filename.is_some() || e.conf_file.is_some() || e.next_server.is_some() {
+                r.siaddr = next_server;
+                if let Some(f) = &e.filename {
+                    r.file = f.as_bytes().to_vec();
+                }
+                if let Some(c) = &e.conf_file {
+                    r.set(opt::PXELINUX_CONFIGFILE, c.as_bytes().to_vec());
+                }
+                return r;
+            }
+        }
         let boot = match host {
             Some(h) => h
                 .netboot
@@ -545,6 +572,18 @@ impl DhcpServer {
                 }
             }
         }
+    }
+}
+
+/// What OMAPI statement conditions look at in a request.
+fn request_facts(p: &Packet) -> RequestFacts {
+    let user_classes = p.user_classes();
+    RequestFacts {
+        ipxe: p.get(opt::IPXE_ENCAP).is_some()
+            || user_classes.iter().any(|u| u == "iPXE" || u == "xNBA"),
+        user_classes,
+        arch: p.client_arch(),
+        vendor_class: p.get_str(opt::VENDOR_CLASS),
     }
 }
 

@@ -1184,6 +1184,24 @@ pub static TABLES: &[TableSpec] = &[
         table_desc: "Programs to call when given xCAT tables change (managed with regnotif/unregnotif).",
         autoinc: None,
     },
+    // bootherd's own table (see BOOTHERD_TABLES): dhcpd kept OMAPI host objects in its lease file.
+    TableSpec {
+        name: "omapihosts",
+        keys: &["name"],
+        cols: &["name", "hwaddr", "hwtype", "ip", "clientid", "statements", "comments", "disable"],
+        descriptions: &[
+            "Host object name (what omshell's 'set name' or xCAT's makedhcp gave).",
+            "Hardware address (aa:bb:cc:dd:ee:ff).",
+            "Hardware type: 1 Ethernet, 32 InfiniBand.",
+            "Fixed IPv4 address for this host.",
+            "DHCP client identifier in hex, when set.",
+            "dhcpd statements (filename, next-server, if … conditions) as sent over OMAPI.",
+            "Free-form notes.",
+            "Set to yes or 1 to disable (comment out) this row.",
+        ],
+        table_desc: "Host objects created over OMAPI (omshell, pypureomapi, xCAT makedhcp); they take effect on the next packet.",
+        autoinc: None,
+    },
     TableSpec {
         name: "openbmc",
         keys: &["node"],
@@ -2081,7 +2099,7 @@ pub static TABLES: &[TableSpec] = &[
 ];
 
 /// Tables that are bootherd's own, not xCAT's (listed by tabdump like the others).
-pub static BOOTHERD_TABLES: &[&str] = &["dhcpleases"];
+pub static BOOTHERD_TABLES: &[&str] = &["dhcpleases", "omapihosts"];
 
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static TableSpec> {
