@@ -7,6 +7,7 @@
 #   environment: ROUNDS (2)  POOL_SIZE (30000)  CLIENTS (25000)  TIMEOUT_MS (1000)  RETRIES (2)  WARMUP (3)
 #                SERVER_CPU (0)  GEN_CPU (1)   — CPU lists for taskset; empty = no pinning
 #                BENCH_NICE (-20) — nice value for the server and the generator; empty = leave as is
+#                BOOTHERD_BENCH_LOG (warn) — RUST_LOG for `bootherd serve` (its log: bench/out/dhcp/scratch/bootherd.log)
 # Each round runs every server once (interleaved), each on a fresh, empty lease store; the table reports each
 # server's best round, because other work on the machine can only slow a run down (the "other load" column
 # shows how much there was), and lists all runs.
@@ -196,7 +197,7 @@ start_dnsmasq() {
 }
 
 # ====================================== BOOTHERD SETUP ===================================================
-# Everything bootherd-specific is here; adjust it when the DHCP service lands. A throwaway store in the
+# Everything bootherd-specific is here; adjust it as the DHCP service evolves. A throwaway store in the
 # scratch dir, the same relayed network and pool as the others, defined with bootherd's own commands.
 # Returns non-zero (with NOTE set) when bootherd cannot be started at all; a started bootherd that does not
 # answer DHCP is caught by the generator's warm-up (nothing completed after WARMUP s) -> "not available".
@@ -258,20 +259,26 @@ stop_server() {
     SPID=
 }
 
-cpu_ticks() { # utime+stime of every process in the server namespace
-    local t=0 p
+cpu_ticks() { # "utime utime+stime" of every process in the server namespace, in clock ticks
+    local u=0 t=0 p s
     for p in $(ip netns pids $SRV_NS); do
-        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2> /dev/null || echo 0)))
+        s=$(sed 's/.*) //' "/proc/$p/stat" 2> /dev/null) || continue # fields after "(comm) "
+        read -r -a s <<< "$s"
+        u=$((u + s[11])) t=$((t + s[11] + s[12]))
     done
-    echo $t
+    echo $u $t
 }
 
 # ---------------------------------------------------------------------------------------------------------
 HZ=$(getconf CLK_TCK)
-# busy ticks of processes in user and kernel context on all CPUs (no irq/softirq: that is mostly our packets)
-# (user + nice + system), for the whole machine and for the server's core when it is pinned to one CPU
-proc_busy() {
-    awk -v c="cpu$SERVER_CPU" '$1 == "cpu" { all = $2 + $3 + $4 } $1 == c { one = $2 + $3 + $4 } END { print all + 0, one + 0 }' /proc/stat
+# user-mode ticks (user + nice) on the whole machine and on the server's core (when pinned to one CPU). Only
+# user mode: kernel time includes work the server itself causes (the journal threads doing dnsmasq's fsyncs,
+# packet processing), while other people's builds and fuzzers show up as user time.
+proc_user() {
+    awk -v c="cpu$SERVER_CPU" '$1 == "cpu" { all = $2 + $3 } $1 == c { one = $2 + $3 } END { print all + 0, one + 0 }' /proc/stat
+}
+col() { # col FILE NAME: the value of column NAME in a generator CSV (header + one line)
+    awk -F, -v k="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == k) c = i } NR == 2 { print $c }' "$1"
 }
 udp_rcvbuf_errors() { # UDP datagrams dropped because a socket's receive buffer was full, in namespace $1
     ip netns exec "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
@@ -281,7 +288,7 @@ udp_rcvbuf_errors() { # UDP datagrams dropped because a socket's receive buffer 
 #   "ok SERVER_CPU% OTHER_ALL% ALIVE SRV_OVERFLOWS GEN_OVERFLOWS OTHER_ON_SERVER_CORE%" (-1: not known)
 declare -A RES
 run_one() {
-    local srv=$1 round=$2 rc=0 c0 c1 b0 b1 k0 k1 t0 t1 o0 o1 g0 g1 alive=1 f=$W/gen-$1-$2.csv
+    local srv=$1 round=$2 rc=0 u0 u1 c0 c1 b0 b1 k0 k1 t0 t1 o0 o1 g0 g1 alive=1 f=$W/gen-$1-$2.csv
     log "$srv (round $round): starting"
     if ! start_server "$srv"; then
         log "$srv: $NOTE"
@@ -290,15 +297,21 @@ run_one() {
         return
     fi
     o0=$(udp_rcvbuf_errors $SRV_NS) g0=$(udp_rcvbuf_errors $CLI_NS)
-    c0=$(cpu_ticks) t0=$(date +%s.%N)
-    read -r b0 k0 < <(proc_busy)
+    read -r u0 c0 < <(cpu_ticks)
+    read -r b0 k0 < <(proc_user)
+    t0=$(date +%s.%N)
     log "$srv (round $round): ${DUR} s, window $WIN, $CLIENTS clients, pool $POOL_SIZE"
+    # in the background + wait, so that a signal runs the cleanup at once instead of after the run
     ip netns exec $CLI_NS $(pin "$GEN_CPU") "$LOADGEN" --server $SRV_IP --giaddr $GIADDR \
         --duration "$DUR" --window "$WIN" --clients "$CLIENTS" --timeout-ms "$TIMEOUT_MS" --retries "$RETRIES" \
         --warmup "$WARMUP" --label "$srv" --format csv --csv-header --json "$OUT/results.jsonl" \
-        > "$f" 2> "$W/gen-$srv-$round.err" || rc=$?
-    c1=$(cpu_ticks) t1=$(date +%s.%N)
-    read -r b1 k1 < <(proc_busy)
+        > "$f" 2> "$W/gen-$srv-$round.err" &
+    local gpid=$!
+    PIDS+=("$gpid")
+    wait "$gpid" || rc=$?
+    t1=$(date +%s.%N)
+    read -r u1 c1 < <(cpu_ticks)
+    read -r b1 k1 < <(proc_user)
     o1=$(udp_rcvbuf_errors $SRV_NS) g1=$(udp_rcvbuf_errors $CLI_NS)
     kill -0 "$SPID" 2> /dev/null || alive=0
     stop_server
@@ -307,15 +320,14 @@ run_one() {
     elif [ $rc != 0 ] || [ ! -s "$f" ]; then
         RES[$srv,$round]="not available (generator failed, rc=$rc: $(head -c 200 "$W/gen-$srv-$round.err" | tr '\n|' '  '))"
     else
-        local gen_s
-        gen_s=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "cpu_user_s") u = i; if ($i == "cpu_sys_s") s = i } } NR == 2 { print $u + $s }' "$f")
-        # "other": CPU used during the run by anything but the server and the generator (other people's
-        # builds on a shared machine, ...), on the server's core and on the whole machine: it competes with
-        # them and makes numbers lower. Without a single SERVER_CPU only the machine-wide figure is known.
-        RES[$srv,$round]=$(awk -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v k=$((k1 - k0)) -v g="$gen_s" -v hz="$HZ" \
-            -v a="$t0" -v z="$t1" -v al=$alive -v so=$((o1 - o0)) -v go=$((g1 - g0)) -v one="$SERVER_CPU" 'BEGIN {
-            t = z - a; other = (b / hz - c / hz - g) / t * 100; if (other < 0) other = 0
-            core = (k - c) / hz / t * 100; if (core < 0) core = 0; if (one !~ /^[0-9]+$/) core = -1
+        # "other": user-mode CPU used during the run by anything but the server and the generator (other
+        # people's builds on a shared machine, ...), on the server's core and on the whole machine: it competes
+        # with them and makes numbers lower. Without a single SERVER_CPU only the machine-wide figure is known.
+        RES[$srv,$round]=$(awk -v u=$((u1 - u0)) -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v k=$((k1 - k0)) \
+            -v g="$(col "$f" cpu_user_s)" -v hz="$HZ" -v a="$t0" -v z="$t1" -v al=$alive -v so=$((o1 - o0)) \
+            -v go=$((g1 - g0)) -v one="$SERVER_CPU" 'BEGIN {
+            t = z - a; other = ((b - u) / hz - g) / t * 100; if (other < 0) other = 0
+            core = (k - u) / hz / t * 100; if (core < 0) core = 0; if (one !~ /^[0-9]+$/) core = -1
             printf "ok %.0f %.0f %d %d %d %.0f", c / hz / t * 100, other, al, so, go, core }')
     fi
     log "$srv (round $round): ${RES[$srv,$round]}"
@@ -331,9 +343,6 @@ done
 
 # ---------------------------------------------------------------------------------------------------------
 # report: per server the best round (interference from other work only ever makes a run slower)
-col() { # col FILE NAME: the value of column NAME in a generator CSV (header + one line)
-    awk -F, -v k="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == k) c = i } NR == 2 { print $c }' "$1"
-}
 fmt() { # integer with thousands separators; "–" when empty
     awk -v x="$1" 'BEGIN { if (x == "") { print "–"; exit } s = sprintf("%.0f", x); o = ""
         while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'
@@ -405,8 +414,8 @@ noisy=0
     echo "- new leases/s: the rate during the first pass over the $(fmt "$CLIENTS") clients (all new leases); later exchanges are"
     echo "  clients coming back for the lease they hold. Equal to DORA/s when the first pass did not end."
     echo "- stalled s: full seconds without one completed exchange (after the first); see completed_per_second."
-    echo "- CPU columns: % of one core over the run. other load: CPU used meanwhile by everything else, on the server's"
-    echo "  core and on the whole machine (it competes with the run; server and generator run at nice ${BENCH_NICE:-0})."
+    echo "- CPU columns: % of one core over the run. other load: user-mode CPU used meanwhile by all other processes, on the"
+    echo "  server's core and on the whole machine (it competes with the run; server and generator run at nice ${BENCH_NICE:-0})."
     echo "  server rx overflow: datagrams dropped because a socket in the server's namespace had a full buffer."
     echo "- Durability: Kea memfile (persist) appends one CSV line per lease change with write(2), no fsync;"
     echo "  dnsmasq rewrites its whole lease file and fsyncs it on every change; bootherd commits each lease to its"

@@ -177,6 +177,13 @@ fn unknown_mac_gets_a_dynamic_address_and_the_discovery_file_and_keeps_it_across
     assert_eq!(env.get("subnet").map(String::as_str), Some("255.255.255.0"));
     assert_eq!(env.get("domain").map(String::as_str), Some("lab.example"));
 
+    // Coming back (again and again, after the daemon has seen its own lease writes in the change
+    // log) gives the same address: the daemon must not mistake its own writes for an admin's.
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let back = udhcpc(&pair, &bh, &[]).expect("lease again");
+        assert_eq!(back["ip"], env["ip"], "{}", d.dump());
+    }
     // A restart (clean, then hard) keeps the lease: the same MAC gets the same address.
     assert!(d.stop().success());
     let d = Daemon::start(&bh, &pair.srv, &[]);

@@ -131,9 +131,12 @@ pub async fn start(
             tokio::select! {
                 r = changes.recv() => match r {
                     Ok(batch) => {
-                        // Leases removed by an admin (makedhcp -d) leave the book too; the
-                        // daemon's own lease writes are upserts and need nothing.
-                        for c in batch.changes.iter().filter(|c| c.table == "dhcpleases" && c.op != crate::store::ChangeOp::Upsert) {
+                        // Leases removed by an admin (makedhcp -d, tabrestore) leave the book too.
+                        // The daemon's own lease writes are upserts/updates and need nothing.
+                        for c in batch.changes.iter().filter(|c| {
+                            c.table == "dhcpleases"
+                                && matches!(c.op, crate::store::ChangeOp::Delete | crate::store::ChangeOp::Clear)
+                        }) {
                             srv.forget_lease(&c.key);
                         }
                         if !batch.touches(config::DEPENDS_ON) {

@@ -192,6 +192,12 @@ impl LeaseBook {
 
     /// Removes leases named by a change-log key: `ip=…`, `node=…` or `mac=…`. Returns how many.
     pub fn forget(&mut self, key: &str) -> usize {
+        if key == "*" {
+            let n = self.by_ip.len();
+            self.by_ip.clear();
+            self.by_mac.clear();
+            return n;
+        }
         let Some((col, val)) = key.split_once('=') else {
             return 0;
         };
