@@ -142,6 +142,26 @@ fn known_node_gets_its_reserved_address_and_boot_file_from_dhclient() {
         lease.contains("option dhcp-server-identifier 10.99.10.1;"),
         "{lease}"
     );
+    // dhclient with a MAC no node has: an address from the dynamic range, and the discovery file.
+    pair.client_mac(UNKNOWN_MAC);
+    let lease2 = dhclient(&pair, &bh, UEFI_PXE_CONF);
+    let fixed = lease2
+        .lines()
+        .find(|l| l.contains("fixed-address"))
+        .unwrap_or("");
+    assert!(
+        fixed.contains("fixed-address 10.99.10.1") && !fixed.contains("10.99.10.11;"),
+        "{lease2}"
+    );
+    let last: u8 = fixed
+        .trim()
+        .trim_end_matches(';')
+        .rsplit('.')
+        .next()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    assert!((100..=150).contains(&last), "{lease2}");
+    assert!(lease2.contains("filename \"xcat/xnba.efi\";"), "{lease2}");
     // The lease is durable and visible as a table.
     let leases = bh.ok(&["tabdump", "dhcpleases"]);
     assert!(
