@@ -1,9 +1,7 @@
 //! DHCP against real clients (ISC dhclient, busybox udhcpc) and a relay, in network namespaces.
 
 mod common;
-use common::{Bh, Daemon, Pair};
-
-use std::collections::HashMap;
+use common::{udhcpc, Bh, Daemon, Pair};
 
 const NODE_MAC: &str = "52:54:00:99:00:11";
 const UNKNOWN_MAC: &str = "52:54:00:99:00:77";
@@ -35,40 +33,6 @@ fn store(netboot: &str) -> Bh {
         &format!("noderes.netboot={netboot}"),
     ]);
     bh
-}
-
-/// Runs busybox udhcpc once in the client namespace; returns the environment its script saw on `bound`.
-fn udhcpc(pair: &Pair, bh: &Bh, extra: &[&str]) -> Option<HashMap<String, String>> {
-    let env = bh.path(&format!("udhcpc.{}.env", std::process::id()));
-    let _ = std::fs::remove_file(&env);
-    let script = bh.file(
-        "udhcpc.sh",
-        &format!(
-            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
-            env.display()
-        ),
-    );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let mut args = vec![
-        "timeout", "20", "busybox", "udhcpc", "-i", "bhc0", "-f", "-q", "-n", "-t", "4", "-T", "2",
-        "-A", "1", "-s", &script, "-O", "67",
-    ];
-    args.extend_from_slice(extra);
-    let o = pair
-        .cli
-        .command(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("run udhcpc");
-    let text = std::fs::read_to_string(&env).ok()?;
-    let _ = o;
-    Some(
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
 }
 
 /// Runs ISC dhclient once (-1) with a PXE-like config; returns its lease file.

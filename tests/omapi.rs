@@ -1,7 +1,7 @@
 //! The OMAPI control port against the real clients: ISC's omshell and Python's pypureomapi.
 
 mod common;
-use common::{Bh, Daemon, Pair};
+use common::{udhcpc, Bh, Daemon, Pair};
 
 use std::io::Write;
 use std::process::Stdio;
@@ -56,42 +56,6 @@ fn omshell(pair: &Pair, script: &str) -> String {
 
 fn header(key: &str) -> String {
     format!("server 10.99.50.1\nport 7911\nkey xcat_key {key}\nconnect\n")
-}
-
-fn udhcpc(
-    pair: &Pair,
-    bh: &Bh,
-    extra: &[&str],
-) -> Option<std::collections::HashMap<String, String>> {
-    let env = bh.path("udhcpc.env");
-    let _ = std::fs::remove_file(&env);
-    let script = bh.file(
-        "u.sh",
-        &format!(
-            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
-            env.display()
-        ),
-    );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let mut args = vec![
-        "20", "busybox", "udhcpc", "-i", "bhc0", "-f", "-q", "-n", "-t", "4", "-T", "2", "-A", "1",
-        "-s", &script,
-    ];
-    args.extend_from_slice(extra);
-    let _ = pair
-        .cli
-        .command("timeout")
-        .args(&args)
-        .output()
-        .expect("udhcpc");
-    let text = std::fs::read_to_string(&env).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
 }
 
 #[test]

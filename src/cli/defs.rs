@@ -12,8 +12,7 @@ use clap::Args;
 use super::nodes::{check_node_name, remove_node, report_missing, BLANK_OVERRIDE};
 use super::DbOpt;
 use crate::store::defspec::{self, AttrDef, ObjDef};
-use crate::store::noderange::SelectOp;
-use crate::store::resolver::{ColumnView, Resolver};
+use crate::store::resolver::{split_condition, ColumnView, Resolver, ValueTest};
 use crate::store::{table_spec, Audit, StoreError, Txn};
 
 /// The name lsdef shows for the one site object.
@@ -50,48 +49,23 @@ pub struct LsdefArgs {
 /// A parsed `-w` condition on object attributes.
 struct AttrCond {
     attr: String,
-    op: SelectOp,
-    value: String,
-    re: Option<regex::Regex>,
+    test: ValueTest,
 }
 
 impl AttrCond {
     fn parse(s: &str) -> anyhow::Result<AttrCond> {
-        let ops = [
-            ("==", SelectOp::Eq),
-            ("!=", SelectOp::Ne),
-            ("=~", SelectOp::Match),
-            ("!~", SelectOp::NotMatch),
-        ];
-        let (i, tok, op) = ops
-            .iter()
-            .filter_map(|(t, op)| s.find(t).map(|i| (i, *t, *op)))
-            .min_by_key(|x| x.0)
+        let (attr, op, value) = split_condition(s)
             .ok_or_else(|| anyhow!("'{s}' is not a condition (use attr==value, attr!=value, attr=~regex or attr!~regex)"))?;
-        let value = &s[i + tok.len()..];
-        let re = match op {
-            SelectOp::Match | SelectOp::NotMatch => Some(
-                regex::Regex::new(value)
-                    .map_err(|e| anyhow!("bad regular expression in '{s}': {e}"))?,
-            ),
-            _ => None,
-        };
+        let test = ValueTest::new(op, value)
+            .map_err(|e| anyhow!("bad regular expression in '{s}': {e}"))?;
         Ok(AttrCond {
-            attr: s[..i].to_string(),
-            op,
-            value: value.to_string(),
-            re,
+            attr: attr.to_string(),
+            test,
         })
     }
 
     fn holds(&self, attrs: &BTreeMap<String, String>) -> bool {
-        let v = attrs.get(&self.attr).map(String::as_str).unwrap_or("");
-        match self.op {
-            SelectOp::Eq => v == self.value,
-            SelectOp::Ne => v != self.value,
-            SelectOp::Match => self.re.as_ref().is_some_and(|r| r.is_match(v)),
-            SelectOp::NotMatch => !self.re.as_ref().is_some_and(|r| r.is_match(v)),
-        }
+        self.test.holds(attrs.get(&self.attr).map(String::as_str))
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
 use super::DbOpt;
-use crate::store::noderange::SelectOp;
+use crate::store::resolver::{split_condition, ValueTest};
 use crate::store::{csv, schema, table_spec, Audit, Row, Store, TableSpec};
 
 #[derive(Debug, Args)]
@@ -30,28 +30,12 @@ pub struct TabdumpArgs {
 /// A `col<op>value` filter on one table's raw rows.
 struct ColCond {
     col: usize,
-    op: SelectOp,
-    value: String,
-    re: Option<regex::Regex>,
-}
-
-fn split_cond(s: &str) -> Option<(&str, SelectOp, &str)> {
-    let ops = [
-        ("==", SelectOp::Eq),
-        ("!=", SelectOp::Ne),
-        ("=~", SelectOp::Match),
-        ("!~", SelectOp::NotMatch),
-    ];
-    let (i, tok, op) = ops
-        .iter()
-        .filter_map(|(t, op)| s.find(t).map(|i| (i, *t, *op)))
-        .min_by_key(|x| x.0)?;
-    Some((&s[..i], op, &s[i + tok.len()..]))
+    test: ValueTest,
 }
 
 impl ColCond {
     fn parse(spec: &TableSpec, s: &str) -> anyhow::Result<ColCond> {
-        let (col, op, value) = split_cond(s).ok_or_else(|| {
+        let (col, op, value) = split_condition(s).ok_or_else(|| {
             anyhow!(
                 "'{s}' is not a condition (use col==value, col!=value, col=~regex or col!~regex)"
             )
@@ -59,29 +43,14 @@ impl ColCond {
         let idx = spec
             .col_index(col)
             .ok_or_else(|| anyhow!("no column \"{col}\" in table \"{}\"", spec.name))?;
-        let re = match op {
-            SelectOp::Match | SelectOp::NotMatch => Some(
-                regex::Regex::new(value)
-                    .with_context(|| format!("bad regular expression in '{s}'"))?,
-            ),
-            _ => None,
-        };
-        Ok(ColCond {
-            col: idx,
-            op,
-            value: value.to_string(),
-            re,
-        })
+        let test = ValueTest::new(op, value)
+            .with_context(|| format!("bad regular expression in '{s}'"))?;
+        Ok(ColCond { col: idx, test })
     }
 
     fn holds(&self, row: &Row) -> bool {
-        let v = row.get(self.col).and_then(|v| v.as_deref()).unwrap_or("");
-        match self.op {
-            SelectOp::Eq => v == self.value,
-            SelectOp::Ne => v != self.value,
-            SelectOp::Match => self.re.as_ref().is_some_and(|r| r.is_match(v)),
-            SelectOp::NotMatch => !self.re.as_ref().is_some_and(|r| r.is_match(v)),
-        }
+        self.test
+            .holds(row.get(self.col).and_then(|v| v.as_deref()))
     }
 }
 

@@ -75,37 +75,73 @@ pub struct Membership {
     pub dynamic_groups: HashMap<String, Vec<Condition>>,
 }
 
-/// One `attr<op>value` condition (dynamic groups, `lsdef -w`, `nodels` filters).
+/// Splits `lhs<op>value` at the first of `==`, `!=`, `=~`, `!~` (xCAT's selector operators).
+pub fn split_condition(s: &str) -> Option<(&str, SelectOp, &str)> {
+    let ops = [
+        ("==", SelectOp::Eq),
+        ("!=", SelectOp::Ne),
+        ("=~", SelectOp::Match),
+        ("!~", SelectOp::NotMatch),
+    ];
+    let (i, tok, op) = ops
+        .iter()
+        .filter_map(|(t, op)| s.find(t).map(|i| (i, *t, *op)))
+        .min_by_key(|x| x.0)?;
+    Some((&s[..i], op, &s[i + tok.len()..]))
+}
+
+/// The right-hand side of a condition: an operator and a value, the regex compiled once.
+#[derive(Debug, Clone)]
+pub struct ValueTest {
+    pub op: SelectOp,
+    pub value: String,
+    regex: Option<regex::Regex>,
+}
+
+impl ValueTest {
+    /// `Err` for a bad regular expression.
+    pub fn new(op: SelectOp, value: &str) -> Result<ValueTest, regex::Error> {
+        let regex = match op {
+            SelectOp::Match | SelectOp::NotMatch => Some(regex::Regex::new(value)?),
+            _ => None,
+        };
+        Ok(ValueTest {
+            op,
+            value: value.to_string(),
+            regex,
+        })
+    }
+
+    /// Whether `value` (undefined counts as empty, as in xCAT) passes.
+    pub fn holds(&self, value: Option<&str>) -> bool {
+        let v = value.unwrap_or("");
+        match self.op {
+            SelectOp::Eq => v == self.value,
+            SelectOp::Ne => v != self.value,
+            SelectOp::Match | SelectOp::NotMatch => {
+                self.regex.as_ref().is_some_and(|r| r.is_match(v)) == (self.op == SelectOp::Match)
+            }
+        }
+    }
+}
+
+/// One `attr<op>value` condition on a node attribute (dynamic groups, `nodels`/`nodech` filters).
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub table: &'static str,
     pub column: String,
-    pub op: SelectOp,
-    pub value: String,
-    /// Compiled once for `=~`/`!~`.
-    regex: Option<regex::Regex>,
+    pub test: ValueTest,
 }
 
 impl Condition {
     /// Parses `tab.col==v`, `attr=~re`, … Object attribute names (`mgt`, `os`) are mapped to their
     /// table column through the node object definition.
     pub fn parse(s: &str) -> Result<Condition, StoreError> {
-        let ops = [
-            ("==", SelectOp::Eq),
-            ("!=", SelectOp::Ne),
-            ("=~", SelectOp::Match),
-            ("!~", SelectOp::NotMatch),
-        ];
-        let found = ops
-            .iter()
-            .filter_map(|(t, op)| s.find(t).map(|i| (i, *t, *op)))
-            .min_by_key(|(i, _, _)| *i);
-        let Some((i, tok, op)) = found else {
+        let Some((lhs, op, value)) = split_condition(s) else {
             return Err(StoreError::Invalid(format!(
                 "'{s}' is not a condition (expected attr==value, attr!=value, attr=~regex or attr!~regex)"
             )));
         };
-        let (lhs, value) = (&s[..i], &s[i + tok.len()..]);
         let (table, column) = attr_column(lhs)?;
         Condition::new(table.name, column, op, value)
             .map_err(|e| StoreError::Invalid(format!("bad regular expression in '{s}': {e}")))
@@ -118,29 +154,15 @@ impl Condition {
         op: SelectOp,
         value: &str,
     ) -> Result<Condition, regex::Error> {
-        let regex = match op {
-            SelectOp::Match | SelectOp::NotMatch => Some(regex::Regex::new(value)?),
-            _ => None,
-        };
         Ok(Condition {
             table,
             column,
-            op,
-            value: value.to_string(),
-            regex,
+            test: ValueTest::new(op, value)?,
         })
     }
 
     fn holds(&self, value: Option<&str>) -> bool {
-        let v = value.unwrap_or("");
-        match self.op {
-            SelectOp::Eq => v == self.value,
-            SelectOp::Ne => v != self.value,
-            SelectOp::Match | SelectOp::NotMatch => {
-                let m = self.regex.as_ref().is_some_and(|r| r.is_match(v));
-                m == (self.op == SelectOp::Match)
-            }
-        }
+        self.test.holds(value)
     }
 }
 

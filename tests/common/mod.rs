@@ -303,3 +303,41 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Runs busybox udhcpc once in the client namespace; returns the environment its script saw on `bound`.
+pub fn udhcpc(
+    pair: &Pair,
+    bh: &Bh,
+    extra: &[&str],
+) -> Option<std::collections::HashMap<String, String>> {
+    let env = bh.path(&format!("udhcpc.{}.env", std::process::id()));
+    let _ = std::fs::remove_file(&env);
+    let script = bh.file(
+        "udhcpc.sh",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
+            env.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut args = vec![
+        "timeout", "20", "busybox", "udhcpc", "-i", "bhc0", "-f", "-q", "-n", "-t", "4", "-T", "2",
+        "-A", "1", "-s", &script, "-O", "67",
+    ];
+    args.extend_from_slice(extra);
+    let o = pair
+        .cli
+        .command(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run udhcpc");
+    let text = std::fs::read_to_string(&env).ok()?;
+    let _ = o;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
