@@ -264,13 +264,11 @@ pub fn next_step(
         if let Some(cs) = currstate.filter(|c| !c.is_empty()) {
             // A chain that is just the current state again: the node has finished it.
             let first_word = cs.split(' ').next().unwrap_or(cs);
-            if cc.contains(cs)
+            let finished = cc.contains(cs)
                 || cc == first_word
-                || (cc.starts_with("osimage") && cs.contains(' '))
-            {
-                if cc != "boot" {
-                    cc = "standby".into();
-                }
+                || (cc.starts_with("osimage") && cs.contains(' '));
+            if finished && cc != "boot" {
+                cc = "standby".into();
             }
         }
     }
