@@ -219,10 +219,13 @@ pub fn apply(
             )?;
             let cs = format!("{} {}-{}-{}", img.provmethod, img.os, img.arch, img.profile);
             // After an install the node boots from disk; diskless images stay where they are.
+            // After an install the node boots from disk (xCAT's setdestiny sets currchain=boot,
+            // also when the chain has just run out onto this osimage step); diskless images
+            // keep whatever chain is left.
             let chain = match (&currchain, img.provmethod.as_str()) {
-                (Some(c), _) => Some(c.clone()),
-                (None, "netboot" | "statelite") => None,
-                (None, _) => Some("boot".to_string()),
+                (_, "netboot" | "statelite") => currchain.clone(),
+                (Some(c), _) if !c.starts_with("osimage") => Some(c.clone()),
+                _ => Some("boot".to_string()),
             };
             tx.set(
                 "chain",
@@ -235,13 +238,12 @@ pub fn apply(
             let cs = d
                 .currstate()
                 .ok_or_else(|| StoreError::Invalid("osimage state without an image".into()))?;
+            // A single state is its own chain: `next` then finds it done (shell → standby, boot stays boot).
+            let chain = currchain.clone().unwrap_or_else(|| cs.clone());
             tx.set(
                 "chain",
                 &[node],
-                &[
-                    ("currstate", Some(&cs)),
-                    ("currchain", currchain.as_deref()),
-                ],
+                &[("currstate", Some(&cs)), ("currchain", Some(&chain))],
             )?;
             cs
         }

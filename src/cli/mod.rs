@@ -19,6 +19,7 @@ pub mod defs;
 pub mod dhcp;
 pub mod net;
 pub mod nodes;
+pub mod nodeset;
 pub mod tables;
 
 /// The store every command works on.
@@ -83,6 +84,8 @@ enum Cmd {
     Makenetworks(net::MakenetworksArgs),
     /// Check the DHCP configuration, show or drop nodes' leases, create the OMAPI key
     Makedhcp(dhcp::MakedhcpArgs),
+    /// Set nodes' next boot (osimage=…, boot, shell, …), or show / stat / next
+    Nodeset(nodeset::NodesetArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -105,6 +108,7 @@ pub const COMMANDS: &[&str] = &[
     "makehosts",
     "makenetworks",
     "makedhcp",
+    "nodeset",
 ];
 
 #[derive(Debug, Args)]
@@ -187,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Makehosts(a) => net::makehosts(&db, a),
         Cmd::Makenetworks(a) => net::makenetworks(&db, a),
         Cmd::Makedhcp(a) => dhcp::makedhcp(&db, a),
+        Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Links(a) => links(a),
     }
 }
