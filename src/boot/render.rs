@@ -727,3 +727,134 @@ mod tests {
         );
     }
 }
+
+/// Which node a boot-file path is about: the name, a MAC, or a hex IP, as boot loaders ask.
+#[derive(Debug, Default)]
+pub struct BootIndex {
+    by_mac: std::collections::HashMap<String, String>,
+    by_hexip: std::collections::HashMap<String, String>,
+    nodes: std::collections::HashSet<String>,
+}
+
+impl BootIndex {
+    /// Indexes every node's MACs and IP.
+    pub fn build(r: &Resolver) -> Result<BootIndex, StoreError> {
+        let m = r.membership()?;
+        let macs = r.column("mac", "mac")?;
+        let ips = r.column("hosts", "ip")?;
+        let mut idx = BootIndex::default();
+        for n in &m.nodes {
+            idx.nodes.insert(n.clone());
+            if let Ok(Some(ms)) = macs.get(n) {
+                for e in ms.split('|').filter(|e| !e.contains('!')) {
+                    if let Some(mac) = crate::dhcp::config::normalize_mac(e.trim()) {
+                        idx.by_mac.insert(mac.replace(':', "-"), n.clone());
+                    }
+                }
+            }
+            if let Ok(Some(ip)) = ips.get(n) {
+                if let Ok(a) = ip.parse::<Ipv4Addr>() {
+                    idx.by_hexip.insert(hexip(a), n.clone());
+                }
+            }
+        }
+        Ok(idx)
+    }
+
+    /// The node a path names, if any.
+    pub fn node_for(&self, path: &str) -> Option<&str> {
+        let file = path.rsplit('/').next().unwrap_or(path);
+        let stem = file
+            .strip_suffix(".uefi")
+            .or_else(|| file.strip_suffix(".elilo"))
+            .unwrap_or(file);
+        let candidates = [
+            stem.strip_prefix("grub2-"),
+            stem.strip_prefix("yaboot-"),
+            stem.strip_prefix("grub.cfg-01-")
+                .and_then(|m| self.by_mac.get(&m.to_ascii_lowercase()).map(String::as_str)),
+            stem.strip_prefix("grub.cfg-").and_then(|h| {
+                self.by_hexip
+                    .get(&h.to_ascii_uppercase())
+                    .map(String::as_str)
+            }),
+            stem.strip_prefix("yaboot.conf-")
+                .and_then(|m| self.by_mac.get(&m.to_ascii_lowercase()).map(String::as_str)),
+            stem.strip_prefix("01-")
+                .and_then(|m| self.by_mac.get(&m.to_ascii_lowercase()).map(String::as_str)),
+            self.by_hexip
+                .get(&stem.to_ascii_uppercase())
+                .map(String::as_str),
+            Some(stem),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find(|n| self.nodes.contains(*n))
+            .and_then(|n| self.nodes.get(n).map(String::as_str))
+    }
+}
+
+/// The rendered file (or alias) for `path` (relative to the TFTP root, no leading `/`), if a node's
+/// boot state makes one.
+pub fn lookup(
+    r: &Resolver,
+    idx: &BootIndex,
+    path: &str,
+    ctx: &RenderCtx,
+) -> Result<Option<BootFile>, StoreError> {
+    let Some(node) = idx.node_for(path) else {
+        return Ok(None);
+    };
+    let b = node_boot(r, node, ctx)?;
+    Ok(files_for(&b, ctx)
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, f)| f))
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn paths_find_their_node_by_name_mac_and_hex_ip() {
+        let s = Arc::new(crate::store::Store::open_in_memory().expect("store"));
+        s.write(None, |tx| {
+            tx.set("nodelist", &["n1"], &[("groups", Some("all"))])?;
+            tx.set("hosts", &["n1"], &[("ip", Some("10.0.1.5"))])?;
+            tx.set("mac", &["n1"], &[("mac", Some("52:54:00:AA:00:01"))])?;
+            tx.set("noderes", &["n1"], &[("netboot", Some("pxe"))])?;
+            tx.set("chain", &["n1"], &[("currstate", Some("boot"))])
+        })
+        .expect("seed");
+        let r = Resolver::new(s);
+        let idx = BootIndex::build(&r).expect("index");
+        let ctx = RenderCtx {
+            tftpdir: PathBuf::from("/nonexistent"),
+            server_ip: None,
+        };
+        for p in [
+            "pxelinux.cfg/n1",
+            "pxelinux.cfg/01-52-54-00-aa-00-01",
+            "pxelinux.cfg/0A000105",
+        ] {
+            assert_eq!(idx.node_for(p), Some("n1"), "{p}");
+            assert!(
+                matches!(lookup(&r, &idx, p, &ctx).expect("lookup"), Some(BootFile::Text(t)) if t.contains("LOCALBOOT 0")),
+                "{p}"
+            );
+        }
+        assert_eq!(idx.node_for("pxelinux.cfg/n2"), None);
+        assert!(
+            lookup(&r, &idx, "xcat/xnba/nodes/n1", &ctx)
+                .expect("lookup")
+                .is_none(),
+            "n1 boots by pxelinux, not xNBA"
+        );
+        assert!(lookup(&r, &idx, "pxelinux.0", &ctx)
+            .expect("lookup")
+            .is_none());
+    }
+}

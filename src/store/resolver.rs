@@ -215,6 +215,8 @@ type RegexCache = HashMap<String, Result<Option<Arc<RegexValue>>, RegexValueErro
 /// The cached, inheritance-aware view of the store.
 pub struct Resolver {
     store: Arc<Store>,
+    /// Bumped by every invalidation, so derived caches (boot-file indexes) know when to rebuild.
+    generation: std::sync::atomic::AtomicU64,
     tables: RwLock<HashMap<&'static str, Arc<TableIndex>>>,
     membership: RwLock<Option<Arc<Membership>>>,
     regex_cache: Mutex<RegexCache>,
@@ -232,6 +234,7 @@ impl Resolver {
     pub fn new(store: Arc<Store>) -> Resolver {
         Resolver {
             store,
+            generation: std::sync::atomic::AtomicU64::new(0),
             tables: RwLock::new(HashMap::new()),
             membership: RwLock::new(None),
             regex_cache: Mutex::new(HashMap::new()),
@@ -243,7 +246,14 @@ impl Resolver {
     }
 
     /// Forgets what was cached of `table` (called for each change-log entry).
+    /// Changes whenever something was invalidated.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn invalidate(&self, table: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut t) = self.tables.write() {
             t.remove(table);
         }
@@ -256,6 +266,8 @@ impl Resolver {
 
     /// Forgets everything (after a change-log gap).
     pub fn invalidate_all(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut t) = self.tables.write() {
             t.clear();
         }
