@@ -858,3 +858,112 @@ mod lookup_tests {
             .is_none());
     }
 }
+
+/// The discovery files for unknown nodes on each `networks` row (xCAT's mknb): genesis through
+/// xNBA (`xcat/xnba/nets/<net>_<bits>`, `.uefi`, `.elilo`) or pxelinux (`pxelinux.cfg/<HEXNET>`,
+/// the hex prefix of the network, which pxelinux reaches by shortening the client's hex IP).
+pub fn discovery_files(
+    r: &Resolver,
+    ctx: &RenderCtx,
+) -> Result<Vec<(String, BootFile)>, StoreError> {
+    let nets = r.table("networks")?;
+    let (nc, mc) = (nets.spec.col_index("net"), nets.spec.col_index("mask"));
+    let master = r.site("master")?;
+    let xcatdport = r.site("xcatdport")?.unwrap_or_else(|| "3001".into());
+    let mut out = Vec::new();
+    for row in &nets.rows {
+        let cell = |i: Option<usize>| {
+            i.and_then(|i| row.get(i))
+                .cloned()
+                .flatten()
+                .and_then(|v| v.trim().parse::<Ipv4Addr>().ok())
+        };
+        let (Some(net), Some(mask)) = (cell(nc), cell(mc)) else {
+            continue;
+        };
+        let bits = u32::from(mask).leading_ones();
+        let server = my_ip_for(Some(net), ctx.server_ip, master.as_deref());
+        let base = format!("xcat/xnba/nets/{net}_{bits}");
+        let v = |destiny: &str| {
+            fill(
+                get("xnba-discovery").unwrap_or(""),
+                &[
+                    ("server", server.as_str()),
+                    ("xcatdport", xcatdport.as_str()),
+                    ("destiny", destiny),
+                ],
+            )
+        };
+        out.push((base.clone(), BootFile::Text(v(""))));
+        out.push((
+            format!("{base}.uefi"),
+            BootFile::Text(v(" destiny=discover")),
+        ));
+        out.push((
+            format!("{base}.elilo"),
+            BootFile::Text(fill(
+                get("elilo").unwrap_or(""),
+                &[
+                    ("kernel", "xcat/genesis.kernel.x86_64"),
+                    ("initrd", "xcat/genesis.fs.x86_64.gz"),
+                    (
+                        "cmdline",
+                        &format!("quiet xcatd={server}:{xcatdport} destiny=discover"),
+                    ),
+                ],
+            )),
+        ));
+        let digits = (bits / 4) as usize;
+        let hex: String = hexip(net).chars().take(digits).collect();
+        if !hex.is_empty() {
+            out.push((
+                format!("pxelinux.cfg/{hex}"),
+                BootFile::Text(fill(
+                    get("pxelinux-discovery").unwrap_or(""),
+                    &[
+                        ("server", server.as_str()),
+                        ("xcatdport", xcatdport.as_str()),
+                    ],
+                )),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod discovery_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn discovery_files_per_network() {
+        let s = Arc::new(crate::store::Store::open_in_memory().expect("store"));
+        s.write(None, |tx| {
+            tx.set(
+                "networks",
+                &["10.0.0.0", "255.255.255.0"],
+                &[("netname", Some("mgmt"))],
+            )
+        })
+        .expect("seed");
+        let r = Resolver::new(s);
+        let ctx = RenderCtx {
+            tftpdir: PathBuf::from("/nonexistent"),
+            server_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        };
+        let f = discovery_files(&r, &ctx).expect("files");
+        let text = |p: &str| match f.iter().find(|(x, _)| x == p) {
+            Some((_, BootFile::Text(t))) => t.clone(),
+            _ => panic!("{p} missing"),
+        };
+        // Reference §4 (mknb), written out by hand.
+        assert_eq!(
+            text("xcat/xnba/nets/10.0.0.0_24"),
+            "#!gpxe\nimgfetch -n kernel http://${next-server}/tftpboot/xcat/genesis.kernel.x86_64 xcatd=10.0.0.1:3001 BOOTIF=01-${netX/machyp}\nimgfetch -n initrd http://${next-server}/tftpboot/xcat/genesis.fs.x86_64.gz\nimgload kernel\nimgexec kernel\n"
+        );
+        assert!(text("xcat/xnba/nets/10.0.0.0_24.uefi")
+            .contains("BOOTIF=01-${netX/machyp} destiny=discover\n"));
+        assert!(text("pxelinux.cfg/0A0000").contains("destiny=discover"));
+    }
+}
