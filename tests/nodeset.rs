@@ -75,7 +75,7 @@ fn nodeset_osimage_records_the_intent_and_show_prints_the_files() {
     assert_eq!(bh.ok(&["nodeset", "n1", "next"]), "n1: boot\n");
     let show = bh.ok(&["nodeset", "n1", "show"]);
     assert!(
-        show.contains("#boot\nDEFAULT xCAT\nLABEL xCAT\n LOCALBOOT 0\n"),
+        show.contains("#boot\nDEFAULT xCAT\nLABEL xCAT\nLOCALBOOT 0\n"),
         "{show}"
     );
     // Other netboot methods render their own formats.

@@ -591,7 +591,7 @@ mod tests {
         let f = files_for(&node_boot(&r, "n1", &ctx()).expect("boot"), &ctx());
         assert_eq!(
             text(&f, "pxelinux.cfg/n1"),
-            "#boot\nDEFAULT xCAT\nLABEL xCAT\n LOCALBOOT 0\n"
+            "#boot\nDEFAULT xCAT\nLABEL xCAT\nLOCALBOOT 0\n"
         );
     }
 
