@@ -11,7 +11,7 @@
 set -euo pipefail
 T=${1:-}
 if [ -z "$T" ]; then
-  T=$(bootherd nodels 2>/dev/null >/dev/null; bootherd tabdump -w key==tftpdir site 2>/dev/null | sed -n 2p | cut -d'"' -f4)
+  T=$(bootherd tabdump -w key==tftpdir site 2>/dev/null | sed -n 2p | cut -d'"' -f4 || true)
   T=${T:-/tftpboot}
 fi
 PKGS=(pxelinux syslinux-common ipxe grub-efi-amd64-signed shim-signed)
