@@ -9,3 +9,4 @@ pub mod cli;
 pub mod daemon;
 pub mod dhcp;
 pub mod store;
+pub mod tftp;

@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the tests drive (real peers). Installed only when something is missing.
-PKGS=(iproute2 gcc make pkg-config isc-dhcp-client isc-dhcp-server busybox python3 python3-venv)
+PKGS=(iproute2 gcc make pkg-config isc-dhcp-client isc-dhcp-server busybox python3 python3-venv tftp-hpa atftp curl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// Do not run the DHCP service nor its OMAPI port (another DHCP server answers on this network)
     #[arg(long)]
     no_dhcp: bool,
+    /// Do not run the TFTP service (another TFTP server answers on this machine)
+    #[arg(long)]
+    no_tftp: bool,
 }
 
 /// What one poll of the change log found, as services receive it.
@@ -68,7 +71,9 @@ fn init_logging() {
             return;
         }
     }
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -103,6 +108,14 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the DHCP service")?;
         if let Some(task) = dhcp {
+            services.spawn(task);
+        }
+    }
+    if !a.no_tftp {
+        let tftp = crate::tftp::start(store.clone(), resolver.clone(), shutdown_rx.clone())
+            .await
+            .context("cannot start the TFTP service")?;
+        if let Some(task) = tftp {
             services.spawn(task);
         }
     }
