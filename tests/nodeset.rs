@@ -148,3 +148,102 @@ fn chains_and_genesis_states() {
         .ok(&["nodeset", "n3", "show"])
         .contains("nothing is served"));
 }
+
+/// Fetches `path` with tftp-hpa from the client namespace; `None` when the server refused.
+fn tftp_get(pair: &common::Pair, bh: &Bh, path: &str) -> Option<Vec<u8>> {
+    let out = bh.path("fetched");
+    let _ = std::fs::remove_file(&out);
+    let o = pair
+        .cli
+        .command("tftp")
+        .args([
+            "10.99.60.1",
+            "-m",
+            "binary",
+            "-c",
+            "get",
+            path,
+            out.to_str().expect("path"),
+        ])
+        .output()
+        .expect("tftp");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if text.contains("Error code") {
+        return None;
+    }
+    std::fs::read(&out).ok()
+}
+
+#[test]
+fn rendered_boot_files_are_served_over_tftp() {
+    let (bh, tftp) = setup();
+    std::fs::create_dir_all(format!("{tftp}/boot/grub2")).expect("mkdir");
+    std::fs::write(format!("{tftp}/boot/grub2/grub2.x86_64"), b"GRUB-BINARY").expect("grub");
+    std::fs::write(format!("{tftp}/pxelinux.0"), b"PXELINUX").expect("pxelinux");
+    bh.ok(&[
+        "chtab",
+        "node=compute",
+        r"hosts.ip=|n(\d+)|10.99.60.($1+10)|",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "lab",
+        "net=10.99.60.0",
+        "mask=255.255.255.0",
+    ]);
+    bh.ok(&["chdef", "n1", "xcatmaster=10.99.60.1"]);
+    bh.ok(&["chdef", "n2", "netboot=grub2"]);
+    bh.ok(&["nodeset", "n1,n2", &format!("osimage={IMG}")]);
+    let pair = common::Pair::new("nt", "10.99.60.1/24");
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.60.2/24", "dev", "bhc0"]);
+    let d = common::Daemon::start(&bh, &pair.srv, &[]);
+    assert!(d.wait_for("TFTP listening", 5), "{}", d.dump());
+    let want = format!("#install rhels8.6-x86_64-compute\nDEFAULT xCAT\nLABEL xCAT\n KERNEL xcat/osimage/{IMG}/vmlinuz\n APPEND initrd=xcat/osimage/{IMG}/initrd.img inst.repo=http://10.99.60.1:80/install/rhels8.6/x86_64 inst.ks=http://10.99.60.1:80/install/autoinst/n1\n  IPAPPEND 2\n");
+    // By MAC (what pxelinux asks first), by hex IP, by name.
+    for path in [
+        "pxelinux.cfg/01-52-54-00-aa-00-01",
+        "pxelinux.cfg/0A633C0B",
+        "pxelinux.cfg/n1",
+        "/pxelinux.cfg/n1",
+    ] {
+        let got =
+            tftp_get(&pair, &bh, path).unwrap_or_else(|| panic!("{path} refused:\n{}", d.dump()));
+        assert_eq!(String::from_utf8_lossy(&got), want, "{path}");
+    }
+    // Files on disk are still there, and the grub2 alias serves the boot loader binary.
+    assert_eq!(
+        tftp_get(&pair, &bh, "pxelinux.0").as_deref(),
+        Some(&b"PXELINUX"[..])
+    );
+    assert_eq!(
+        tftp_get(&pair, &bh, "boot/grub2/grub2-n2").as_deref(),
+        Some(&b"GRUB-BINARY"[..])
+    );
+    assert!(String::from_utf8_lossy(
+        &tftp_get(&pair, &bh, "boot/grub2/grub.cfg-01-52-54-00-aa-00-02").expect("grub.cfg")
+    )
+    .contains("linuxefi /xcat/osimage/"));
+    // A node that boots from pxelinux has no xNBA file; unknown nodes get the network's discovery file.
+    assert!(tftp_get(&pair, &bh, "xcat/xnba/nodes/n1").is_none());
+    let disc = tftp_get(&pair, &bh, "xcat/xnba/nets/10.99.60.0_24").expect("discovery file");
+    assert!(
+        String::from_utf8_lossy(&disc).contains("xcatd=10.99.60.1:3001"),
+        "{}",
+        String::from_utf8_lossy(&disc)
+    );
+    // A change of state is served at once.
+    bh.ok(&["nodeset", "n1", "boot"]);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(
+        String::from_utf8_lossy(&tftp_get(&pair, &bh, "pxelinux.cfg/n1").expect("boot file")),
+        "#boot\nDEFAULT xCAT\nLABEL xCAT\nLOCALBOOT 0\n"
+    );
+}
