@@ -13,7 +13,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the tests drive (real peers). Installed only when something is missing.
-PKGS=(iproute2 gcc make pkg-config isc-dhcp-client isc-dhcp-server busybox python3 python3-venv tftp-hpa atftp curl)
+PKGS=(iproute2 gcc make pkg-config isc-dhcp-client isc-dhcp-server busybox python3 python3-venv tftp-hpa atftp curl
+  qemu-system-x86 ipxe-qemu pxelinux syslinux-common ipxe grub-efi-amd64-signed shim-signed)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -30,6 +31,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import pypureomapi' 2
   /usr/bin/python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q pypureomapi==1.1
 fi
+
+# Guest kernel and busybox for the VM tests (downloaded from Debian, cached under target/).
+bash tests/prepare-assets.sh
 
 if ! command -v cargo >/dev/null; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"

@@ -1,0 +1,285 @@
+//! End to end: a QEMU VM (software emulation, iPXE NIC ROM) defined as a node with netboot pxe
+//! PXE-boots from bootherd — DHCP → pxelinux.0 → its rendered config → kernel and a busybox
+//! initramfs over TFTP → a marker on the serial console. After `nodeset <node> boot` the next boot
+//! is told LOCALBOOT.
+
+mod common;
+use common::{Bh, Daemon, Netns};
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const MAC: &str = "52:54:00:99:70:01";
+const IMG: &str = "testimg";
+
+fn assets() -> PathBuf {
+    let a = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-assets");
+    assert!(
+        a.join("vmlinuz").is_file() && a.join("busybox").is_file(),
+        "{} lacks vmlinuz/busybox: tests/run.sh prepares them (tests/prepare-assets.sh)",
+        a.display()
+    );
+    a
+}
+
+/// A newc cpio archive (the initramfs format), written here so the test needs no cpio tool.
+fn cpio(entries: &[(&str, u32, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut push = |name: &str, mode: u32, data: &[u8], ino: u32| {
+        let namesize = name.len() + 1;
+        let hdr = format!(
+            "070701{ino:08X}{mode:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{namesize:08X}{:08X}",
+            0, 0, 1, 0, data.len(), 0, 0, 0, 0, 0
+        );
+        out.extend_from_slice(hdr.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(data);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    };
+    for (i, (name, mode, data)) in entries.iter().enumerate() {
+        push(name, *mode, data, i as u32 + 1);
+    }
+    push("TRAILER!!!", 0, &[], 0);
+    out
+}
+
+fn initramfs(busybox: &[u8]) -> Vec<u8> {
+    let init = "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\necho \"BOOTHERD-MARKER: /init reached\" > /dev/console\necho \"BOOTHERD-MARKER: cmdline $(cat /proc/cmdline)\" > /dev/console\npoweroff -f\n";
+    let mut e: Vec<(&str, u32, Vec<u8>)> = vec![
+        ("bin", 0o040755, vec![]),
+        ("proc", 0o040755, vec![]),
+        ("sys", 0o040755, vec![]),
+        ("dev", 0o040755, vec![]),
+        ("bin/busybox", 0o100755, busybox.to_vec()),
+        ("init", 0o100755, init.as_bytes().to_vec()),
+    ];
+    for applet in ["sh", "mount", "echo", "cat", "poweroff"] {
+        e.push((
+            Box::leak(format!("bin/{applet}").into_boxed_str()),
+            0o120777,
+            b"busybox".to_vec(),
+        ));
+    }
+    cpio(&e)
+}
+
+fn wait_serial(path: &Path, needle: &str, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if std::fs::read_to_string(path)
+            .map(|s| s.contains(needle))
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+fn qemu(ns: &Netns, serial: &Path) -> std::process::Child {
+    ns.command("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-nographic",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
+        .args([
+            "-serial",
+            &format!("file:{}", serial.display()),
+            "-boot",
+            "n",
+        ])
+        .args([
+            "-netdev",
+            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={MAC}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start qemu-system-x86_64 (package qemu-system-x86)")
+}
+
+#[test]
+fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
+    let a = assets();
+    let bh = Bh::new();
+    let tftp = bh.path("tftpboot");
+    // Boot loaders from Debian's packages, as an admin installs them.
+    let o = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("boot-assets/install.sh"))
+        .arg(&tftp)
+        .output()
+        .expect("boot-assets/install.sh");
+    assert!(
+        o.status.success(),
+        "boot-assets/install.sh failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let img = tftp.join(format!("xcat/osimage/{IMG}"));
+    std::fs::create_dir_all(&img).expect("mkdir");
+    std::fs::copy(a.join("vmlinuz"), img.join("vmlinuz")).expect("kernel");
+    std::fs::write(
+        img.join("initrd.img"),
+        initramfs(&std::fs::read(a.join("busybox")).expect("busybox")),
+    )
+    .expect("initrd");
+
+    bh.ok(&[
+        "chtab",
+        "key=tftpdir",
+        &format!("site.value={}", tftp.display()),
+    ]);
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=br0"]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "vmnet",
+        "net=10.99.70.0",
+        "mask=255.255.255.0",
+        "dynamicrange=10.99.70.100-10.99.70.120",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "osimage",
+        "-o",
+        IMG,
+        "imagetype=linux",
+        "provmethod=install",
+        "osvers=rhels9.4",
+        "osarch=x86_64",
+        "profile=compute",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "vm70",
+        "groups=all",
+        &format!("mac={MAC}"),
+        "ip=10.99.70.70",
+        "netboot=pxe",
+        "serialport=0",
+        "serialspeed=115200",
+    ]);
+    bh.ok(&["nodeset", "vm70", &format!("osimage={IMG}")]);
+
+    // The server namespace holds a bridge with the VM's tap on it.
+    let ns = Netns::new("vm");
+    ns.exec(&[
+        "ip",
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+    ]);
+    ns.exec(&["ip", "addr", "add", "10.99.70.1/24", "dev", "br0"]);
+    ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+    ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
+    ns.exec(&["ip", "link", "set", "tap0", "up"]);
+    ns.exec(&["ip", "link", "set", "br0", "up"]);
+    let d = Daemon::start(&bh, &ns, &[]);
+    assert!(
+        d.wait_for("TFTP listening", 5) && d.wait_for("DHCP listening", 5),
+        "{}",
+        d.dump()
+    );
+
+    let serial = bh.path("serial1.txt");
+    let mut vm = qemu(&ns, &serial);
+    let booted = wait_serial(
+        &serial,
+        "BOOTHERD-MARKER: /init reached",
+        Duration::from_secs(240),
+    );
+    let _ = vm.kill();
+    let _ = vm.wait();
+    let console = std::fs::read_to_string(&serial).unwrap_or_default();
+    assert!(
+        booted,
+        "the VM did not reach its initramfs.\nserial:\n{console}\ndaemon:\n{}",
+        d.dump()
+    );
+    assert!(
+        console.contains(&format!(
+            "inst.ks=http://10.99.70.1:80/install/autoinst/vm70"
+        )),
+        "the rendered command line reached the kernel:\n{console}"
+    );
+    assert!(
+        d.wait_for("pxelinux.cfg/01-52-54-00-99-70-01", 1),
+        "pxelinux fetched its rendered config by MAC:\n{}",
+        d.dump()
+    );
+
+    // Local boot next time: pxelinux is told LOCALBOOT and hands back to the BIOS (no disk here).
+    bh.ok(&["nodeset", "vm70", "boot"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let served_before = d
+        .log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .filter(|x| {
+                    x.contains("TFTP sent") && x.contains("pxelinux.cfg/01-52-54-00-99-70-01")
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let serial2 = bh.path("serial2.txt");
+    let mut vm = qemu(&ns, &serial2);
+    let handed_back = wait_serial(&serial2, "No bootable device", Duration::from_secs(240));
+    let _ = vm.kill();
+    let _ = vm.wait();
+    let console = std::fs::read_to_string(&serial2).unwrap_or_default();
+    assert!(
+        !console.contains("BOOTHERD-MARKER"),
+        "after nodeset boot the VM must not boot the image again:\n{console}"
+    );
+    let served_after = d
+        .log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .filter(|x| {
+                    x.contains("TFTP sent") && x.contains("pxelinux.cfg/01-52-54-00-99-70-01")
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(
+        served_after > served_before,
+        "the second boot fetched its config again:\n{}",
+        d.dump()
+    );
+    assert!(
+        handed_back,
+        "pxelinux's LOCALBOOT returned to the BIOS:\n{console}"
+    );
+}
