@@ -227,9 +227,7 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         d.dump()
     );
     assert!(
-        console.contains(&format!(
-            "inst.ks=http://10.99.70.1:80/install/autoinst/vm70"
-        )),
+        console.contains("inst.ks=http://10.99.70.1:80/install/autoinst/vm70"),
         "the rendered command line reached the kernel:\n{console}"
     );
     assert!(
