@@ -661,6 +661,45 @@ mod tests {
     }
 
     #[test]
+    fn yaboot_and_petitboot() {
+        let mut rows = base();
+        rows.push(("noderes", "n1", "netboot", "yaboot"));
+        let f = files_for(
+            &node_boot(&resolver(&rows), "n1", &ctx()).expect("boot"),
+            &ctx(),
+        );
+        // Reference §4: `#install …`, `timeout=5`, `image=…`, tab-indented label/initrd/append.
+        assert_eq!(
+            text(&f, "etc/n1"),
+            "#install rhels8.6-x86_64-compute\ntimeout=5\nimage=xcat/osimage/rhels8.6-x86_64-install-compute/vmlinuz\n\tlabel=xcat\n\tinitrd=xcat/osimage/rhels8.6-x86_64-install-compute/initrd.img\n\tappend=\"inst.repo=http://10.0.0.1:80/install/rhels8.6/x86_64 inst.ks=http://10.0.0.1:80/install/autoinst/n1\"\n"
+        );
+        assert_eq!(text(&f, "etc/0a000105"), text(&f, "etc/n1"));
+        assert_eq!(
+            text(&f, "yaboot.conf-52-54-00-aa-00-01"),
+            text(&f, "etc/n1")
+        );
+        assert!(f
+            .iter()
+            .any(|(p, x)| p == "yb/node/yaboot-n1" && *x == BootFile::Alias("yaboot".into())));
+        let mut rows = base();
+        rows.push(("noderes", "n1", "netboot", "petitboot"));
+        let f = files_for(
+            &node_boot(&resolver(&rows), "n1", &ctx()).expect("boot"),
+            &ctx(),
+        );
+        assert_eq!(
+            text(&f, "petitboot/n1"),
+            "#install rhels8.6-x86_64-compute\ndefault xCAT\nlabel xCAT\n\tkernel http://10.0.0.1:80/tftpboot/xcat/osimage/rhels8.6-x86_64-install-compute/vmlinuz\n\tinitrd http://10.0.0.1:80/tftpboot/xcat/osimage/rhels8.6-x86_64-install-compute/initrd.img\n\tappend \"inst.repo=http://10.0.0.1:80/install/rhels8.6/x86_64 inst.ks=http://10.0.0.1:80/install/autoinst/n1\"\n"
+        );
+        rows.push(("chain", "n1", "currstate", "boot"));
+        let f = files_for(
+            &node_boot(&resolver(&rows), "n1", &ctx()).expect("boot"),
+            &ctx(),
+        );
+        assert_eq!(text(&f, "petitboot/n1"), "#boot\n");
+    }
+
+    #[test]
     fn netboot_and_statelite_command_lines() {
         let mut rows = base();
         rows.push(("noderes", "n1", "netboot", "pxe"));
