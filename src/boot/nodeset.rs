@@ -1,0 +1,163 @@
+//! `nodeset`'s core, shared by the command and by node callbacks (`next` from an installer):
+//! validate every node's plan, then write them all in one transaction.
+
+use std::collections::HashMap;
+
+use super::render::RenderCtx;
+use super::state::{self, Destiny, Osimage};
+use crate::store::resolver::Resolver;
+use crate::store::{Audit, StoreError};
+
+/// One node's plan: the state to apply now and the chain steps after it.
+pub type Plan = (String, String, Vec<String>);
+
+/// Why `nodeset` changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum NodesetError {
+    /// Per-node problems (`node: Error: …`), all of them.
+    #[error("nodeset changed nothing: {} node(s) cannot be set", .0.len())]
+    Refused(Vec<String>),
+    #[error("{0}")]
+    BadState(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Plans for moving each node one step along its own chain (xCAT's nextdestiny). Nodes with no
+/// chain are returned separately.
+pub fn next_plans(r: &Resolver, nodes: &[String]) -> Result<(Vec<Plan>, Vec<String>), StoreError> {
+    let mut plans = Vec::new();
+    let mut none = Vec::new();
+    for n in nodes {
+        let cs = r.attr(n, "chain", "currstate")?;
+        let cc = r.attr(n, "chain", "currchain")?;
+        let ch = r.attr(n, "chain", "chain")?;
+        match state::next_step(cs.as_deref(), cc.as_deref(), ch.as_deref()) {
+            Some((step, rest)) => plans.push((n.clone(), step, vec![rest])),
+            None => none.push(n.clone()),
+        }
+    }
+    Ok((plans, none))
+}
+
+/// Validates every node's plan, then writes them all in one transaction. Any problem: nothing is
+/// written and every problem is reported.
+pub fn apply_plans(
+    r: &Resolver,
+    ctx: &RenderCtx,
+    plans: &[Plan],
+    audit: &Audit,
+) -> Result<Vec<(String, String)>, NodesetError> {
+    let mut images: HashMap<String, Result<Osimage, String>> = HashMap::new();
+    let mut problems = Vec::new();
+    let mut ready = Vec::with_capacity(plans.len());
+    let macs = r.column("mac", "mac")?;
+    let netboot = r.column("noderes", "netboot")?;
+    for (node, step, rest) in plans {
+        let destiny = match Destiny::parse(step) {
+            Ok(d) => d,
+            Err(e) => return Err(NodesetError::BadState(e)),
+        };
+        let mut why = Vec::new();
+        if macs
+            .get(node)?
+            .is_none_or(|m| m.split('|').all(|e| e.contains('!')))
+        {
+            why.push("no MAC address in mac.mac".to_string());
+        }
+        let nb = netboot.get(node)?;
+        let image = match &destiny {
+            Destiny::Osimage { image } => Some(image.clone()),
+            Destiny::Shorthand(kind) => {
+                let prov = r.attr(node, "nodetype", "provmethod")?;
+                if kind == "osimage" {
+                    prov
+                } else {
+                    let (os, arch, profile) = (
+                        r.attr(node, "nodetype", "os")?,
+                        r.attr(node, "nodetype", "arch")?,
+                        r.attr(node, "nodetype", "profile")?,
+                    );
+                    match (os, arch, profile) {
+                        (Some(o), Some(a), Some(p)) => Some(format!("{o}-{a}-{kind}-{p}")),
+                        _ => {
+                            why.push(format!("'{kind}' needs nodetype.os, arch and profile to name the image (or use osimage=<image>)"));
+                            None
+                        }
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut img = None;
+        if let Some(name) = &image {
+            let entry = images
+                .entry(name.clone())
+                .or_insert_with(|| check_image(r, ctx, name));
+            match entry {
+                Ok(i) => img = Some(i.clone()),
+                Err(e) => why.push(e.clone()),
+            }
+        } else if matches!(destiny, Destiny::Shorthand(ref k) if k == "osimage") {
+            why.push(
+                "no osimage recorded for the node (nodetype.provmethod); use osimage=<image>"
+                    .into(),
+            );
+        }
+        if nb.is_none() && !matches!(destiny, Destiny::Offline) {
+            why.push("no noderes.netboot (xnba, pxe, grub2, yaboot or petitboot)".into());
+        }
+        if !matches!(destiny, Destiny::Offline) && !why.is_empty() {
+            problems.push(format!("{node}: Error: {}", why.join("; ")));
+            continue;
+        }
+        ready.push((node.clone(), destiny, img, rest.clone()));
+    }
+    if !problems.is_empty() {
+        return Err(NodesetError::Refused(problems));
+    }
+    let done = r.store().write(Some(audit), |tx| {
+        let mut done = Vec::with_capacity(ready.len());
+        for (node, destiny, img, rest) in &ready {
+            let cs = state::apply(tx, node, destiny, img.as_ref(), rest)?;
+            if matches!(destiny, Destiny::Offline) {
+                // As xCAT's `makedhcp -d` on offline: the node's leases go.
+                tx.delete_where("dhcpleases", "node", node)?;
+            }
+            done.push((node.clone(), cs));
+        }
+        Ok(done)
+    })?;
+    Ok(done)
+}
+
+/// The osimage exists and its kernel and initrd are under the TFTP root.
+pub fn check_image(r: &Resolver, ctx: &RenderCtx, name: &str) -> Result<Osimage, String> {
+    let img = match state::osimage(r, name) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return Err(format!(
+                "osimage '{name}' is not defined (lsdef -t osimage)"
+            ))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if !matches!(
+        img.provmethod.as_str(),
+        "install" | "netboot" | "statelite" | "sysclone"
+    ) {
+        return Err(format!("osimage '{name}' has provmethod '{}' (install, netboot, statelite or sysclone expected)", img.provmethod));
+    }
+    if img.provmethod != "sysclone" {
+        let (k, i) = state::image_files(&img.provmethod, name);
+        for f in [k, i] {
+            if !ctx.tftpdir.join(&f).is_file() {
+                return Err(format!(
+                    "osimage '{name}': {} is missing",
+                    ctx.tftpdir.join(&f).display()
+                ));
+            }
+        }
+    }
+    Ok(img)
+}
