@@ -6,6 +6,7 @@
 //! [`state`]: the boot states and chain logic (`nodeset`, `next`); [`render`]: facts → file bytes
 //! and TFTP path → file; [`templates`]: the formats, from `netboot-templates/boot/`.
 
+pub mod callback;
 pub mod nodeset;
 pub mod render;
 pub mod state;

@@ -800,6 +800,11 @@ impl BootIndex {
         Ok(idx)
     }
 
+    /// The node whose `hosts.ip` is `ip` (node callbacks identify the caller by source address).
+    pub fn node_by_ip(&self, ip: Ipv4Addr) -> Option<&str> {
+        self.by_hexip.get(&hexip(ip)).map(String::as_str)
+    }
+
     /// The node a path names, if any.
     pub fn node_for(&self, path: &str) -> Option<&str> {
         let file = path.rsplit('/').next().unwrap_or(path);

@@ -21,6 +21,7 @@ use crate::store::Store;
 
 pub mod dhcp;
 pub mod notify;
+pub mod statusport;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -33,6 +34,9 @@ pub struct ServeArgs {
     /// Do not run the TFTP service (another TFTP server answers on this machine)
     #[arg(long)]
     no_tftp: bool,
+    /// Do not listen on xCAT's node status port (site.xcatiport, 3002)
+    #[arg(long)]
+    no_status_port: bool,
 }
 
 /// What one poll of the change log found, as services receive it.
@@ -118,6 +122,10 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         if let Some(task) = tftp {
             services.spawn(task);
         }
+    }
+    if !a.no_status_port {
+        let l = statusport::bind(&resolver).await?;
+        services.spawn(statusport::serve(l, resolver.clone(), shutdown_rx.clone()));
     }
     {
         let store = store.clone();

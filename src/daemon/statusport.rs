@@ -1,0 +1,178 @@
+//! xCAT's node status port (TCP `site.xcatiport`, 3002): the server says `ready`, the node sends
+//! one line (`installstatus <state>`, `next`, `getpostscript`), the server answers and says
+//! `done`. Kept for images and scripts built for xCAT; bootherd's own scripts use the HTTP routes.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tracing::{info, warn};
+
+use crate::boot::callback::{self, CallbackError, Request};
+use crate::boot::render::{BootIndex, RenderCtx};
+use crate::store::resolver::Resolver;
+
+const MAX_CONNECTIONS: usize = 256;
+const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_LINE: u64 = 4096;
+
+/// Finds the node behind a source address, with the index cached per resolver generation.
+pub struct Callers {
+    resolver: Arc<Resolver>,
+    index: Mutex<Option<(u64, Arc<BootIndex>)>>,
+}
+
+impl Callers {
+    pub fn new(resolver: Arc<Resolver>) -> Callers {
+        Callers {
+            resolver,
+            index: Mutex::new(None),
+        }
+    }
+
+    /// The node whose address is `ip`.
+    pub fn node(&self, ip: IpAddr) -> Option<String> {
+        let IpAddr::V4(v4) = ip else { return None };
+        let gen = self.resolver.generation();
+        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = slot
+            .as_ref()
+            .filter(|(g, _)| *g == gen)
+            .map(|(_, i)| i.clone());
+        let idx = match fresh {
+            Some(i) => i,
+            None => {
+                let i = Arc::new(BootIndex::build(&self.resolver).ok()?);
+                *slot = Some((gen, i.clone()));
+                i
+            }
+        };
+        idx.node_by_ip(v4).map(str::to_string)
+    }
+}
+
+/// Answers one request from `peer` (blocking: runs on the blocking pool). Returns the reply body.
+pub fn answer(
+    resolver: &Resolver,
+    callers: &Callers,
+    ctx: &RenderCtx,
+    peer: SocketAddr,
+    line: &str,
+) -> Result<String, String> {
+    let Some(node) = callers.node(peer.ip()) else {
+        return Err(format!("{} is not the address of any node", peer.ip()));
+    };
+    let req = Request::parse(line)?;
+    let result = match req {
+        Request::InstallStatus(st) => {
+            callback::set_status(resolver, &node, &st).map(|_| String::new())
+        }
+        Request::Next => callback::next(resolver, ctx, &node).map(|cs| format!("{cs}\n")),
+        Request::GetPostscript => Err(CallbackError::Refused(
+            "getpostscript is not served by this version".into(),
+        )),
+    };
+    match result {
+        Ok(body) => {
+            info!(node = %node, request = %line.trim(), "node callback");
+            Ok(body)
+        }
+        Err(e) => Err(format!("{node}: {e}")),
+    }
+}
+
+/// Binds the status port.
+pub async fn bind(resolver: &Resolver) -> anyhow::Result<TcpListener> {
+    let port: u16 = match resolver.site("xcatiport")? {
+        Some(p) => p
+            .trim()
+            .parse()
+            .with_context(|| format!("site.xcatiport '{p}' is not a port number"))?,
+        None => 3002,
+    };
+    let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+        .await
+        .with_context(|| format!("cannot listen on TCP port {port}"))?;
+    info!(port, "node status port listening");
+    Ok(l)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    resolver: Arc<Resolver>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let callers = Arc::new(Callers::new(resolver.clone()));
+    let tftpdir = resolver
+        .site("tftpdir")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "/tftpboot".into());
+    let ctx = Arc::new(RenderCtx {
+        tftpdir: PathBuf::from(tftpdir),
+        server_ip: None,
+    });
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (sock, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!("status port accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (r, c, x) = (resolver.clone(), callers.clone(), ctx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection(sock, peer, r, c, x).await {
+                warn!(peer = %peer, "status port: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    r: Arc<Resolver>,
+    c: Arc<Callers>,
+    ctx: Arc<RenderCtx>,
+) -> Result<(), String> {
+    sock.write_all(b"ready\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let (rd, mut wr) = sock.split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(rd.take(MAX_LINE));
+    match tokio::time::timeout(LINE_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("no request within 30 s".into()),
+    }
+    let l2 = line.clone();
+    let result = tokio::task::spawn_blocking(move || answer(&r, &c, &ctx, peer, &l2))
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply = match result {
+        Ok(body) => format!("{body}done\n"),
+        Err(e) => {
+            warn!(peer = %peer, request = %line.trim(), "node callback refused: {e}");
+            format!("error: {e}\n")
+        }
+    };
+    wr.write_all(reply.as_bytes())
+        .await
+        .map_err(|e| e.to_string())
+}
