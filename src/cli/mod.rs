@@ -21,6 +21,7 @@ pub mod net;
 pub mod nodes;
 pub mod nodeset;
 pub mod tables;
+pub mod updatenode;
 
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
@@ -86,6 +87,8 @@ enum Cmd {
     Makedhcp(dhcp::MakedhcpArgs),
     /// Set nodes' next boot (osimage=…, boot, shell, …), or show / stat / next
     Nodeset(nodeset::NodesetArgs),
+    /// Run the postscripts on nodes over ssh (-s: make this appliance their master)
+    Updatenode(updatenode::UpdatenodeArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -109,6 +112,7 @@ pub const COMMANDS: &[&str] = &[
     "makenetworks",
     "makedhcp",
     "nodeset",
+    "updatenode",
 ];
 
 #[derive(Debug, Args)]
@@ -192,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Makenetworks(a) => net::makenetworks(&db, a),
         Cmd::Makedhcp(a) => dhcp::makedhcp(&db, a),
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
+        Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
         Cmd::Links(a) => links(a),
     }
 }
