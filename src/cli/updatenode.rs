@@ -35,6 +35,9 @@ pub struct UpdatenodeArgs {
     noderange: String,
 }
 
+/// A node and how its run went.
+type NodeResult = (String, Result<(), String>);
+
 /// A string quoted for a POSIX shell.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -81,7 +84,7 @@ pub fn updatenode(db: &DbOpt, a: UpdatenodeArgs) -> anyhow::Result<ExitCode> {
         );
         jobs.push((n.clone(), addr, remote));
     }
-    let results: Arc<Mutex<Vec<(String, Result<(), String>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let results: Arc<Mutex<Vec<NodeResult>>> = Arc::new(Mutex::new(Vec::new()));
     let queue = Arc::new(Mutex::new(jobs));
     let mut workers = Vec::new();
     for _ in 0..a.fanout.clamp(1, 256) {
