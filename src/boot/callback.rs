@@ -114,6 +114,19 @@ pub fn next(r: &Resolver, ctx: &RenderCtx, node: &str) -> Result<String, Callbac
     }
 }
 
+/// The node's mypostscript, as `getpostscript` returns it: the admin's template
+/// (`<installdir>/postscripts/mypostscript.tmpl`) or the shipped one.
+pub fn getpostscript(r: &Resolver, node: &str) -> Result<String, CallbackError> {
+    let installdir = r.site("installdir")?.unwrap_or_else(|| "/install".into());
+    let ip = r.attr(node, "hosts", "ip")?.and_then(|s| s.parse().ok());
+    let master = r.site("master")?;
+    let server = super::render::my_ip_for(ip, None, master.as_deref());
+    let (file, text) = super::postscripts::mypostscript_template(std::path::Path::new(&installdir))
+        .map_err(|e| CallbackError::Refused(e.to_string()))?;
+    super::postscripts::render_mypostscript_from(r, node, &server, &text, &file)
+        .map_err(|e| CallbackError::Refused(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

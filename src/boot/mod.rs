@@ -8,6 +8,8 @@
 
 pub mod callback;
 pub mod nodeset;
+pub mod postscripts;
 pub mod render;
 pub mod state;
+pub mod template;
 pub mod templates;

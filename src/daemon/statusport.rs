@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
-use crate::boot::callback::{self, CallbackError, Request};
+use crate::boot::callback::{self, Request};
 use crate::boot::render::{BootIndex, RenderCtx};
 use crate::store::resolver::Resolver;
 
@@ -73,9 +73,9 @@ pub fn answer(
             callback::set_status(resolver, &node, &st).map(|_| String::new())
         }
         Request::Next => callback::next(resolver, ctx, &node).map(|cs| format!("{cs}\n")),
-        Request::GetPostscript => Err(CallbackError::Refused(
-            "getpostscript is not served by this version".into(),
-        )),
+        // xCAT frames the script with a last line `#END OF SCRIPT`.
+        Request::GetPostscript => callback::getpostscript(resolver, &node)
+            .map(|s| format!("{}\n#END OF SCRIPT\n", s.trim_end())),
     };
     match result {
         Ok(body) => {
