@@ -2,7 +2,11 @@
 //! the same operations over HTTP): `installstatus <state>`, `next`, `getpostscript`. The caller is
 //! identified by its source address; unknown callers and invalid states are refused.
 
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
 use super::nodeset::{apply_plans, next_plans, NodesetError};
+use super::render::BootIndex;
 use super::render::RenderCtx;
 use crate::store::resolver::Resolver;
 use crate::store::{Audit, StoreError};
@@ -125,6 +129,41 @@ pub fn getpostscript(r: &Resolver, node: &str) -> Result<String, CallbackError> 
         .map_err(|e| CallbackError::Refused(e.to_string()))?;
     super::postscripts::render_mypostscript_from(r, node, &server, &text, &file)
         .map_err(|e| CallbackError::Refused(e.to_string()))
+}
+
+/// Finds the node behind a source address, with the index cached per resolver generation.
+pub struct Callers {
+    resolver: Arc<Resolver>,
+    index: Mutex<Option<(u64, Arc<BootIndex>)>>,
+}
+
+impl Callers {
+    pub fn new(resolver: Arc<Resolver>) -> Callers {
+        Callers {
+            resolver,
+            index: Mutex::new(None),
+        }
+    }
+
+    /// The node whose address is `ip`.
+    pub fn node(&self, ip: IpAddr) -> Option<String> {
+        let IpAddr::V4(v4) = ip else { return None };
+        let gen = self.resolver.generation();
+        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = slot
+            .as_ref()
+            .filter(|(g, _)| *g == gen)
+            .map(|(_, i)| i.clone());
+        let idx = match fresh {
+            Some(i) => i,
+            None => {
+                let i = Arc::new(BootIndex::build(&self.resolver).ok()?);
+                *slot = Some((gen, i.clone()));
+                i
+            }
+        };
+        idx.node_by_ip(v4).map(str::to_string)
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! one line (`installstatus <state>`, `next`, `getpostscript`), the server answers and says
 //! `done`. Kept for images and scripts built for xCAT; bootherd's own scripts use the HTTP routes.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,48 +13,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
-use crate::boot::callback::{self, Request};
-use crate::boot::render::{BootIndex, RenderCtx};
+use crate::boot::callback::{self, Callers, Request};
+use crate::boot::render::RenderCtx;
 use crate::store::resolver::Resolver;
 
 const MAX_CONNECTIONS: usize = 256;
 const LINE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_LINE: u64 = 4096;
-
-/// Finds the node behind a source address, with the index cached per resolver generation.
-pub struct Callers {
-    resolver: Arc<Resolver>,
-    index: Mutex<Option<(u64, Arc<BootIndex>)>>,
-}
-
-impl Callers {
-    pub fn new(resolver: Arc<Resolver>) -> Callers {
-        Callers {
-            resolver,
-            index: Mutex::new(None),
-        }
-    }
-
-    /// The node whose address is `ip`.
-    pub fn node(&self, ip: IpAddr) -> Option<String> {
-        let IpAddr::V4(v4) = ip else { return None };
-        let gen = self.resolver.generation();
-        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = slot
-            .as_ref()
-            .filter(|(g, _)| *g == gen)
-            .map(|(_, i)| i.clone());
-        let idx = match fresh {
-            Some(i) => i,
-            None => {
-                let i = Arc::new(BootIndex::build(&self.resolver).ok()?);
-                *slot = Some((gen, i.clone()));
-                i
-            }
-        };
-        idx.node_by_ip(v4).map(str::to_string)
-    }
-}
 
 /// Answers one request from `peer` (blocking: runs on the blocking pool). Returns the reply body.
 pub fn answer(
