@@ -8,5 +8,6 @@ pub mod boot;
 pub mod cli;
 pub mod daemon;
 pub mod dhcp;
+pub mod http;
 pub mod store;
 pub mod tftp;

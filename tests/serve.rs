@@ -43,7 +43,13 @@ fn serve_sees_a_cli_change_within_a_second_and_stops_on_sigterm() {
     let bh = Bh::new();
     bh.ok(&["nodeadd", "n1", "groups=all"]);
     let mut child = bh
-        .cmd(&["serve", "--no-dhcp", "--no-tftp", "--no-status-port"]) // the machine's own namespace: serve nothing there
+        .cmd(&[
+            "serve",
+            "--no-dhcp",
+            "--no-tftp",
+            "--no-http",
+            "--no-status-port",
+        ]) // the machine's own namespace: serve nothing there
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -89,6 +95,7 @@ fn serve_reports_a_bad_store_and_exits_nonzero() {
             "--no-dhcp",
             "--no-tftp",
             "--no-status-port",
+            "--no-http",
             "--db",
             "sqlite:/proc/no/such/dir/x.db",
         ])

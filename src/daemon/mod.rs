@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// Do not run the TFTP service (another TFTP server answers on this machine)
     #[arg(long)]
     no_tftp: bool,
+    /// Do not run the HTTP service (another web server serves /install and /tftpboot)
+    #[arg(long)]
+    no_http: bool,
     /// Do not listen on xCAT's node status port (site.xcatiport, 3002)
     #[arg(long)]
     no_status_port: bool,
@@ -120,6 +123,14 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot start the TFTP service")?;
         if let Some(task) = tftp {
+            services.spawn(task);
+        }
+    }
+    if !a.no_http {
+        let http = crate::http::start(store.clone(), resolver.clone(), shutdown_rx.clone())
+            .await
+            .context("cannot start the HTTP service")?;
+        if let Some(task) = http {
             services.spawn(task);
         }
     }
