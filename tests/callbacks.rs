@@ -96,15 +96,44 @@ fn an_install_reports_its_status_and_moves_to_local_boot() {
         .ok(&["nodeset", "n1", "show"])
         .contains("#!gpxe\n#boot\nexit\n"));
     // getpostscript: the node's mypostscript, xCAT-framed, with the scripts in xCAT's order.
-    bh.ok(&["chtab", "node=xcatdefaults", "postscripts.postscripts=syslog,remoteshell", "postscripts.postbootscripts=otherpkgs"]);
-    bh.ok(&["chtab", "node=n1", "postscripts.postscripts=setupntp arg1,syslog"]);
+    bh.ok(&[
+        "chtab",
+        "node=xcatdefaults",
+        "postscripts.postscripts=syslog,remoteshell",
+        "postscripts.postbootscripts=otherpkgs",
+    ]);
+    bh.ok(&[
+        "chtab",
+        "node=n1",
+        "postscripts.postscripts=setupntp arg1,syslog",
+    ]);
     let out = call(&pair, &bh, "10.99.81.2", "getpostscript");
-    assert!(out.starts_with("ready\n") && out.ends_with("#END OF SCRIPT\ndone\n"), "{out}");
-    assert!(out.contains("NODE='n1'") || out.contains("NODE=n1"), "{out}");
-    let body: Vec<&str> = out.lines().filter(|l| !l.starts_with('#') && !l.starts_with("export") && !l.trim().is_empty()).collect();
-    let pos = |name: &str| body.iter().position(|l| l.contains(name)).unwrap_or_else(|| panic!("{name} missing: {out}"));
-    assert!(pos("syslog") < pos("remoteshell") && pos("remoteshell") < pos("setupntp arg1"), "xcatdefaults first, node last: {out}");
-    assert_eq!(body.iter().filter(|l| l.contains("syslog")).count(), 1, "de-duplicated: {out}");
+    assert!(
+        out.starts_with("ready\n") && out.ends_with("#END OF SCRIPT\ndone\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("NODE='n1'") || out.contains("NODE=n1"),
+        "{out}"
+    );
+    let body: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("export") && !l.trim().is_empty())
+        .collect();
+    let pos = |name: &str| {
+        body.iter()
+            .position(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} missing: {out}"))
+    };
+    assert!(
+        pos("syslog") < pos("remoteshell") && pos("remoteshell") < pos("setupntp arg1"),
+        "xcatdefaults first, node last: {out}"
+    );
+    assert_eq!(
+        body.iter().filter(|l| l.contains("syslog")).count(),
+        1,
+        "de-duplicated: {out}"
+    );
     assert!(pos("otherpkgs") > pos("setupntp arg1"), "{out}");
     // Someone who is not a node is refused, and logged.
     let out = call(&pair, &bh, "10.99.81.3", "installstatus booted");
