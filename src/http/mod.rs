@@ -13,6 +13,7 @@
 
 pub mod files;
 pub mod handler;
+pub mod nodes;
 pub mod proto;
 pub mod server;
 
@@ -38,8 +39,43 @@ pub const DEFAULT_INSTALLDIR: &str = "/install";
 /// The routes asked before the file trees, in order. To add one, add a line here
 /// (`routes.add(&["install", "autoinst"], Arc::new(…))`; each handler keeps what it needs from
 /// the store and resolver); see [`Handler`] for an example.
-pub fn extra_routes(_store: &Arc<Store>, _resolver: &Arc<Resolver>) -> Routes {
-    Routes::new()
+pub fn extra_routes(store: &Arc<Store>, resolver: &Arc<Resolver>) -> Routes {
+    let mut routes = Routes::new();
+    let site = |k: &str, d: &str| {
+        store
+            .site(k)
+            .ok()
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| d.to_string())
+    };
+    let callers = Arc::new(crate::boot::callback::Callers::new(resolver.clone()));
+    routes.add(
+        &["install", "autoinst"],
+        Arc::new(nodes::Autoinst {
+            resolver: resolver.clone(),
+            callers: callers.clone(),
+            installdir: PathBuf::from(site("installdir", DEFAULT_INSTALLDIR)),
+        }),
+    );
+    routes.add(
+        &["install", "postscripts"],
+        Arc::new(nodes::ShippedRunner {
+            installdir: PathBuf::from(site("installdir", DEFAULT_INSTALLDIR)),
+        }),
+    );
+    routes.add(
+        &["xcat", "node"],
+        Arc::new(nodes::NodeCallbacks {
+            resolver: resolver.clone(),
+            callers,
+            ctx: crate::boot::render::RenderCtx {
+                tftpdir: PathBuf::from(site("tftpdir", "/tftpboot")),
+                server_ip: None,
+            },
+        }),
+    );
+    routes
 }
 
 /// What the service serves, from the site table.
