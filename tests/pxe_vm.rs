@@ -281,3 +281,113 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         "pxelinux's LOCALBOOT returned to the BIOS:\n{console}"
     );
 }
+
+#[test]
+fn a_vm_with_netboot_xnba_boots_its_ipxe_script_and_kernel_over_http() {
+    let a = assets();
+    let bh = Bh::new();
+    let tftp = bh.path("tftpboot");
+    let o = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("boot-assets/install.sh"))
+        .arg(&tftp)
+        .output()
+        .expect("boot-assets/install.sh");
+    assert!(
+        o.status.success(),
+        "boot-assets/install.sh failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let img = tftp.join(format!("xcat/osimage/{IMG}"));
+    std::fs::create_dir_all(&img).expect("mkdir");
+    std::fs::copy(a.join("vmlinuz"), img.join("vmlinuz")).expect("kernel");
+    std::fs::write(
+        img.join("initrd.img"),
+        initramfs(&std::fs::read(a.join("busybox")).expect("busybox")),
+    )
+    .expect("initrd");
+    bh.ok(&[
+        "chtab",
+        "key=tftpdir",
+        &format!("site.value={}", tftp.display()),
+    ]);
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=br0"]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "vmnet",
+        "net=10.99.71.0",
+        "mask=255.255.255.0",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "osimage",
+        "-o",
+        IMG,
+        "imagetype=linux",
+        "provmethod=install",
+        "osvers=rhels9.4",
+        "osarch=x86_64",
+        "profile=compute",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "vm71",
+        "groups=all",
+        &format!("mac={MAC}"),
+        "ip=10.99.71.71",
+        "netboot=xnba",
+        "serialport=0",
+        "serialspeed=115200",
+    ]);
+    bh.ok(&["nodeset", "vm71", &format!("osimage={IMG}")]);
+    let ns = Netns::new("vx");
+    ns.exec(&[
+        "ip",
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+    ]);
+    ns.exec(&["ip", "addr", "add", "10.99.71.1/24", "dev", "br0"]);
+    ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+    ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
+    ns.exec(&["ip", "link", "set", "tap0", "up"]);
+    ns.exec(&["ip", "link", "set", "br0", "up"]);
+    let d = Daemon::start(&bh, &ns, &[]);
+    assert!(d.wait_for("DHCP listening", 5), "{}", d.dump());
+    let serial = bh.path("serial.txt");
+    let mut vm = qemu(&ns, &serial);
+    let booted = wait_serial(
+        &serial,
+        "BOOTHERD-MARKER: /init reached",
+        Duration::from_secs(240),
+    );
+    let _ = vm.kill();
+    let _ = vm.wait();
+    let console = std::fs::read_to_string(&serial).unwrap_or_default();
+    assert!(
+        booted,
+        "the VM did not reach its initramfs.\nserial:\n{console}\ndaemon:\n{}",
+        d.dump()
+    );
+    // The iPXE ROM was sent straight to its rendered script by HTTP, and fetched the kernel by HTTP.
+    assert!(
+        console.contains("http://10.99.71.1/tftpboot/xcat/xnba/nodes/vm71"),
+        "{console}"
+    );
+    assert!(
+        console.contains("BOOTIF=01-52-54-00-99-70-01"),
+        "iPXE filled in BOOTIF: {console}"
+    );
+}
