@@ -117,12 +117,20 @@ fn qemu(ns: &Netns, serial: &Path) -> std::process::Child {
         .expect("start qemu-system-x86_64 (package qemu-system-x86)")
 }
 
-#[test]
-fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
+/// A store whose TFTP root has Debian's boot loaders and an install image made of the test kernel
+/// and initramfs, a VM node on `net`.0/24 (its `.<host>` address) with `netboot`, set to install;
+/// and a server namespace with a bridge the VM's tap joins, running `bootherd serve`.
+fn vm_lab(
+    tag: &str,
+    net: &str,
+    node: &str,
+    host: u8,
+    netboot: &str,
+    dynamic: bool,
+) -> (Bh, Netns, Daemon) {
     let a = assets();
     let bh = Bh::new();
     let tftp = bh.path("tftpboot");
-    // Boot loaders from Debian's packages, as an admin installs them.
     let o = std::process::Command::new("bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("boot-assets/install.sh"))
         .arg(&tftp)
@@ -141,23 +149,29 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         initramfs(&std::fs::read(a.join("busybox")).expect("busybox")),
     )
     .expect("initrd");
-
     bh.ok(&[
         "chtab",
         "key=tftpdir",
         &format!("site.value={}", tftp.display()),
     ]);
     bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=br0"]);
-    bh.ok(&[
+    let (netarg, range) = (
+        format!("net={net}.0"),
+        format!("dynamicrange={net}.100-{net}.120"),
+    );
+    let mut netdef = vec![
         "mkdef",
         "-t",
         "network",
         "-o",
         "vmnet",
-        "net=10.99.70.0",
+        netarg.as_str(),
         "mask=255.255.255.0",
-        "dynamicrange=10.99.70.100-10.99.70.120",
-    ]);
+    ];
+    if dynamic {
+        netdef.push(range.as_str());
+    }
+    bh.ok(&netdef);
     bh.ok(&[
         "mkdef",
         "-t",
@@ -175,18 +189,16 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         "-t",
         "node",
         "-o",
-        "vm70",
+        node,
         "groups=all",
         &format!("mac={MAC}"),
-        "ip=10.99.70.70",
-        "netboot=pxe",
+        &format!("ip={net}.{host}"),
+        &format!("netboot={netboot}"),
         "serialport=0",
         "serialspeed=115200",
     ]);
-    bh.ok(&["nodeset", "vm70", &format!("osimage={IMG}")]);
-
-    // The server namespace holds a bridge with the VM's tap on it.
-    let ns = Netns::new("vm");
+    bh.ok(&["nodeset", node, &format!("osimage={IMG}")]);
+    let ns = Netns::new(tag);
     ns.exec(&[
         "ip",
         "link",
@@ -199,7 +211,7 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         "stp_state",
         "0",
     ]);
-    ns.exec(&["ip", "addr", "add", "10.99.70.1/24", "dev", "br0"]);
+    ns.exec(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", "br0"]);
     ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
     ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
     ns.exec(&["ip", "link", "set", "tap0", "up"]);
@@ -210,6 +222,12 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         "{}",
         d.dump()
     );
+    (bh, ns, d)
+}
+
+#[test]
+fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
+    let (bh, ns, d) = vm_lab("vm", "10.99.70", "vm70", 70, "pxe", true);
 
     let serial = bh.path("serial1.txt");
     let mut vm = qemu(&ns, &serial);
@@ -284,88 +302,7 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
 
 #[test]
 fn a_vm_with_netboot_xnba_boots_its_ipxe_script_and_kernel_over_http() {
-    let a = assets();
-    let bh = Bh::new();
-    let tftp = bh.path("tftpboot");
-    let o = std::process::Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("boot-assets/install.sh"))
-        .arg(&tftp)
-        .output()
-        .expect("boot-assets/install.sh");
-    assert!(
-        o.status.success(),
-        "boot-assets/install.sh failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let img = tftp.join(format!("xcat/osimage/{IMG}"));
-    std::fs::create_dir_all(&img).expect("mkdir");
-    std::fs::copy(a.join("vmlinuz"), img.join("vmlinuz")).expect("kernel");
-    std::fs::write(
-        img.join("initrd.img"),
-        initramfs(&std::fs::read(a.join("busybox")).expect("busybox")),
-    )
-    .expect("initrd");
-    bh.ok(&[
-        "chtab",
-        "key=tftpdir",
-        &format!("site.value={}", tftp.display()),
-    ]);
-    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=br0"]);
-    bh.ok(&[
-        "mkdef",
-        "-t",
-        "network",
-        "-o",
-        "vmnet",
-        "net=10.99.71.0",
-        "mask=255.255.255.0",
-    ]);
-    bh.ok(&[
-        "mkdef",
-        "-t",
-        "osimage",
-        "-o",
-        IMG,
-        "imagetype=linux",
-        "provmethod=install",
-        "osvers=rhels9.4",
-        "osarch=x86_64",
-        "profile=compute",
-    ]);
-    bh.ok(&[
-        "mkdef",
-        "-t",
-        "node",
-        "-o",
-        "vm71",
-        "groups=all",
-        &format!("mac={MAC}"),
-        "ip=10.99.71.71",
-        "netboot=xnba",
-        "serialport=0",
-        "serialspeed=115200",
-    ]);
-    bh.ok(&["nodeset", "vm71", &format!("osimage={IMG}")]);
-    let ns = Netns::new("vx");
-    ns.exec(&[
-        "ip",
-        "link",
-        "add",
-        "br0",
-        "type",
-        "bridge",
-        "forward_delay",
-        "0",
-        "stp_state",
-        "0",
-    ]);
-    ns.exec(&["ip", "addr", "add", "10.99.71.1/24", "dev", "br0"]);
-    ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-    ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
-    ns.exec(&["ip", "link", "set", "tap0", "up"]);
-    ns.exec(&["ip", "link", "set", "br0", "up"]);
-    let d = Daemon::start(&bh, &ns, &[]);
-    assert!(d.wait_for("DHCP listening", 5), "{}", d.dump());
+    let (bh, ns, d) = vm_lab("vx", "10.99.71", "vm71", 71, "xnba", false);
     let serial = bh.path("serial.txt");
     let mut vm = qemu(&ns, &serial);
     let booted = wait_serial(
