@@ -9,5 +9,6 @@ pub mod cli;
 pub mod daemon;
 pub mod dhcp;
 pub mod http;
+pub mod power;
 pub mod store;
 pub mod tftp;

@@ -20,6 +20,7 @@ pub mod dhcp;
 pub mod net;
 pub mod nodes;
 pub mod nodeset;
+pub mod power;
 pub mod tables;
 pub mod updatenode;
 
@@ -89,6 +90,8 @@ enum Cmd {
     Nodeset(nodeset::NodesetArgs),
     /// Run the postscripts on nodes over ssh (-s: make this appliance their master)
     Updatenode(updatenode::UpdatenodeArgs),
+    /// Power nodes on (Wake-on-LAN in this version) and report
+    Rpower(power::RpowerArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -113,6 +116,7 @@ pub const COMMANDS: &[&str] = &[
     "makedhcp",
     "nodeset",
     "updatenode",
+    "rpower",
 ];
 
 #[derive(Debug, Args)]
@@ -197,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Makedhcp(a) => dhcp::makedhcp(&db, a),
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
+        Cmd::Rpower(a) => power::rpower(&db, a),
         Cmd::Links(a) => links(a),
     }
 }
