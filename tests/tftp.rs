@@ -10,22 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{sh, Bh, Daemon, Pair};
+use common::{need, plain, sh, sha256, Bh, Daemon, Pair};
 
 const SERVER: &str = "10.99.60.1";
-
-/// Each peer, with the Debian package that provides it: a missing one fails the test, loudly.
-fn need(programs: &[(&str, &str)]) {
-    for (program, package) in programs {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{program} is not installed: apt-get install {package} (tests/run.sh does)"
-        );
-    }
-}
 
 /// A store whose `site.tftpdir` is a scratch root, `bootherd serve` on 10.99.60.1 and a client
 /// namespace at 10.99.60.2.
@@ -153,32 +140,6 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// A log line without ANSI colour sequences (ESC [ … letter).
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn sha256(p: &Path) -> String {
-    let out = sh(&["sha256sum", &p.display().to_string()]);
-    out.split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Runs `f` on a thread that has entered network namespace `ns` (sockets it creates stay there).

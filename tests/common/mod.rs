@@ -341,3 +341,42 @@ pub fn udhcpc(
             .collect(),
     )
 }
+
+/// Each peer, with the Debian package that provides it: a missing one fails the test, loudly.
+pub fn need(programs: &[(&str, &str)]) {
+    for (program, package) in programs {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{program} is not installed: apt-get install {package} (tests/run.sh does)"
+        );
+    }
+}
+
+/// A log line without ANSI colour sequences (ESC [ … letter).
+pub fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub fn sha256(p: &Path) -> String {
+    let out = sh(&["sha256sum", &p.display().to_string()]);
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
