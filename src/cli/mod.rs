@@ -17,6 +17,7 @@ use crate::store::{Store, DEFAULT_DB_URL};
 
 pub mod defs;
 pub mod dhcp;
+pub mod lite;
 pub mod net;
 pub mod nodes;
 pub mod nodeset;
@@ -92,6 +93,12 @@ enum Cmd {
     Updatenode(updatenode::UpdatenodeArgs),
     /// Power nodes on (Wake-on-LAN in this version) and report
     Rpower(power::RpowerArgs),
+    /// Statelite files of nodes or of an osimage (merged litefile rows)
+    Litefile(lite::LitefileArgs),
+    /// Statelite source directories of nodes (litetree rows, substituted)
+    Litetree(lite::LitetreeArgs),
+    /// Prepare a statelite image root (.default, .statelite links, the statelite script)
+    Liteimg(lite::LiteimgArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -117,6 +124,9 @@ pub const COMMANDS: &[&str] = &[
     "nodeset",
     "updatenode",
     "rpower",
+    "litefile",
+    "litetree",
+    "liteimg",
 ];
 
 #[derive(Debug, Args)]
@@ -202,6 +212,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
+        Cmd::Litefile(a) => lite::litefile(&db, a),
+        Cmd::Litetree(a) => lite::litetree(&db, a),
+        Cmd::Liteimg(a) => lite::liteimg(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

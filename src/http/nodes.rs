@@ -1,6 +1,7 @@
 //! What nodes fetch besides files: their install template (`/install/autoinst/<node>`, and the
 //! `.pre`/`.post` scripts of preseed installs) and the callbacks that drive the install state
-//! machine (`/xcat/node/installstatus/<state>`, `/xcat/node/next`, `/xcat/node/getpostscript`) —
+//! machine (`/xcat/node/installstatus/<state>`, `/xcat/node/next`, `/xcat/node/getpostscript`),
+//! and the statelite lists a booting node needs (`/xcat/node/litefile`, `/xcat/node/litetree`) —
 //! the HTTP twins of xCAT's port-3002 requests. The caller is identified by its source address;
 //! an install template goes only to its own node (or to this machine, for an admin checking it).
 
@@ -92,6 +93,17 @@ impl Handler for NodeCallbacks {
                 callback::next(&self.resolver, &self.ctx, &node).map(|cs| format!("{cs}\n"))
             }
             [op] if op == "getpostscript" => callback::getpostscript(&self.resolver, &node),
+            [op] if op == "litefile" || op == "litetree" => {
+                let text = if op == "litefile" {
+                    crate::image::lite::litefile_text(&self.resolver, &node)
+                } else {
+                    crate::image::lite::litetree_text(&self.resolver, &node)
+                };
+                text.map_err(|e| match e {
+                    crate::image::lite::LiteError::Store(s) => CallbackError::Store(s),
+                    other => CallbackError::Refused(other.to_string()),
+                })
+            }
             [op, state] if op == "installstatus" => {
                 callback::set_status(&self.resolver, &node, state).map(|_| format!("{state}\n"))
             }
