@@ -17,6 +17,7 @@ use crate::store::{Store, DEFAULT_DB_URL};
 
 pub mod defs;
 pub mod dhcp;
+pub mod discover;
 pub mod lite;
 pub mod net;
 pub mod nodes;
@@ -99,6 +100,16 @@ enum Cmd {
     Litetree(lite::LitetreeArgs),
     /// Prepare a statelite image root (.default, .statelite links, the statelite script)
     Liteimg(lite::LiteimgArgs),
+    /// Start sequential discovery (noderange=… hostiprange=… bmciprange=… osimage=… groups=…)
+    Nodediscoverstart(discover::StartArgs),
+    /// Stop sequential discovery and list what it found
+    Nodediscoverstop(discover::StopArgs),
+    /// Whether sequential discovery runs, and with what
+    Nodediscoverstatus(discover::StatusArgs),
+    /// List discovered machines (-t seq|switch|mtms|undef|all, -l, -u uuid)
+    Nodediscoverls(discover::LsArgs),
+    /// Make an undefined discovered machine a node (-u uuid -n node), or forget it (-r)
+    Nodediscoverdef(discover::DefArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -127,6 +138,11 @@ pub const COMMANDS: &[&str] = &[
     "litefile",
     "litetree",
     "liteimg",
+    "nodediscoverstart",
+    "nodediscoverstop",
+    "nodediscoverstatus",
+    "nodediscoverls",
+    "nodediscoverdef",
 ];
 
 #[derive(Debug, Args)]
@@ -215,6 +231,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Litefile(a) => lite::litefile(&db, a),
         Cmd::Litetree(a) => lite::litetree(&db, a),
         Cmd::Liteimg(a) => lite::liteimg(&db, a),
+        Cmd::Nodediscoverstart(a) => discover::start(&db, a),
+        Cmd::Nodediscoverstop(a) => discover::stop(&db, a),
+        Cmd::Nodediscoverstatus(a) => discover::status(&db, a),
+        Cmd::Nodediscoverls(a) => discover::ls(&db, a),
+        Cmd::Nodediscoverdef(a) => discover::def(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

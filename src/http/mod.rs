@@ -11,6 +11,7 @@
 //! they are asked in order before the file trees and see the client's address
 //! ([`RequestInfo::peer`]).
 
+pub mod discovery;
 pub mod files;
 pub mod handler;
 pub mod nodes;
@@ -64,15 +65,26 @@ pub fn extra_routes(store: &Arc<Store>, resolver: &Arc<Resolver>) -> Routes {
             installdir: PathBuf::from(site("installdir", DEFAULT_INSTALLDIR)),
         }),
     );
+    let ctx = crate::boot::render::RenderCtx {
+        tftpdir: PathBuf::from(site("tftpdir", "/tftpboot")),
+        server_ip: None,
+    };
+    routes.add(
+        &["xcat", "discovery"],
+        Arc::new(discovery::Discovery {
+            store: store.clone(),
+            resolver: resolver.clone(),
+            callers: callers.clone(),
+            ctx: ctx.clone(),
+            ports: Arc::new(crate::discovery::matcher::NoSwitches),
+        }),
+    );
     routes.add(
         &["xcat", "node"],
         Arc::new(nodes::NodeCallbacks {
             resolver: resolver.clone(),
             callers,
-            ctx: crate::boot::render::RenderCtx {
-                tftpdir: PathBuf::from(site("tftpdir", "/tftpboot")),
-                server_ip: None,
-            },
+            ctx,
         }),
     );
     routes

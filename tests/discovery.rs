@@ -1,0 +1,280 @@
+//! Discovery over HTTP as genesis drives it: findme from unknown machines (curl from a node
+//! namespace), MTM+serial and sequential matching, the undefined machine explained, getdestiny,
+//! the BMC settings given only to the node in its bmcsetup step, and the nodediscover* commands.
+
+mod common;
+use common::{Bh, Daemon, Pair};
+
+const SRV: &str = "10.99.121.1";
+
+/// POSTs a findme from `source` inside the client namespace; returns the answer body.
+fn findme(pair: &Pair, source: &str, body: &str) -> String {
+    let o = pair
+        .cli
+        .command("curl")
+        .args([
+            "-sS",
+            "--interface",
+            source,
+            "--data-binary",
+            body,
+            &format!("http://{SRV}/xcat/discovery/findme"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// GET of `path` from `source`: (HTTP status, body).
+fn get(pair: &Pair, source: &str, path: &str) -> (String, String) {
+    let o = pair
+        .cli
+        .command("curl")
+        .args([
+            "-sS",
+            "--interface",
+            source,
+            "-w",
+            "\n%{http_code}",
+            &format!("http://{SRV}{path}"),
+        ])
+        .output()
+        .expect("curl");
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", ""));
+    (code.to_string(), body.trim_end_matches('\n').to_string())
+}
+
+fn machine(uuid: &str, mac: &str, ip: &str, mtm: &str, serial: &str) -> String {
+    format!(
+        "uuid={uuid}\narch=x86_64\nmtm={mtm}\nserial={serial}\ncpucount=4\nmemory=8192MB\n\
+         mac=virtio_net|eth0|{mac}|{ip}/24\nmac=e1000|eth1|52:54:00:ff:{}|\n",
+        &mac[12..]
+    )
+}
+
+fn lab(tag: &str) -> (Bh, Pair, Daemon) {
+    let bh = Bh::new();
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "mgmt",
+        "net=10.99.121.0",
+        "mask=255.255.255.0",
+        "gateway=10.99.121.254",
+    ]);
+    let pair = Pair::new(tag, &format!("{SRV}/24"));
+    for a in [
+        "10.99.121.50",
+        "10.99.121.51",
+        "10.99.121.52",
+        "10.99.121.53",
+    ] {
+        pair.cli
+            .exec(&["ip", "addr", "add", &format!("{a}/24"), "dev", "bhc0"]);
+    }
+    let d = Daemon::start(&bh, &pair.srv, &["--no-dhcp", "--no-tftp"]);
+    (bh, pair, d)
+}
+
+#[test]
+fn mtms_match_writes_the_node_and_an_unknown_machine_is_explained() {
+    let (bh, pair, _d) = lab("dsm");
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n5",
+        "groups=compute,all",
+        "ip=10.99.121.5",
+    ]);
+    bh.ok(&[
+        "chtab",
+        "node=n5",
+        "vpd.mtm=7X06CTO1WW",
+        "vpd.serial=J300ABCD",
+    ]);
+    let body = machine(
+        "0c1e2a3b-0000-4000-8000-000000000005",
+        "52:54:00:12:34:56",
+        "10.99.121.50",
+        "7X06CTO1WW",
+        "J300ABCD",
+    );
+    assert_eq!(findme(&pair, "10.99.121.50", &body), "restart n5\n");
+    assert_eq!(
+        bh.ok(&[
+            "nodels",
+            "n5",
+            "mac.mac",
+            "vpd.uuid",
+            "nodetype.arch",
+            "noderes.netboot",
+            "nodelist.status"
+        ]),
+        "n5: mac.mac: 52:54:00:12:34:56|52:54:00:ff:34:56!*NOIP*\n\
+         n5: vpd.uuid: 0c1e2a3b-0000-4000-8000-000000000005\n\
+         n5: nodetype.arch: x86_64\n\
+         n5: noderes.netboot: xnba\n\
+         n5: nodelist.status: discovered\n"
+    );
+    // The same machine again is recognised by its MAC.
+    assert_eq!(findme(&pair, "10.99.121.50", &body), "restart n5\n");
+
+    // A machine nothing places: explained, listed as undefined.
+    let other = machine(
+        "0c1e2a3b-0000-4000-8000-000000000099",
+        "52:54:00:12:34:99",
+        "10.99.121.51",
+        "7X06CTO1WW",
+        "NOSUCH",
+    );
+    let ans = findme(&pair, "10.99.121.51", &other);
+    assert!(
+        ans.starts_with(
+            "undefined MAC 52:54:00:12:34:99, 52:54:00:ff:34:99 not seen on any switch port"
+        ),
+        "{ans}"
+    );
+    assert!(
+        ans.contains("no single node has vpd mtm 7X06CTO1WW serial NOSUCH"),
+        "{ans}"
+    );
+    let ls = bh.ok(&["nodediscoverls"]);
+    assert!(ls.starts_with("Discovered 2 nodes.\n"), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.contains("0c1e2a3b-0000-4000-8000-000000000005")
+                && l.contains("n5")
+                && l.contains("known")),
+        "{ls}"
+    );
+    let undef = bh.ok(&["nodediscoverls", "-t", "undef"]);
+    assert!(
+        undef.contains("0c1e2a3b-0000-4000-8000-000000000099") && undef.contains("undef"),
+        "{undef}"
+    );
+
+    // The admin assigns it by hand.
+    bh.ok(&["mkdef", "-t", "node", "-o", "n6", "groups=all"]);
+    assert_eq!(
+        bh.ok(&[
+            "nodediscoverdef",
+            "-u",
+            "0c1e2a3b-0000-4000-8000-000000000099",
+            "-n",
+            "n6"
+        ]),
+        "Defined [0c1e2a3b-0000-4000-8000-000000000099] to node n6.\n"
+    );
+    assert_eq!(bh.ok(&["nodels", "n6", "vpd.serial"]), "n6: NOSUCH\n");
+    assert!(bh.ok(&["nodediscoverls", "-t", "manual"]).contains("n6"));
+    // Garbage is refused with a reason.
+    let bad = findme(&pair, "10.99.121.52", "hello");
+    assert!(bad.contains("no network interface with a MAC"), "{bad}");
+}
+
+#[test]
+fn sequential_discovery_gives_the_next_nodes_and_addresses_then_bmcsetup() {
+    let (bh, pair, _d) = lab("dsq");
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "osimage",
+        "-o",
+        "img",
+        "imagetype=linux",
+        "provmethod=install",
+        "osvers=rhels9.4",
+        "osarch=x86_64",
+        "profile=compute",
+    ]);
+    bh.ok(&["chtab", "key=ipmi,username=admin", "passwd.password=s3cret"]);
+    let out = bh.ok(&[
+        "nodediscoverstart",
+        "noderange=cn[1-3]",
+        "hostiprange=10.99.121.[10-20]",
+        "bmciprange=10.99.121.[30-40]",
+        "osimage=img",
+    ]);
+    assert_eq!(
+        out,
+        "Sequential Discovery: Started:\n    Number of free node names: 3\n    Number of free host ips: 11\n    Number of free bmc ips: 11\n"
+    );
+    assert!(bh
+        .ok(&["nodediscoverstatus"])
+        .starts_with("Sequential discovery is running."));
+    for (i, src) in ["10.99.121.50", "10.99.121.51", "10.99.121.52"]
+        .iter()
+        .enumerate()
+    {
+        let body = machine(
+            &format!("5e000000-0000-4000-8000-00000000000{i}"),
+            &format!("52:54:00:00:00:0{i}"),
+            src,
+            "M",
+            &format!("S{i}"),
+        );
+        assert_eq!(findme(&pair, src, &body), format!("restart cn{}\n", i + 1));
+    }
+    assert_eq!(
+        bh.ok(&["nodels", "cn1-cn3", "hosts.ip", "ipmi.bmc", "chain.chain"]),
+        "cn1: hosts.ip: 10.99.121.10\ncn1: ipmi.bmc: 10.99.121.30\ncn1: chain.chain: runcmd=bmcsetup,osimage=img\n\
+         cn2: hosts.ip: 10.99.121.11\ncn2: ipmi.bmc: 10.99.121.31\ncn2: chain.chain: runcmd=bmcsetup,osimage=img\n\
+         cn3: hosts.ip: 10.99.121.12\ncn3: ipmi.bmc: 10.99.121.32\ncn3: chain.chain: runcmd=bmcsetup,osimage=img\n"
+    );
+    // A fourth machine finds no free node.
+    let body = machine(
+        "5e000000-0000-4000-8000-000000000009",
+        "52:54:00:00:00:09",
+        "10.99.121.53",
+        "M",
+        "S9",
+    );
+    assert!(findme(&pair, "10.99.121.53", &body).starts_with("undefined "));
+    let stop = bh.ok(&["nodediscoverstop"]);
+    assert!(
+        stop.starts_with("Discovered 3 nodes.\n")
+            && stop.ends_with("Sequential Discovery: Stopped.\n"),
+        "{stop}"
+    );
+
+    // Genesis comes back under cn1's address: its first step is bmcsetup.
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.121.10/24", "dev", "bhc0"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        get(&pair, "10.99.121.10", "/xcat/discovery/destiny"),
+        ("200".into(), "runcmd=bmcsetup".into())
+    );
+    assert_eq!(
+        bh.ok(&["nodels", "cn1", "nodelist.status"]),
+        "cn1: configuring\n"
+    );
+    assert_eq!(
+        get(&pair, "10.99.121.10", "/xcat/discovery/bmcsetup"),
+        ("200".into(), "bmcip=10.99.121.30\nnetmask=255.255.255.0\ngateway=10.99.121.254\nusername=admin\npassword=s3cret".into())
+    );
+    // Not to anyone else, and not to a node that is not in its bmcsetup step.
+    let (code, body) = get(&pair, "10.99.121.53", "/xcat/discovery/bmcsetup");
+    assert_eq!(code, "403", "{body}");
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.121.11/24", "dev", "bhc0"]);
+    bh.ok(&["nodeset", "cn2", "shell"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (code, body) = get(&pair, "10.99.121.11", "/xcat/discovery/bmcsetup");
+    assert_eq!(
+        (code.as_str(), body.contains("not in its bmcsetup step")),
+        ("403", true),
+        "{body}"
+    );
+    // An unknown address is told to discover.
+    assert_eq!(
+        get(&pair, "10.99.121.53", "/xcat/discovery/destiny"),
+        ("200".into(), "discover".into())
+    );
+}
