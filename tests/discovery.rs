@@ -278,3 +278,54 @@ fn sequential_discovery_gives_the_next_nodes_and_addresses_then_bmcsetup() {
         ("200".into(), "discover".into())
     );
 }
+
+#[test]
+fn mknb_builds_genesis_into_the_tftp_root() {
+    common::need(&[("ipmitool", "ipmitool"), ("cpio", "cpio")]);
+    let a = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-assets");
+    let bh = Bh::new();
+    let tftp = bh.path("tftpboot");
+    bh.ok(&[
+        "chtab",
+        "key=tftpdir",
+        &format!("site.value={}", tftp.display()),
+    ]);
+    let s = |p: &str| a.join(p).display().to_string();
+    bh.ok(&[
+        "mknb",
+        "x86_64",
+        "-k",
+        &s("vmlinuz"),
+        "-m",
+        &s("modules"),
+        "-b",
+        &s("busybox"),
+    ]);
+    let kernel = tftp.join("xcat/genesis.kernel.x86_64");
+    assert_eq!(
+        std::fs::read(&kernel).ok(),
+        std::fs::read(a.join("vmlinuz")).ok()
+    );
+    let list = common::sh(&[
+        "sh",
+        "-c",
+        &format!(
+            "zcat {} | cpio -t 2>/dev/null",
+            tftp.join("xcat/genesis.fs.x86_64.gz").display()
+        ),
+    ]);
+    for want in [
+        "init",
+        "bin/busybox",
+        "bin/bmcsetup",
+        "usr/bin/ipmitool",
+        "lib/modules/virtio_net.ko",
+        "lib/modules/ipmi_si.ko",
+        "modules.order",
+    ] {
+        assert!(
+            list.lines().any(|l| l == want),
+            "{want} missing from genesis:\n{list}"
+        );
+    }
+}

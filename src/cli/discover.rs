@@ -314,3 +314,62 @@ pub fn def(db: &DbOpt, a: DefArgs) -> anyhow::Result<ExitCode> {
     println!("Defined [{}] to node {node}.", a.uuid);
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Args)]
+pub struct MknbArgs {
+    /// Architecture of the image (x86_64 is fetched from Debian; others need -k/-m/-b)
+    #[arg(default_value = "x86_64")]
+    arch: String,
+    /// The kernel (vmlinuz) instead of Debian's linux-image-amd64
+    #[arg(short = 'k', long = "kernel")]
+    kernel: Option<std::path::PathBuf>,
+    /// Its modules directory (lib/modules/<version>)
+    #[arg(short = 'm', long = "modules")]
+    modules: Option<std::path::PathBuf>,
+    /// A static busybox
+    #[arg(short = 'b', long = "busybox")]
+    busybox: Option<std::path::PathBuf>,
+    /// The ipmitool to put in (default: this machine's)
+    #[arg(short = 'x', long = "ipmitool")]
+    ipmitool: Option<std::path::PathBuf>,
+}
+
+/// `initrd/mknb.sh`, next to the shipped templates or in the source tree.
+fn mknb_script() -> std::path::PathBuf {
+    let t = crate::boot::template::shipped_root();
+    match t.parent().map(|p| p.join("initrd").join("mknb.sh")) {
+        Some(p) if p.is_file() => p,
+        _ => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("initrd")
+            .join("mknb.sh"),
+    }
+}
+
+/// `mknb <arch>`: builds genesis into `site.tftpdir` (xcat/genesis.kernel.<arch>, .fs.<arch>.gz).
+pub fn mknb(db: &DbOpt, a: MknbArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open()?;
+    let tftpdir = store
+        .site("tftpdir")?
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "/tftpboot".into());
+    let mut c = std::process::Command::new("sh");
+    c.arg(mknb_script()).arg(&a.arch).arg(tftpdir.trim());
+    for (flag, v) in [
+        ("-k", &a.kernel),
+        ("-m", &a.modules),
+        ("-b", &a.busybox),
+        ("-x", &a.ipmitool),
+    ] {
+        if let Some(v) = v {
+            c.arg(flag).arg(v);
+        }
+    }
+    let st = c
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", mknb_script().display()))?;
+    Ok(if st.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -110,6 +110,8 @@ enum Cmd {
     Nodediscoverls(discover::LsArgs),
     /// Make an undefined discovered machine a node (-u uuid -n node), or forget it (-r)
     Nodediscoverdef(discover::DefArgs),
+    /// Build genesis, the discovery image, into the TFTP root
+    Mknb(discover::MknbArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -143,6 +145,7 @@ pub const COMMANDS: &[&str] = &[
     "nodediscoverstatus",
     "nodediscoverls",
     "nodediscoverdef",
+    "mknb",
 ];
 
 #[derive(Debug, Args)]
@@ -236,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodediscoverstatus(a) => discover::status(&db, a),
         Cmd::Nodediscoverls(a) => discover::ls(&db, a),
         Cmd::Nodediscoverdef(a) => discover::def(&db, a),
+        Cmd::Mknb(a) => discover::mknb(&db, a),
         Cmd::Links(a) => links(a),
     }
 }
