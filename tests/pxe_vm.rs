@@ -4,23 +4,14 @@
 //! is told LOCALBOOT.
 
 mod common;
+use common::vm::{self, assets, wait_serial};
 use common::{Bh, Daemon, Netns};
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 const MAC: &str = "52:54:00:99:70:01";
 const IMG: &str = "testimg";
-
-fn assets() -> PathBuf {
-    let a = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-assets");
-    assert!(
-        a.join("vmlinuz").is_file() && a.join("busybox").is_file(),
-        "{} lacks vmlinuz/busybox: tests/run.sh prepares them (tests/prepare-assets.sh)",
-        a.display()
-    );
-    a
-}
 
 /// A newc cpio archive (the initramfs format), written here so the test needs no cpio tool.
 fn cpio(entries: &[(&str, u32, Vec<u8>)]) -> Vec<u8> {
@@ -69,52 +60,8 @@ fn initramfs(busybox: &[u8]) -> Vec<u8> {
     cpio(&e)
 }
 
-fn wait_serial(path: &Path, needle: &str, within: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if std::fs::read_to_string(path)
-            .map(|s| s.contains(needle))
-            .unwrap_or(false)
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    false
-}
-
 fn qemu(ns: &Netns, serial: &Path) -> std::process::Child {
-    ns.command("qemu-system-x86_64")
-        .args([
-            "-machine",
-            "q35",
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-smp",
-            "1",
-            "-nographic",
-            "-no-reboot",
-            "-monitor",
-            "none",
-        ])
-        .args([
-            "-serial",
-            &format!("file:{}", serial.display()),
-            "-boot",
-            "n",
-        ])
-        .args([
-            "-netdev",
-            "tap,id=n0,ifname=tap0,script=no,downscript=no",
-            "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={MAC}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start qemu-system-x86_64 (package qemu-system-x86)")
+    vm::qemu(ns, serial, MAC, 512, &[])
 }
 
 /// A store whose TFTP root has Debian's boot loaders and an install image made of the test kernel
@@ -130,17 +77,7 @@ fn vm_lab(
 ) -> (Bh, Netns, Daemon) {
     let a = assets();
     let bh = Bh::new();
-    let tftp = bh.path("tftpboot");
-    let o = std::process::Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("boot-assets/install.sh"))
-        .arg(&tftp)
-        .output()
-        .expect("boot-assets/install.sh");
-    assert!(
-        o.status.success(),
-        "boot-assets/install.sh failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let tftp = vm::tftp_root(&bh);
     let img = tftp.join(format!("xcat/osimage/{IMG}"));
     std::fs::create_dir_all(&img).expect("mkdir");
     std::fs::copy(a.join("vmlinuz"), img.join("vmlinuz")).expect("kernel");
@@ -149,11 +86,6 @@ fn vm_lab(
         initramfs(&std::fs::read(a.join("busybox")).expect("busybox")),
     )
     .expect("initrd");
-    bh.ok(&[
-        "chtab",
-        "key=tftpdir",
-        &format!("site.value={}", tftp.display()),
-    ]);
     bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=br0"]);
     let (netarg, range) = (
         format!("net={net}.0"),
@@ -198,24 +130,7 @@ fn vm_lab(
         "serialspeed=115200",
     ]);
     bh.ok(&["nodeset", node, &format!("osimage={IMG}")]);
-    let ns = Netns::new(tag);
-    ns.exec(&[
-        "ip",
-        "link",
-        "add",
-        "br0",
-        "type",
-        "bridge",
-        "forward_delay",
-        "0",
-        "stp_state",
-        "0",
-    ]);
-    ns.exec(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", "br0"]);
-    ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-    ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
-    ns.exec(&["ip", "link", "set", "tap0", "up"]);
-    ns.exec(&["ip", "link", "set", "br0", "up"]);
+    let ns = vm::bridge(tag, net);
     let d = Daemon::start(&bh, &ns, &[]);
     assert!(
         d.wait_for("TFTP listening", 5) && d.wait_for("DHCP listening", 5),

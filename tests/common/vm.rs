@@ -1,0 +1,135 @@
+//! QEMU labs: a server namespace with a bridge the VM's tap joins, Debian's boot loaders in a
+//! TFTP root, and the VM itself (software emulation, iPXE NIC ROM, serial console to a file).
+#![allow(dead_code)]
+
+use super::{Bh, Netns};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The guest kernel, its modules and busybox (tests/prepare-assets.sh puts them there).
+pub fn assets() -> PathBuf {
+    let a = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-assets");
+    assert!(
+        a.join("vmlinuz").is_file()
+            && a.join("busybox").is_file()
+            && a.join("modules/kernel").is_dir(),
+        "{} lacks vmlinuz/busybox/modules: tests/run.sh prepares them (tests/prepare-assets.sh)",
+        a.display()
+    );
+    a
+}
+
+/// A TFTP root under `bh` with Debian's boot loaders (boot-assets/install.sh), set as site.tftpdir.
+pub fn tftp_root(bh: &Bh) -> PathBuf {
+    let tftp = bh.path("tftpboot");
+    let o = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("boot-assets/install.sh"))
+        .arg(&tftp)
+        .output()
+        .expect("boot-assets/install.sh");
+    assert!(
+        o.status.success(),
+        "boot-assets/install.sh failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bh.ok(&[
+        "chtab",
+        "key=tftpdir",
+        &format!("site.value={}", tftp.display()),
+    ]);
+    tftp
+}
+
+/// A namespace with bridge br0 at `<net>.1/24` and tap0 in it, for the VM.
+pub fn bridge(tag: &str, net: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.exec(&[
+        "ip",
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+    ]);
+    ns.exec(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", "br0"]);
+    ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+    ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
+    ns.exec(&["ip", "link", "set", "tap0", "up"]);
+    ns.exec(&["ip", "link", "set", "br0", "up"]);
+    ns
+}
+
+/// Waits for `needle` in the serial log.
+pub fn wait_serial(path: &Path, needle: &str, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if std::fs::read_to_string(path)
+            .map(|s| s.contains(needle))
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+/// A PXE-booting VM on tap0 in `ns` with `mac`, serial console to `serial`; `extra` QEMU args.
+pub fn qemu(
+    ns: &Netns,
+    serial: &Path,
+    mac: &str,
+    memory_mb: u32,
+    extra: &[&str],
+) -> std::process::Child {
+    ns.command("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-m",
+            &memory_mb.to_string(),
+            "-smp",
+            "1",
+        ])
+        .args(["-nographic", "-no-reboot", "-monitor", "none"])
+        .args([
+            "-serial",
+            &format!("file:{}", serial.display()),
+            "-boot",
+            "n",
+        ])
+        .args([
+            "-netdev",
+            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start qemu-system-x86_64 (package qemu-system-x86)")
+}
+
+/// Runs a VM until `needle` shows on its console (or `within` passes); returns the console.
+pub fn run_until(
+    ns: &Netns,
+    serial: &Path,
+    mac: &str,
+    memory_mb: u32,
+    extra: &[&str],
+    needle: &str,
+    within: Duration,
+) -> (bool, String) {
+    let mut vm = qemu(ns, serial, mac, memory_mb, extra);
+    let ok = wait_serial(serial, needle, within);
+    let _ = vm.kill();
+    let _ = vm.wait();
+    (ok, std::fs::read_to_string(serial).unwrap_or_default())
+}
