@@ -914,6 +914,19 @@ pub fn discovery_files(
     let (nc, mc) = (nets.spec.col_index("net"), nets.spec.col_index("mask"));
     let master = r.site("master")?;
     let xcatdport = r.site("xcatdport")?.unwrap_or_else(|| "3001".into());
+    // xCAT's mknb: genesis gets a serial console when site.defserialport/defserialspeed are set.
+    let console = match (r.site("defserialport")?, r.site("defserialspeed")?) {
+        (Some(p), Some(s)) if !p.trim().is_empty() && !s.trim().is_empty() => {
+            let flow = r.site("defserialflow")?.unwrap_or_default();
+            let hard = if flow.contains("cts") || flow.contains("hard") {
+                "n8r"
+            } else {
+                ""
+            };
+            format!(" console=tty0 console=ttyS{},{}{hard}", p.trim(), s.trim())
+        }
+        _ => String::new(),
+    };
     let mut out = Vec::new();
     for row in &nets.rows {
         let cell = |i: Option<usize>| {
@@ -934,6 +947,7 @@ pub fn discovery_files(
                 &[
                     ("server", server.as_str()),
                     ("xcatdport", xcatdport.as_str()),
+                    ("console", console.as_str()),
                     ("destiny", destiny),
                 ],
             )
@@ -952,7 +966,7 @@ pub fn discovery_files(
                     ("initrd", "xcat/genesis.fs.x86_64.gz"),
                     (
                         "cmdline",
-                        &format!("quiet xcatd={server}:{xcatdport} destiny=discover"),
+                        &format!("quiet xcatd={server}:{xcatdport}{console} destiny=discover"),
                     ),
                 ],
             )),
@@ -967,6 +981,7 @@ pub fn discovery_files(
                     &[
                         ("server", server.as_str()),
                         ("xcatdport", xcatdport.as_str()),
+                        ("console", console.as_str()),
                     ],
                 )),
             ));
@@ -1009,5 +1024,41 @@ mod discovery_tests {
         assert!(text("xcat/xnba/nets/10.0.0.0_24.uefi")
             .contains("BOOTIF=01-${netX/machyp} destiny=discover\n"));
         assert!(text("pxelinux.cfg/0A0000").contains("destiny=discover"));
+    }
+
+    #[test]
+    fn discovery_files_carry_the_default_serial_console() {
+        let s = Arc::new(crate::store::Store::open_in_memory().expect("store"));
+        s.write(None, |tx| {
+            tx.set(
+                "networks",
+                &["10.0.0.0", "255.255.255.0"],
+                &[("netname", Some("mgmt"))],
+            )?;
+            tx.set("site", &["defserialport"], &[("value", Some("0"))])?;
+            tx.set("site", &["defserialspeed"], &[("value", Some("115200"))])
+        })
+        .expect("seed");
+        let ctx = RenderCtx {
+            tftpdir: PathBuf::from("/nonexistent"),
+            server_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        };
+        let f = discovery_files(&Resolver::new(s), &ctx).expect("files");
+        for (p, want) in [
+            (
+                "xcat/xnba/nets/10.0.0.0_24",
+                "xcatd=10.0.0.1:3001 console=tty0 console=ttyS0,115200 BOOTIF=",
+            ),
+            (
+                "pxelinux.cfg/0A0000",
+                "xcatd=10.0.0.1:3001 console=tty0 console=ttyS0,115200 destiny=discover",
+            ),
+        ] {
+            let t = match f.iter().find(|(x, _)| x == p) {
+                Some((_, BootFile::Text(t))) => t.clone(),
+                _ => String::new(),
+            };
+            assert!(t.contains(want), "{p}: {t}");
+        }
     }
 }
