@@ -76,6 +76,8 @@ while read -r f; do
 done <"$work/order"
 
 cp "$BB" "$work/root/bin/busybox"
+# The init's #!/bin/sh must exist before it can install the other applets.
+ln -s busybox "$work/root/bin/sh"
 cp "$INIT" "$work/root/init"
 for f in $FILES; do
     src=${f%%:*}

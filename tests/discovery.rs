@@ -122,8 +122,9 @@ fn mtms_match_writes_the_node_and_an_unknown_machine_is_explained() {
          n5: noderes.netboot: xnba\n\
          n5: nodelist.status: discovered\n"
     );
-    // The same machine again is recognised by its MAC.
+    // The same machine again is recognised by its MAC, and keeps the method that placed it.
     assert_eq!(findme(&pair, "10.99.121.50", &body), "restart n5\n");
+    assert!(bh.ok(&["nodediscoverls", "-t", "mtms"]).contains("n5"));
 
     // A machine nothing places: explained, listed as undefined.
     let other = machine(
@@ -150,7 +151,7 @@ fn mtms_match_writes_the_node_and_an_unknown_machine_is_explained() {
         ls.lines()
             .any(|l| l.contains("0c1e2a3b-0000-4000-8000-000000000005")
                 && l.contains("n5")
-                && l.contains("known")),
+                && l.contains("mtms")),
         "{ls}"
     );
     let undef = bh.ok(&["nodediscoverls", "-t", "undef"]);
@@ -328,4 +329,96 @@ fn mknb_builds_genesis_into_the_tftp_root() {
             "{want} missing from genesis:\n{list}"
         );
     }
+}
+
+/// End to end: a VM bootherd does not know boots genesis (dynamic address), reports itself, is
+/// matched to n5 (here by MTM and serial, set in the VM's SMBIOS), comes back under n5's reserved
+/// address and runs n5's chain step, a runcmd that prints a marker on the serial console.
+#[test]
+fn an_unknown_vm_boots_genesis_is_discovered_and_runs_its_chain() {
+    use common::vm;
+    use std::time::Duration;
+    const MAC: &str = "52:54:00:99:72:09";
+    let a = vm::assets();
+    let bh = Bh::new();
+    let tftp = vm::tftp_root(&bh);
+    let s = |p: &str| a.join(p).display().to_string();
+    bh.ok(&[
+        "mknb",
+        "x86_64",
+        "-k",
+        &s("vmlinuz"),
+        "-m",
+        &s("modules"),
+        "-b",
+        &s("busybox"),
+    ]);
+    assert!(tftp.join("xcat/genesis.fs.x86_64.gz").is_file());
+    for kv in [
+        "dhcpinterfaces=br0",
+        "defserialport=0",
+        "defserialspeed=115200",
+    ] {
+        let (k, v) = kv.split_once('=').unwrap_or_default();
+        bh.ok(&["chtab", &format!("key={k}"), &format!("site.value={v}")]);
+    }
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "vmnet",
+        "net=10.99.72.0",
+        "mask=255.255.255.0",
+        "dynamicrange=10.99.72.100-10.99.72.120",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n5",
+        "groups=all",
+        "ip=10.99.72.5",
+        "serialport=0",
+        "serialspeed=115200",
+    ]);
+    bh.ok(&["chtab", "node=n5", "vpd.mtm=BHTEST-1", "vpd.serial=SN-N5"]);
+    bh.ok(&[
+        "chtab",
+        "node=n5",
+        "chain.chain=runcmd=echo BOOTHERD-MARKER-RUNCMD on n5",
+    ]);
+    let ns = vm::bridge("vg", "10.99.72");
+    let d = Daemon::start(&bh, &ns, &[]);
+    let serial = bh.path("serial.txt");
+    let (ok, console) = vm::run_until(
+        &ns,
+        &serial,
+        MAC,
+        768,
+        &[
+            "-smbios",
+            "type=1,manufacturer=bootherd,product=BHTEST-1,serial=SN-N5",
+        ],
+        "BOOTHERD-MARKER-RUNCMD on n5",
+        Duration::from_secs(300),
+    );
+    assert!(
+        ok,
+        "the VM did not run n5's chain.\nserial:\n{console}\ndaemon:\n{}",
+        d.dump()
+    );
+    assert!(console.contains("discovered as n5"), "{console}");
+    assert!(
+        console.contains("10.99.72.5/"),
+        "genesis came back under n5's address:\n{console}"
+    );
+    assert_eq!(bh.ok(&["nodels", "n5", "mac.mac"]), format!("n5: {MAC}\n"));
+    let ls = bh.ok(&["nodediscoverls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.contains("n5") && l.contains("mtms") && l.contains("BHTEST-1")),
+        "{ls}"
+    );
 }

@@ -429,6 +429,24 @@ pub fn record(
         } => (Some(node.clone()), method.as_str(), hit.clone()),
         Outcome::Undefined { hit, .. } => (None, "undef", hit.clone()),
     };
+    // A machine reporting again (genesis resends until it hears back) keeps the method that
+    // first placed it.
+    let method: String = if method == "known" {
+        let t = r.table("discoverydata")?;
+        let before: Option<String> = t
+            .rows_for(&rep.uuid)
+            .find_map(|row| {
+                t.spec
+                    .col_index("method")
+                    .and_then(|i| row.get(i))
+                    .cloned()
+                    .flatten()
+            })
+            .filter(|m| !m.is_empty() && m != "undef");
+        before.unwrap_or_else(|| method.to_string())
+    } else {
+        method.to_string()
+    };
     let other = match outcome {
         Outcome::Undefined { reason, .. } => Some(reason.clone()),
         _ => None,
@@ -446,7 +464,7 @@ pub fn record(
     store.write(Some(&audit), |tx| {
         let ddata: Vec<(&str, Option<&str>)> = vec![
             ("node", node.as_deref()),
-            ("method", Some(method)),
+            ("method", Some(&method[..])),
             ("discoverytime", Some(&now)),
             ("arch", Some(&rep.arch)),
             ("cpucount", Some(&rep.cpucount)),
