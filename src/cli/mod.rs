@@ -1,6 +1,7 @@
 //! The admin commands. One file per family: [`tables`] (tabdump, tabrestore, tabch, tabedit),
 //! [`nodes`] (nodels, nodeadd, nodech, noderm), [`defs`] (mkdef, lsdef, chdef, rmdef),
-//! [`net`] (makehosts, makenetworks). `serve` lives in [`crate::daemon`].
+//! [`net`] (makehosts, makenetworks), [`power`] (rpower, rsetboot), [`inventory`] (rinv, rvitals)
+//! with [`bmc`] (what the IPMI commands share). `serve` lives in [`crate::daemon`].
 //!
 //! The binary is multi-call: invoked through a link named after a command it acts as that command,
 //! so xCAT admins keep typing `nodels compute nodetype.os`. Exit status: 0 success, 1 the command
@@ -15,8 +16,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::store::{Store, DEFAULT_DB_URL};
 
+pub mod bmc;
 pub mod defs;
 pub mod dhcp;
+pub mod inventory;
 pub mod net;
 pub mod nodes;
 pub mod nodeset;
@@ -90,8 +93,14 @@ enum Cmd {
     Nodeset(nodeset::NodesetArgs),
     /// Run the postscripts on nodes over ssh (-s: make this appliance their master)
     Updatenode(updatenode::UpdatenodeArgs),
-    /// Power nodes on (Wake-on-LAN in this version) and report
+    /// Power nodes on, off, reset… over IPMI (or wake them by Wake-on-LAN) and report
     Rpower(power::RpowerArgs),
+    /// Set or show nodes' next boot device over IPMI
+    Rsetboot(power::RsetbootArgs),
+    /// Show nodes' hardware inventory over IPMI (device ID, firmware, FRU)
+    Rinv(inventory::RinvArgs),
+    /// Show nodes' sensor readings over IPMI (temperature, voltage, fans, power)
+    Rvitals(inventory::RvitalsArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -117,6 +126,9 @@ pub const COMMANDS: &[&str] = &[
     "nodeset",
     "updatenode",
     "rpower",
+    "rsetboot",
+    "rinv",
+    "rvitals",
 ];
 
 #[derive(Debug, Args)]
@@ -202,6 +214,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
+        Cmd::Rsetboot(a) => power::rsetboot(&db, a),
+        Cmd::Rinv(a) => inventory::rinv(&db, a),
+        Cmd::Rvitals(a) => inventory::rvitals(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

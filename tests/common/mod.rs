@@ -1,6 +1,8 @@
 //! Shared test harness: the real `bootherd` binary against a throwaway store.
 #![allow(dead_code)]
 
+pub mod ipmisim;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
