@@ -61,7 +61,7 @@ fn wake_reaches_the_local_segment() {
         bh.ok(&["nodels", "n5", "nodelist.status"]),
         "n5: powering-on\n"
     );
-    // A WoL node cannot be powered off; an IPMI node is refused clearly in this version.
+    // A WoL node cannot be powered off; an IPMI node without a BMC address gets a clear error.
     bh.ok(&["mkdef", "-t", "node", "-o", "n6", "groups=all", "mgt=ipmi"]);
     let o = pair
         .srv
@@ -73,7 +73,7 @@ fn wake_reaches_the_local_segment() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("n5: Error: Wake-on-LAN can only power a node on")
-            && out.contains("n6: Error: power control over ipmi"),
+            && out.contains("n6: Error: no BMC address (ipmi.bmc is empty)"),
         "{out}"
     );
     assert_eq!(o.status.code(), Some(1));

@@ -1,6 +1,7 @@
 //! The admin commands. One file per family: [`tables`] (tabdump, tabrestore, tabch, tabedit),
 //! [`nodes`] (nodels, nodeadd, nodech, noderm), [`defs`] (mkdef, lsdef, chdef, rmdef),
-//! [`net`] (makehosts, makenetworks). `serve` lives in [`crate::daemon`].
+//! [`net`] (makehosts, makenetworks), [`power`] (rpower, rsetboot), [`inventory`] (rinv, rvitals)
+//! with [`bmc`] (what the IPMI commands share). `serve` lives in [`crate::daemon`].
 //!
 //! The binary is multi-call: invoked through a link named after a command it acts as that command,
 //! so xCAT admins keep typing `nodels compute nodetype.os`. Exit status: 0 success, 1 the command
@@ -15,9 +16,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::store::{Store, DEFAULT_DB_URL};
 
+pub mod bmc;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
+pub mod inventory;
 pub mod lite;
 pub mod net;
 pub mod nodes;
@@ -92,8 +95,14 @@ enum Cmd {
     Nodeset(nodeset::NodesetArgs),
     /// Run the postscripts on nodes over ssh (-s: make this appliance their master)
     Updatenode(updatenode::UpdatenodeArgs),
-    /// Power nodes on (Wake-on-LAN in this version) and report
+    /// Power nodes on, off, reset… over IPMI (or wake them by Wake-on-LAN) and report
     Rpower(power::RpowerArgs),
+    /// Set or show nodes' next boot device over IPMI
+    Rsetboot(power::RsetbootArgs),
+    /// Show nodes' hardware inventory over IPMI (device ID, firmware, FRU)
+    Rinv(inventory::RinvArgs),
+    /// Show nodes' sensor readings over IPMI (temperature, voltage, fans, power)
+    Rvitals(inventory::RvitalsArgs),
     /// Statelite files of nodes or of an osimage (merged litefile rows)
     Litefile(lite::LitefileArgs),
     /// Statelite source directories of nodes (litetree rows, substituted)
@@ -137,6 +146,9 @@ pub const COMMANDS: &[&str] = &[
     "nodeset",
     "updatenode",
     "rpower",
+    "rsetboot",
+    "rinv",
+    "rvitals",
     "litefile",
     "litetree",
     "liteimg",
@@ -231,6 +243,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
+        Cmd::Rsetboot(a) => power::rsetboot(&db, a),
+        Cmd::Rinv(a) => inventory::rinv(&db, a),
+        Cmd::Rvitals(a) => inventory::rvitals(&db, a),
         Cmd::Litefile(a) => lite::litefile(&db, a),
         Cmd::Litetree(a) => lite::litetree(&db, a),
         Cmd::Liteimg(a) => lite::liteimg(&db, a),

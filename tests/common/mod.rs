@@ -1,6 +1,7 @@
 //! Shared test harness: the real `bootherd` binary against a throwaway store.
 #![allow(dead_code)]
 
+pub mod ipmisim;
 pub mod vm;
 
 use std::path::{Path, PathBuf};
