@@ -9,6 +9,7 @@ pub mod cli;
 pub mod daemon;
 pub mod dhcp;
 pub mod http;
+pub mod nfs;
 pub mod power;
 pub mod store;
 pub mod tftp;
