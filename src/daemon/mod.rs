@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// Do not run the HTTP service (another web server serves /install and /tftpboot)
     #[arg(long)]
     no_http: bool,
+    /// Do not run the NFS service (statelite image roots and node state directories)
+    #[arg(long)]
+    no_nfs: bool,
+    /// Do not answer portmapper queries on port 111 (rpcbind runs here, or clients name the ports)
+    #[arg(long)]
+    no_portmapper: bool,
     /// Do not listen on xCAT's node status port (site.xcatiport, 3002)
     #[arg(long)]
     no_status_port: bool,
@@ -131,6 +137,20 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot start the HTTP service")?;
         if let Some(task) = http {
+            services.spawn(task);
+        }
+    }
+    if !a.no_nfs {
+        let nfs = crate::nfs::start(
+            store.clone(),
+            resolver.clone(),
+            changes_tx.subscribe(),
+            shutdown_rx.clone(),
+            !a.no_portmapper,
+        )
+        .await
+        .context("cannot start the NFS service")?;
+        if let Some(task) = nfs {
             services.spawn(task);
         }
     }

@@ -187,6 +187,7 @@ impl Store {
             ("httpport", "80"),
             ("dhcpomapikeyname", "xcat_key"),
             ("omapiport", "7911"),
+            ("nfsport", "2049"),
         ];
         self.write(None, |tx| {
             for (k, v) in defaults {

@@ -798,7 +798,7 @@ fn split_range(atom: &str) -> Option<(&str, &str)> {
         (l, r)
     } else {
         let dashes = atom.matches('-').count();
-        if dashes % 2 == 0 {
+        if dashes.is_multiple_of(2) {
             return None;
         }
         let (i, _) = atom.match_indices('-').nth(dashes / 2)?;

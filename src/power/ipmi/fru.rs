@@ -322,7 +322,7 @@ mod tests {
     fn area(body: &[u8]) -> Vec<u8> {
         let mut a = body.to_vec();
         a.push(0xc1);
-        while (a.len() + 1) % 8 != 0 {
+        while !(a.len() + 1).is_multiple_of(8) {
             a.push(0);
         }
         a[1] = ((a.len() + 1) / 8) as u8;

@@ -329,7 +329,7 @@ pub fn encrypt(k: &Keys, data: &[u8], iv: [u8; 16]) -> Vec<u8> {
 
 /// The inverse of [`encrypt`]: checks block length and the pad.
 pub fn decrypt(k: &Keys, body: &[u8]) -> Result<Vec<u8>, WireError> {
-    if body.len() < 32 || body.len() % 16 != 0 {
+    if body.len() < 32 || !body.len().is_multiple_of(16) {
         return Err(WireError::CipherLength(body.len()));
     }
     let mut iv = [0u8; 16];

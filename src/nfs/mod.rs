@@ -1,0 +1,268 @@
+//! NFS for statelite nodes: NFSv3 and MOUNT v3 over TCP on `site.nfsport` (2049), plus a
+//! portmapper v2 answer there and on port 111, all our own code (RFC 1813, 5531, 4506, 1833).
+//!
+//! Rooms: [`xdr`] and [`rpc`] (codecs with length limits, pure), [`fh`] (signed file handles),
+//! [`sys`] (the unsafe system calls: kernel file handles, getdents64), [`exports`] (the export
+//! table as a pure function of the tables), [`vfs`] (open exports and handle resolution),
+//! [`nfs3`], [`mount`], [`portmap`] (the procedures), [`server`] (sockets and limits).
+//! [`start`] is the daemon's wiring: it loads the handle key, computes the exports, binds the
+//! ports and reloads the exports when the change log touches a table they depend on.
+
+pub mod exports;
+pub mod fh;
+pub mod mount;
+pub mod nfs3;
+pub mod portmap;
+pub mod rpc;
+pub mod server;
+pub mod sys;
+pub mod vfs;
+pub mod xdr;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::daemon::ChangeBatch;
+use crate::store::resolver::Resolver;
+use crate::store::Store;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The NFS port when `site.nfsport` is unset.
+pub const DEFAULT_PORT: u16 = 2049;
+/// Where the handle key lives: `passwd` row key=nfs-handle, username=bootherd.
+pub const KEY_ROW: [&str; 2] = ["nfs-handle", "bootherd"];
+/// How often exports whose root could not be opened are retried.
+const RETRY: Duration = Duration::from_secs(30);
+
+fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("cannot read /dev/urandom")?;
+    Ok(b)
+}
+
+/// The handle key from the store, created (32 random bytes, base64) on first start.
+/// Never logged.
+pub fn load_or_create_key(store: &Store) -> anyhow::Result<fh::HandleKey> {
+    let decode = |s: &str| -> Option<[u8; 32]> {
+        base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+    };
+    if let Some(row) = store.get("passwd", &KEY_ROW)? {
+        if let Some(s) = row.get(2).cloned().flatten() {
+            return decode(&s).map(fh::HandleKey::new).with_context(|| {
+                "passwd key=nfs-handle,username=bootherd does not hold 32 base64 bytes; delete the row to have a new key made (clients then need to remount)"
+            });
+        }
+    }
+    let key = random::<32>()?;
+    let text = base64::engine::general_purpose::STANDARD.encode(key);
+    store.write(None, |tx| {
+        tx.set(
+            "passwd",
+            &KEY_ROW,
+            &[
+                ("password", Some(text.as_str())),
+                ("comments", Some("bootherd NFS file handle key")),
+            ],
+        )
+    })?;
+    info!("nfs: created the file handle key (passwd key=nfs-handle)");
+    Ok(fh::HandleKey::new(key))
+}
+
+/// This host's addresses (every interface, IPv4 and IPv6).
+fn local_addrs() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            let Some(a) = ifa.address.as_ref() else {
+                continue;
+            };
+            let ip = if let Some(s) = a.as_sockaddr_in() {
+                IpAddr::V4(s.ip())
+            } else if let Some(s) = a.as_sockaddr_in6() {
+                IpAddr::V6(s.ip())
+            } else {
+                continue;
+            };
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    out
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// Recomputes the export table and applies it; returns whether some export failed to open.
+fn reload(resolver: &Resolver, fs: &vfs::Fs, warned: &mut HashSet<String>) -> anyhow::Result<bool> {
+    let (images, nodes) = exports::gather(resolver)?;
+    let local = exports::Local {
+        addrs: local_addrs(),
+        hostname: hostname(),
+        master: resolver.site("master")?,
+    };
+    let plan = exports::plan(&images, &nodes, &local);
+    for p in &plan.problems {
+        warn!("nfs: {p}");
+    }
+    for n in &plan.missing_ip {
+        if warned.insert(n.clone()) {
+            warn!("nfs: node {n} has a state directory here but no hosts.ip; nobody can mount it until it has one");
+        }
+    }
+    warned.retain(|n| plan.missing_ip.contains(n));
+    Ok(!fs.apply(plan).is_empty())
+}
+
+/// Starts NFS. `portmapper`: also answer on port 111 when it is free.
+pub async fn start(
+    store: Arc<Store>,
+    resolver: Arc<Resolver>,
+    mut changes: broadcast::Receiver<Arc<ChangeBatch>>,
+    shutdown: watch::Receiver<bool>,
+    portmapper: bool,
+) -> anyhow::Result<Option<Task>> {
+    let s = store.clone();
+    let port: u16 = match tokio::task::spawn_blocking(move || s.site("nfsport")).await?? {
+        Some(p) if !p.trim().is_empty() => p
+            .trim()
+            .parse()
+            .with_context(|| format!("site.nfsport '{p}' is not a port number"))?,
+        _ => DEFAULT_PORT,
+    };
+    let s = store.clone();
+    let key = tokio::task::spawn_blocking(move || load_or_create_key(&s)).await??;
+    let fs = Arc::new(vfs::Fs::new(key, random::<8>()?));
+    let mut warned = HashSet::new();
+    let (r, f) = (resolver.clone(), fs.clone());
+    let (res, w) = tokio::task::spawn_blocking(move || {
+        let x = reload(&r, &f, &mut warned);
+        (x, warned)
+    })
+    .await?;
+    let mut warned = w;
+    let mut retry_needed = match res {
+        Ok(failed) => failed,
+        Err(e) => {
+            warn!("nfs: exports not computed: {e:#}");
+            true
+        }
+    };
+    // Not fatal: another NFS server (the kernel's nfsd) may own the port; the rest of the
+    // appliance still runs, and the log says how to silence this.
+    let tcp = match tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("NFS not started: cannot listen on TCP port {port} ({e}); another NFS server runs here? (--no-nfs, or set site.nfsport)");
+            return Ok(None);
+        }
+    };
+    let mut pmap_tcp = None;
+    let mut pmap_udp = None;
+    if portmapper && port != portmap::PORT {
+        match tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, portmap::PORT)).await {
+            Ok(l) => pmap_tcp = Some(l),
+            Err(e) => warn!("nfs: portmapper not started on TCP port 111 ({e}); rpcbind or another portmapper must map NFS to port {port}, or clients must name the ports"),
+        }
+        match tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, portmap::PORT)).await {
+            Ok(u) => pmap_udp = Some(u),
+            Err(e) => warn!("nfs: portmapper not started on UDP port 111 ({e})"),
+        }
+    }
+    let svc = Arc::new(server::Service::new(
+        fs.clone(),
+        port,
+        pmap_tcp.as_ref().map(|_| portmap::PORT),
+    ));
+    info!(
+        port,
+        portmapper = pmap_tcp.is_some(),
+        exports = fs.table().by_id.len(),
+        "NFS listening"
+    );
+    let mut tasks: Vec<Task> = vec![Box::pin(server::serve_tcp(
+        tcp,
+        svc.clone(),
+        shutdown.clone(),
+    ))];
+    if let Some(l) = pmap_tcp {
+        tasks.push(Box::pin(server::serve_tcp(
+            l,
+            svc.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(u) = pmap_udp {
+        tasks.push(Box::pin(server::serve_udp(
+            u,
+            svc.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let mut stop = shutdown.clone();
+    tasks.push(Box::pin(async move {
+        let mut tick = tokio::time::interval(RETRY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let go = tokio::select! {
+                r = changes.recv() => match r {
+                    Ok(b) => b.touches(exports::DEPENDS_ON),
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => retry_needed,
+                _ = stop.changed() => return,
+            };
+            if !go {
+                continue;
+            }
+            let (r, f) = (resolver.clone(), fs.clone());
+            let mut w = std::mem::take(&mut warned);
+            match tokio::task::spawn_blocking(move || {
+                let x = reload(&r, &f, &mut w);
+                (x, w)
+            })
+            .await
+            {
+                Ok((Ok(failed), w)) => {
+                    retry_needed = failed;
+                    warned = w;
+                }
+                Ok((Err(e), w)) => {
+                    warn!("nfs: exports not reloaded: {e:#}");
+                    warned = w;
+                }
+                Err(e) => warn!("nfs: export reload failed: {e}"),
+            }
+        }
+    }));
+    Ok(Some(Box::pin(async move {
+        let mut set = tokio::task::JoinSet::new();
+        for t in tasks {
+            set.spawn(t);
+        }
+        while set.join_next().await.is_some() {}
+    })))
+}
