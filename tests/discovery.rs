@@ -514,3 +514,57 @@ fn bmcsetup_configures_a_simulated_bmc_and_rpower_uses_the_new_user() {
     );
     assert_eq!(bh.ok(&["rpower", "cn1", "stat"]), "cn1: off\n");
 }
+
+/// xCAT's genesis: a gzipped XML findme by UDP from port 301; the answer comes back as `restart`
+/// on the machine's TCP port 3001, as xcatd sends it. From an unprivileged port it is ignored.
+#[test]
+fn xcat_udp_findme_is_placed_and_answered_on_port_3001() {
+    let (bh, pair, d) = lab("dsu");
+    assert!(d.wait_for("findme (UDP) listening", 5), "{}", d.dump());
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n7",
+        "groups=all",
+        "ip=10.99.121.7",
+    ]);
+    bh.ok(&["chtab", "node=n7", "vpd.mtm=8335-GTB", "vpd.serial=7800ABC"]);
+    let py = bh.file(
+        "findme.py",
+        r#"import gzip, socket, sys
+sport = int(sys.argv[1])
+xml = ("<xcatrequest><command>findme</command><sequential>1</sequential><arch>ppc64le</arch>"
+       "<mtm>8335-GTB</mtm><serial>7800ABC</serial><uuid>" + sys.argv[2] + "</uuid>"
+       "<mac>mlx5_core|enP1p1s0|98:be:94:00:00:07|10.99.121.52/24</mac></xcatrequest>")
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("10.99.121.52", 3001)); l.listen(1); l.settimeout(4)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.99.121.52", sport))
+u.sendto(gzip.compress(xml.encode()), ("10.99.121.1", 3001))
+try:
+    c, _ = l.accept(); print(c.recv(100).decode().strip())
+except socket.timeout:
+    print("no answer")
+"#,
+    );
+    let run = |sport: &str, uuid: &str| {
+        let o = pair
+            .cli
+            .command("/usr/bin/python3")
+            .args([&py, sport, uuid])
+            .output()
+            .expect("python");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // From an unprivileged port: ignored, nothing recorded.
+    assert_eq!(run("40000", "AAAA-1"), "no answer");
+    assert!(bh
+        .ok(&["nodediscoverls"])
+        .starts_with("Discovered 0 nodes."));
+    assert_eq!(run("301", "BBBB-2"), "restart");
+    assert_eq!(
+        bh.ok(&["nodels", "n7", "mac.mac", "nodetype.arch", "noderes.netboot"]),
+        "n7: mac.mac: 98:be:94:00:00:07\nn7: nodetype.arch: ppc64le\nn7: noderes.netboot: petitboot\n"
+    );
+}

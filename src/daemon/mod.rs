@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Do not listen on xCAT's node status port (site.xcatiport, 3002)
     #[arg(long)]
     no_status_port: bool,
+    /// Do not take xCAT genesis's findme packets on UDP site.xcatdport (3001)
+    #[arg(long)]
+    no_findme_udp: bool,
 }
 
 /// What one poll of the change log found, as services receive it.
@@ -152,6 +155,23 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the NFS service")?;
         if let Some(task) = nfs {
             services.spawn(task);
+        }
+    }
+    if !a.no_findme_udp {
+        let port = resolver
+            .site("xcatdport")
+            .ok()
+            .flatten()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(3001);
+        if let Some(sock) = crate::discovery::udp::bind(port).await {
+            services.spawn(crate::discovery::udp::serve(
+                sock,
+                store.clone(),
+                resolver.clone(),
+                Arc::new(crate::discovery::matcher::NoSwitches),
+                shutdown_rx.clone(),
+            ));
         }
     }
     if !a.no_status_port {

@@ -5,3 +5,4 @@
 pub mod bmc;
 pub mod matcher;
 pub mod report;
+pub mod udp;
