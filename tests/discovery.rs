@@ -568,3 +568,52 @@ except socket.timeout:
         "n7: mac.mac: 98:be:94:00:00:07\nn7: nodetype.arch: ppc64le\nn7: noderes.netboot: petitboot\n"
     );
 }
+
+/// Machines reporting at the same moment never get the same node or address.
+#[test]
+fn concurrent_machines_get_distinct_nodes_and_addresses() {
+    let (bh, pair, _d) = lab("dsc");
+    bh.ok(&[
+        "nodediscoverstart",
+        "noderange=cn[01-30]",
+        "hostiprange=10.99.121.[100-150]",
+    ]);
+    let dir = bh.path("reports");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for i in 0..20 {
+        std::fs::write(
+            dir.join(format!("{i}")),
+            format!("uuid=c0000000-0000-4000-8000-0000000000{i:02}\nmac=virtio_net|eth0|52:54:00:aa:00:{i:02x}|10.99.121.50/24\n"),
+        )
+        .expect("report");
+    }
+    let o = pair
+        .cli
+        .command("sh")
+        .arg("-c")
+        .arg(format!(
+            "ls {d} | xargs -P 20 -I{{}} curl -s --data-binary @{d}/{{}} http://{SRV}/xcat/discovery/findme",
+            d = dir.display()
+        ))
+        .output()
+        .expect("curl");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut nodes: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("restart "))
+        .collect();
+    assert_eq!(nodes.len(), 20, "{out}");
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 20, "a node was given twice:\n{out}");
+    let ips = bh.ok(&["nodels", "all", "hosts.ip"]);
+    let mut v: Vec<&str> = ips
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(v.len(), 20, "{ips}");
+    v.sort();
+    v.dedup();
+    assert_eq!(v.len(), 20, "an address was given twice:\n{ips}");
+}

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 
 use super::report::{norm_mac, Report};
 use crate::store::resolver::Resolver;
@@ -353,6 +354,23 @@ pub fn decide(r: &Resolver, rep: &Report, ports: &dyn PortLocator) -> Result<Out
         reason,
         hit: hits.first().cloned(),
     })
+}
+
+/// Places a machine: decides and records under one lock, so machines reporting at the same time
+/// cannot be given the same free node or address (decide reads, record writes; SQLite alone would
+/// not stop two deciders from reading the same state). Reads a fresh view of the tables: the admin
+/// may have started sequential discovery or defined nodes a moment ago.
+pub fn place(
+    store: &Arc<Store>,
+    rep: &Report,
+    ports: &dyn PortLocator,
+) -> Result<Outcome, StoreError> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = Resolver::new(store.clone());
+    let outcome = decide(&fresh, rep, ports)?;
+    record(store, &fresh, rep, &outcome)?;
+    Ok(outcome)
 }
 
 /// Addresses already given: hosts.ip and the addresses in hosts.otherinterfaces.

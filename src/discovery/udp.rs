@@ -87,9 +87,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let uuid = rep.uuid.clone();
             let done = tokio::task::spawn_blocking(move || {
-                let fresh = Resolver::new(store.clone());
-                let outcome = matcher::decide(&fresh, &rep, ports.as_ref())?;
-                matcher::record(&store, &fresh, &rep, &outcome)?;
+                let outcome = matcher::place(&store, &rep, ports.as_ref())?;
                 resolver.invalidate_all();
                 Ok::<_, crate::store::StoreError>(outcome)
             })

@@ -53,17 +53,13 @@ impl Discovery {
                 return Response::text(400, format!("400 {e}\n"));
             }
         };
-        // A fresh view: the admin may have started sequential discovery or defined nodes a
-        // moment ago, before the daemon's change follower caught up.
-        let fresh = Resolver::new(self.store.clone());
-        let outcome = match matcher::decide(&fresh, &rep, self.ports.as_ref()) {
+        let outcome = match matcher::place(&self.store, &rep, self.ports.as_ref()) {
             Ok(o) => o,
-            Err(e) => return Response::text(500, format!("500 {e}\n")),
+            Err(e) => {
+                warn!(uuid = %rep.uuid, "findme: {e}");
+                return Response::text(500, format!("500 {e}\n"));
+            }
         };
-        if let Err(e) = matcher::record(&self.store, &fresh, &rep, &outcome) {
-            warn!(uuid = %rep.uuid, "findme: cannot record: {e}");
-            return Response::text(500, format!("500 {e}\n"));
-        }
         self.resolver.invalidate_all();
         match outcome {
             Outcome::Matched { node, method, .. } => {
