@@ -8,6 +8,7 @@ pub mod boot;
 pub mod cli;
 pub mod daemon;
 pub mod dhcp;
+pub mod discovery;
 pub mod http;
 pub mod power;
 pub mod store;

@@ -1,6 +1,6 @@
 //! The admin commands. One file per family: [`tables`] (tabdump, tabrestore, tabch, tabedit),
 //! [`nodes`] (nodels, nodeadd, nodech, noderm), [`defs`] (mkdef, lsdef, chdef, rmdef),
-//! [`net`] (makehosts, makenetworks). `serve` lives in [`crate::daemon`].
+//! [`net`] (makehosts, makenetworks), [`switchprobe`] (SNMP switch-port mapping). `serve` lives in [`crate::daemon`].
 //!
 //! The binary is multi-call: invoked through a link named after a command it acts as that command,
 //! so xCAT admins keep typing `nodels compute nodetype.os`. Exit status: 0 success, 1 the command
@@ -21,6 +21,7 @@ pub mod net;
 pub mod nodes;
 pub mod nodeset;
 pub mod power;
+pub mod switchprobe;
 pub mod tables;
 pub mod updatenode;
 
@@ -92,6 +93,8 @@ enum Cmd {
     Updatenode(updatenode::UpdatenodeArgs),
     /// Power nodes on (Wake-on-LAN in this version) and report
     Rpower(power::RpowerArgs),
+    /// Poll switches over SNMP: the MACs learned on each port and the node cabled there
+    Switchprobe(switchprobe::SwitchprobeArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -117,6 +120,7 @@ pub const COMMANDS: &[&str] = &[
     "nodeset",
     "updatenode",
     "rpower",
+    "switchprobe",
 ];
 
 #[derive(Debug, Args)]
@@ -202,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
+        Cmd::Switchprobe(a) => switchprobe::switchprobe(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

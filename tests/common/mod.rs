@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod snmpsim;
+
 /// A scratch directory with its own table store.
 pub struct Bh {
     pub dir: tempfile::TempDir,
