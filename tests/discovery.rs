@@ -332,13 +332,19 @@ fn mknb_builds_genesis_into_the_tftp_root() {
 }
 
 /// End to end: a VM bootherd does not know boots genesis (dynamic address), reports itself, is
-/// matched to n5 (here by MTM and serial, set in the VM's SMBIOS), comes back under n5's reserved
-/// address and runs n5's chain step, a runcmd that prints a marker on the serial console.
+/// matched to n5 through a simulated switch (snmpsim; the VM's MAC is in the switch's forwarding
+/// table on n5's port), comes back under n5's reserved address and runs n5's chain step, a runcmd
+/// that prints a marker on the serial console.
 #[test]
 fn an_unknown_vm_boots_genesis_is_discovered_and_runs_its_chain() {
+    use common::snmpsim::{add_lo_addr, SimSwitch, Snmpsim, Style};
     use common::vm;
     use std::time::Duration;
-    const MAC: &str = "52:54:00:99:72:09";
+    common::need(&[("snmpsimd", "snmpsim")]);
+    // The switch's MACs are <prefix>:00:00:<n>; the VM takes the one learned on port 7.
+    let sw = SimSwitch::new("sw1", Style::Long, [0x52, 0x54, 0x00]);
+    let mac = sw.mac_on(7);
+    let mac = mac.as_str();
     let a = vm::assets();
     let bh = Bh::new();
     let tftp = vm::tftp_root(&bh);
@@ -383,24 +389,42 @@ fn an_unknown_vm_boots_genesis_is_discovered_and_runs_its_chain() {
         "serialport=0",
         "serialspeed=115200",
     ]);
-    bh.ok(&["chtab", "node=n5", "vpd.mtm=BHTEST-1", "vpd.serial=SN-N5"]);
     bh.ok(&[
         "chtab",
         "node=n5",
         "chain.chain=runcmd=echo BOOTHERD-MARKER-RUNCMD on n5",
     ]);
+    // The switch: snmpsim on an address of the server namespace, n5 cabled to its port 7.
+    bh.ok(&["chtab", "node=sw1", "hosts.ip=10.98.72.1"]);
+    bh.ok(&[
+        "chtab",
+        "switch=sw1",
+        "switches.snmpversion=2c",
+        "switches.password=labswitch",
+    ]);
+    bh.ok(&[
+        "tabrestore",
+        &bh.file(
+            "switch.csv",
+            &format!(
+                "#node,switch,port,vlan,interface,comments,disable\n\"n5\",\"sw1\",\"{}\",,,,\n",
+                sw.port_name(7)
+            ),
+        ),
+    ]);
     let ns = vm::bridge("vg", "10.99.72");
+    add_lo_addr(&ns, "10.98.72.1");
+    let simdir = tempfile::tempdir().expect("tempdir");
+    let mut sim = Snmpsim::start(&ns, simdir.path(), "10.98.72.1", "labswitch", &sw, None);
+    sim.wait_ready(&ns, 60);
     let d = Daemon::start(&bh, &ns, &[]);
     let serial = bh.path("serial.txt");
     let (ok, console) = vm::run_until(
         &ns,
         &serial,
-        MAC,
+        mac,
         768,
-        &[
-            "-smbios",
-            "type=1,manufacturer=bootherd,product=BHTEST-1,serial=SN-N5",
-        ],
+        &[],
         "BOOTHERD-MARKER-RUNCMD on n5",
         Duration::from_secs(300),
     );
@@ -414,11 +438,10 @@ fn an_unknown_vm_boots_genesis_is_discovered_and_runs_its_chain() {
         console.contains("10.99.72.5/"),
         "genesis came back under n5's address:\n{console}"
     );
-    assert_eq!(bh.ok(&["nodels", "n5", "mac.mac"]), format!("n5: {MAC}\n"));
+    assert_eq!(bh.ok(&["nodels", "n5", "mac.mac"]), format!("n5: {mac}\n"));
     let ls = bh.ok(&["nodediscoverls"]);
     assert!(
-        ls.lines()
-            .any(|l| l.contains("n5") && l.contains("mtms") && l.contains("BHTEST-1")),
+        ls.lines().any(|l| l.contains("n5") && l.contains("switch")),
         "{ls}"
     );
 }
@@ -616,4 +639,74 @@ fn concurrent_machines_get_distinct_nodes_and_addresses() {
     v.sort();
     v.dedup();
     assert_eq!(v.len(), 20, "an address was given twice:\n{ips}");
+}
+
+/// Switch-port matching in a findme: the machine's MAC sits on n5's port of a simulated switch
+/// (snmpsim, v2c) → n5; a MAC on a port no node owns → undefined, with the place it was seen.
+#[test]
+fn a_findme_is_matched_by_the_switch_port_its_mac_is_on() {
+    use common::snmpsim::{add_lo_addr, SimSwitch, Snmpsim, Style};
+    common::need(&[("snmpsimd", "snmpsim")]);
+    let (bh, pair, _d) = lab("dss");
+    let sw = SimSwitch::new("sw1", Style::Short, [0x52, 0x54, 0x0a]);
+    add_lo_addr(&pair.srv, "10.98.9.1");
+    let simdir = tempfile::tempdir().expect("tempdir");
+    let mut sim = Snmpsim::start(&pair.srv, simdir.path(), "10.98.9.1", "commA", &sw, None);
+    sim.wait_ready(&pair.srv, 60);
+    bh.ok(&["chtab", "node=sw1", "hosts.ip=10.98.9.1"]);
+    bh.ok(&[
+        "chtab",
+        "switch=sw1",
+        "switches.snmpversion=2c",
+        "switches.password=commA",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n5",
+        "groups=compute,all",
+        "ip=10.99.121.5",
+    ]);
+    bh.ok(&[
+        "tabrestore",
+        &bh.file(
+            "switch.csv",
+            &format!(
+                "#node,switch,port,vlan,interface,comments,disable\n\"n5\",\"sw1\",\"{}\",,,,\n",
+                sw.port_name(7)
+            ),
+        ),
+    ]);
+    bh.ok(&["chtab", "node=n5", "chain.chain=runcmd=bmcsetup"]);
+    let body = format!("uuid=5a000000-0000-4000-8000-000000000007\narch=x86_64\nmac=virtio_net|eth0|{}|10.99.121.50/24\n", sw.mac_on(7));
+    assert_eq!(findme(&pair, "10.99.121.50", &body), "restart n5\n");
+    assert_eq!(
+        bh.ok(&["nodels", "n5", "mac.mac", "vpd.uuid", "nodelist.status"]),
+        format!("n5: mac.mac: {}\nn5: vpd.uuid: 5a000000-0000-4000-8000-000000000007\nn5: nodelist.status: discovered\n", sw.mac_on(7))
+    );
+    let ls = bh.ok(&["nodediscoverls", "-t", "switch"]);
+    assert!(
+        ls.contains("5a000000-0000-4000-8000-000000000007") && ls.contains("n5"),
+        "{ls}"
+    );
+    // A MAC on a port nobody owns.
+    let other = format!(
+        "uuid=5a000000-0000-4000-8000-000000000009\nmac=virtio_net|eth0|{}|10.99.121.51/24\n",
+        sw.mac_on(9)
+    );
+    let ans = findme(&pair, "10.99.121.51", &other);
+    assert!(
+        ans.starts_with(&format!(
+            "undefined MAC {} seen on sw1 port {}; no node has switch sw1 port {}",
+            sw.mac_on(9),
+            sw.port_name(9),
+            sw.port_name(9)
+        )),
+        "{ans}"
+    );
+    assert!(bh
+        .ok(&["nodediscoverls", "-t", "undef"])
+        .contains("5a000000-0000-4000-8000-000000000009"));
 }

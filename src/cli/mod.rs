@@ -1,7 +1,9 @@
 //! The admin commands. One file per family: [`tables`] (tabdump, tabrestore, tabch, tabedit),
 //! [`nodes`] (nodels, nodeadd, nodech, noderm), [`defs`] (mkdef, lsdef, chdef, rmdef),
 //! [`net`] (makehosts, makenetworks), [`power`] (rpower, rsetboot), [`inventory`] (rinv, rvitals)
-//! with [`bmc`] (what the IPMI commands share). `serve` lives in [`crate::daemon`].
+//! with [`bmc`] (what the IPMI commands share), [`lite`] (litefile, litetree, liteimg),
+//! [`discover`] (nodediscover*, mknb), [`switchprobe`] (SNMP switch-port mapping). `serve` lives
+//! in [`crate::daemon`].
 //!
 //! The binary is multi-call: invoked through a link named after a command it acts as that command,
 //! so xCAT admins keep typing `nodels compute nodetype.os`. Exit status: 0 success, 1 the command
@@ -26,6 +28,7 @@ pub mod net;
 pub mod nodes;
 pub mod nodeset;
 pub mod power;
+pub mod switchprobe;
 pub mod tables;
 pub mod updatenode;
 
@@ -121,6 +124,8 @@ enum Cmd {
     Nodediscoverdef(discover::DefArgs),
     /// Build genesis, the discovery image, into the TFTP root
     Mknb(discover::MknbArgs),
+    /// Poll switches over SNMP: the MACs learned on each port and the node cabled there
+    Switchprobe(switchprobe::SwitchprobeArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -158,6 +163,7 @@ pub const COMMANDS: &[&str] = &[
     "nodediscoverls",
     "nodediscoverdef",
     "mknb",
+    "switchprobe",
 ];
 
 #[derive(Debug, Args)]
@@ -255,6 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodediscoverls(a) => discover::ls(&db, a),
         Cmd::Nodediscoverdef(a) => discover::def(&db, a),
         Cmd::Mknb(a) => discover::mknb(&db, a),
+        Cmd::Switchprobe(a) => switchprobe::switchprobe(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -169,7 +169,10 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
                 sock,
                 store.clone(),
                 resolver.clone(),
-                Arc::new(crate::discovery::matcher::NoSwitches),
+                Arc::new(crate::discovery::ports::SnmpPorts::new(
+                    store.clone(),
+                    tokio::runtime::Handle::current(),
+                )),
                 shutdown_rx.clone(),
             ));
         }

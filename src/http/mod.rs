@@ -76,7 +76,10 @@ pub fn extra_routes(store: &Arc<Store>, resolver: &Arc<Resolver>) -> Routes {
             resolver: resolver.clone(),
             callers: callers.clone(),
             ctx: ctx.clone(),
-            ports: Arc::new(crate::discovery::matcher::NoSwitches),
+            ports: Arc::new(crate::discovery::ports::SnmpPorts::new(
+                store.clone(),
+                tokio::runtime::Handle::current(),
+            )),
         }),
     );
     routes.add(

@@ -7,6 +7,8 @@ pub mod vm;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod snmpsim;
+
 /// A scratch directory with its own table store.
 pub struct Bh {
     pub dir: tempfile::TempDir,
