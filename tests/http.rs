@@ -134,6 +134,19 @@ impl Lab {
     }
 
     /// Daemon log lines (colour codes removed) containing every one of `needles`.
+    /// Log lines with all of `needles`, waiting up to 3 s for the first (the daemon's log reaches
+    /// the test through a pipe and a reader thread, a moment after the request is answered).
+    fn log_lines_soon(&self, needles: &[&str]) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let l = self.log_lines(needles);
+            if !l.is_empty() || std::time::Instant::now() > deadline {
+                return l;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     fn log_lines(&self, needles: &[&str]) -> Vec<String> {
         let Some(d) = self.daemon.as_ref() else {
             return Vec::new();
@@ -369,7 +382,7 @@ fn wget_r_mirrors_postscripts() {
     // Again with -N: every file is current, and the server says so (304) instead of sending it.
     run("wget -r -N again");
     assert!(
-        !lab.log_lines(&["status=304"]).is_empty(),
+        !lab.log_lines_soon(&["status=304"]).is_empty(),
         "no conditional GET was answered 304:\n{}",
         lab.dump()
     );
@@ -435,7 +448,12 @@ fn nothing_resolves_outside_its_root() {
         assert_eq!(lab.status(path), "403", "{path}");
     }
     // One log line per refused request (each was asked for twice).
-    let lines = lab.log_lines(&["HTTP refused"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut lines = lab.log_lines(&["HTTP refused"]);
+    while lines.len() < 2 * refused.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        lines = lab.log_lines(&["HTTP refused"]);
+    }
     assert_eq!(lines.len(), 2 * refused.len(), "{}", lines.join("\n"));
     // curl without --path-as-is resolves `..` itself and asks for what is left: not found here.
     assert_eq!(
