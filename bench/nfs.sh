@@ -4,25 +4,27 @@
 #   bench/nfs.sh                      run as root (network namespaces), Debian 12
 #   environment: MB (1024)           size of the file read with nfs-cat
 #                FILES (50000)       files in the tree listed with nfs-ls -R (100 directories)
-#                RUNS (3)            timed runs per measurement; the best one is reported
+#                RUNS (5)            timed runs per measurement; the median is reported
 #                BOOTHERD_BIN        a bootherd binary (default: cargo build --release)
 #
-# Both servers export the same directory read-only from the same ext4 disk; every measurement is
-# preceded by one untimed warm-up run, so both serve from the page cache. Clients are libnfs-utils
-# 4.0 tools in a second namespace, joined by a veth pair (nothing touches the host's interfaces):
-#   ns bhn-srv: bhn0 10.99.81.1/24   <- bootherd (2049, portmapper on 111), then ganesha (12049/12048 + rpcbind)
+# Both servers export the same directory read-only from the same ext4 disk and run side by side;
+# every measurement is preceded by one untimed warm-up run (so both serve from the page cache),
+# then the timed runs alternate between the two servers (bootherd, ganesha, ganesha, bootherd, …),
+# so a change in the machine's load hits both alike. Clients are libnfs-utils 4.0 tools in a second
+# namespace, joined by a veth pair (nothing touches the host's interfaces):
+#   ns bhn-srv: bhn0 10.99.81.1/24   <- bootherd (2049, no portmapper), ganesha (12049/12048 + rpcbind)
 #   ns bhn-cli: bhn1 10.99.81.2/24   <- nfs-cat / nfs-ls
 # nfs-cat MB/s = file size / wall time of the client process (1 MB = 10^6 bytes); nfs-ls -R
 # files/s = entries listed / wall time. The byte count and entry count are checked.
 # ganesha runs as in the test bed (§4): rpcbind and ganesha.nfsd in a private mount namespace.
-# Outputs: bench/out/nfs/results.md, server logs.
+# Outputs: bench/out/nfs/results.md (medians, min–max, load average), runs.txt, server logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 [ "$(id -u)" = 0 ] || { echo "$0: run as root (network namespaces)" >&2; exit 1; }
 MB=${MB:-1024}
 FILES=${FILES:-50000}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 [[ $MB =~ ^[0-9]+$ && $FILES =~ ^[0-9]+$ && $RUNS =~ ^[0-9]+$ ]] || { echo "MB, FILES, RUNS: numbers" >&2; exit 2; }
 for c in nfs-cat:libnfs-utils nfs-ls:libnfs-utils ganesha.nfsd:"nfs-ganesha nfs-ganesha-vfs" rpcbind:rpcbind; do
     command -v "${c%%:*}" > /dev/null || { echo "$0: ${c%%:*} missing: apt-get install ${c#*:}" >&2; exit 1; }
@@ -90,46 +92,30 @@ wait_port() { # wait_port PORT
 }
 
 now() { date +%s.%N; }
-# best wall time of RUNS runs of a command in the client namespace, after one warm-up run;
-# the command's stdout goes to $W/last.out
-best() {
-    local i t0 t1 b=
+# one timed run of a command in the client namespace: prints its wall time; stdout to $W/last.out
+timed() {
+    local t0 t1
+    t0=$(now)
     ip netns exec $CLI_NS "$@" > "$W/last.out"
-    for i in $(seq 1 "$RUNS"); do
-        t0=$(now)
-        ip netns exec $CLI_NS "$@" > "$W/last.out"
-        t1=$(now)
-        b=$(echo "$t0 $t1 ${b:-1e9}" | awk '{d=$2-$1; print (d<$3)?d:$3}')
-    done
-    echo "$b"
+    t1=$(now)
+    echo "$t0 $t1" | awk '{print $2-$1}'
 }
-
-declare -A CAT LS
-measure() { # measure NAME URL_BASE URL_QUERY
-    local name=$1 base=$2 q=$3 t n
-    t=$(best sh -c "nfs-cat '$base/big.bin$q' | wc -c")
+check() { # check WHAT WANT
+    local n
     n=$(cat "$W/last.out")
-    [ "$n" = "$SIZE" ] || { echo "$0: $name: nfs-cat gave $n bytes, not $SIZE" >&2; exit 1; }
-    CAT[$name]=$(echo "$SIZE $t" | awk '{printf "%.0f", $1/1e6/$2}')
-    log "$name: nfs-cat ${MB} MB in ${t}s = ${CAT[$name]} MB/s"
-    t=$(best sh -c "nfs-ls -R '$base/tree$q' | grep -c '/file[0-9]'")
-    n=$(cat "$W/last.out")
-    [ "$n" = "$NFILES" ] || { echo "$0: $name: nfs-ls -R listed $n files, not $NFILES" >&2; exit 1; }
-    LS[$name]=$(echo "$NFILES $t" | awk '{printf "%.0f", $1/$2}')
-    log "$name: nfs-ls -R of $NFILES files in ${t}s = ${LS[$name]} files/s"
+    [ "$n" = "$2" ] || { echo "$0: $1 gave $n, not $2" >&2; exit 1; }
 }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 # --- bootherd ---------------------------------------------------------------------------------------
 export BOOTHERD_DB=sqlite:$W/bootherd.db
 "$BOOTHERD_BIN" mkdef -t osimage -o bench provmethod=statelite rootimgdir="$W/netboot/compute" \
     osvers=rhels8 osarch=x86_64 profile=compute imagetype=linux > /dev/null
+# No portmapper: rpcbind (for ganesha) takes port 111 here; the clients name the ports.
 RUST_LOG=warn ip netns exec $SRV_NS "$BOOTHERD_BIN" serve --no-dhcp --no-tftp --no-http --no-status-port \
-    > "$OUT/bootherd.log" 2>&1 &
+    --no-portmapper > "$OUT/bootherd.log" 2>&1 &
 PIDS+=($!)
 wait_port 2049 || { echo "$0: bootherd did not listen on 2049" >&2; cat "$OUT/bootherd.log" >&2; exit 1; }
-measure bootherd "nfs://$SRV_IP$EXP" "?nfsport=2049&mountport=2049"
-kill "${PIDS[-1]}"
-wait "${PIDS[-1]}" 2> /dev/null || true
 
 # --- nfs-ganesha ------------------------------------------------------------------------------------
 mkdir -p "$W/ganesha/recov"
@@ -147,17 +133,55 @@ ip netns exec $SRV_NS unshare -m --propagation private sh -c "
 PIDS+=($!)
 wait_port 12049 || { echo "$0: ganesha did not listen on 12049" >&2; cat "$OUT/ganesha.log" >&2; exit 1; }
 sleep 1
-measure ganesha "nfs://$SRV_IP$EXP" "?nfsport=12049&mountport=12048"
+
+# --- measurements -----------------------------------------------------------------------------------
+declare -A Q=([bootherd]="?nfsport=2049&mountport=2049" [ganesha]="?nfsport=12049&mountport=12048")
+declare -A TCAT TLS CAT LS SPREAD
+BASE="nfs://$SRV_IP$EXP"
+cat_cmd() { echo "nfs-cat '$BASE/big.bin${Q[$1]}' | wc -c"; }
+ls_cmd() { echo "nfs-ls -R '$BASE/tree${Q[$1]}' | grep -c '/file[0-9]'"; }
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+for s in bootherd ganesha; do # warm-up
+    timed sh -c "$(cat_cmd $s)" > /dev/null && check "$s: nfs-cat" "$SIZE"
+    timed sh -c "$(ls_cmd $s)" > /dev/null && check "$s: nfs-ls -R" "$NFILES"
+done
+for i in $(seq 1 "$RUNS"); do
+    order="bootherd ganesha" # who goes first alternates too
+    [ $((i % 2)) = 0 ] && order="ganesha bootherd"
+    for s in $order; do
+        t=$(timed sh -c "$(cat_cmd $s)") && check "$s: nfs-cat" "$SIZE"
+        TCAT[$s]+=" $t"
+        echo "run $i $s nfs-cat ${t}s" >> "$OUT/runs.txt"
+    done
+    for s in $order; do
+        t=$(timed sh -c "$(ls_cmd $s)") && check "$s: nfs-ls -R" "$NFILES"
+        TLS[$s]+=" $t"
+        echo "run $i $s nfs-ls ${t}s" >> "$OUT/runs.txt"
+    done
+done
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
+rate() { echo "$1 $2" | awk '{printf "%.0f", $1/$2}'; }
+MBYTES=$(echo "$SIZE" | awk '{print $1/1e6}')
+range() { # range NUMERATOR TIMES: "min–max" of the rates
+    for t in $2; do rate "$1" "$t"; echo; done | sort -g | awk '{v[NR]=$1} END {printf "%s–%s", v[1], v[NR]}'
+}
+for s in bootherd ganesha; do
+    CAT[$s]=$(rate "$MBYTES" "$(echo "${TCAT[$s]}" | median)")
+    LS[$s]=$(rate "$NFILES" "$(echo "${TLS[$s]}" | median)")
+    SPREAD[$s]="$(range "$MBYTES" "${TCAT[$s]}") MB/s, $(range "$NFILES" "${TLS[$s]}") files/s"
+    log "$s: nfs-cat ${CAT[$s]} MB/s, nfs-ls -R ${LS[$s]} files/s (median of $RUNS; ranges ${SPREAD[$s]})"
+done
 
 ratio() { echo "$1 $2" | awk '{printf "%.2f", $1/$2}'; }
 {
     echo "# NFS benchmark ($(date -u +%Y-%m-%d), $(nproc) CPUs, libnfs-utils $(dpkg-query -W -f '${Version}' libnfs-utils), nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha))"
     echo
-    echo "Best of $RUNS after a warm-up, client and server in two namespaces on one veth pair."
+    echo "Median of $RUNS runs after a warm-up, the two servers alternating run by run; client and server"
+    echo "in two namespaces on one veth pair. Load average before: $LOAD0; after: $LOAD1."
     echo
-    echo "| server | nfs-cat $MB MB file (MB/s) | nfs-ls -R $NFILES files (files/s) |"
-    echo "|---|---:|---:|"
-    echo "| bootherd | ${CAT[bootherd]} | ${LS[bootherd]} |"
-    echo "| nfs-ganesha (VFS) | ${CAT[ganesha]} | ${LS[ganesha]} |"
-    echo "| ratio bootherd/ganesha | $(ratio "${CAT[bootherd]}" "${CAT[ganesha]}") | $(ratio "${LS[bootherd]}" "${LS[ganesha]}") |"
+    echo "| server | nfs-cat $MB MB file (MB/s) | nfs-ls -R $NFILES files (files/s) | range of the runs |"
+    echo "|---|---:|---:|---|"
+    echo "| bootherd | ${CAT[bootherd]} | ${LS[bootherd]} | ${SPREAD[bootherd]} |"
+    echo "| nfs-ganesha (VFS) | ${CAT[ganesha]} | ${LS[ganesha]} | ${SPREAD[ganesha]} |"
+    echo "| ratio bootherd/ganesha | $(ratio "${CAT[bootherd]}" "${CAT[ganesha]}") | $(ratio "${LS[bootherd]}" "${LS[ganesha]}") | |"
 } | tee "$OUT/results.md"

@@ -321,6 +321,7 @@ fn image_reads_are_exact_and_every_write_is_refused() {
         "%p %s %m %U %T@\n",
     ]);
     let (server, n1, image) = (lab.server.clone(), lab.n1, lab.image.display().to_string());
+    let blob_tail = std::fs::read(lab.image.join("blob.bin")).unwrap()[(5 << 20) - 10..].to_vec();
     in_netns(&lab.pair.cli, move || {
         rt().block_on(async move {
             let mut c = mount_as(&server, n1, &image, true)
@@ -475,6 +476,27 @@ fn image_reads_are_exact_and_every_write_is_refused() {
                     assert!(ok.eof);
                 }
                 Nfs3Result::Err((s, _)) => panic!("READ: {s:?}"),
+            }
+            // Asking for more than is left, as kernel clients do (rsize at a time): what there is,
+            // and eof.
+            let blob = lookup(&mut c, &root, "blob.bin")
+                .await
+                .expect("blob")
+                .object;
+            match c
+                .read(&nfs3::READ3args {
+                    file: blob,
+                    offset: (5 << 20) - 10,
+                    count: 1 << 20,
+                })
+                .await
+                .unwrap()
+            {
+                Nfs3Result::Ok(ok) => {
+                    assert_eq!(ok.data.as_ref(), &blob_tail[..]);
+                    assert!(ok.eof);
+                }
+                Nfs3Result::Err((s, _)) => panic!("READ past the end: {s:?}"),
             }
             // `..` of the export root is the root.
             let up = lookup(&mut c, &root, "..").await.expect("..");

@@ -4,10 +4,13 @@
 //! Rooms: [`xdr`] and [`rpc`] (codecs with length limits, pure), [`fh`] (signed file handles),
 //! [`sys`] (the unsafe system calls: kernel file handles, getdents64), [`exports`] (the export
 //! table as a pure function of the tables), [`vfs`] (open exports and handle resolution),
-//! [`nfs3`], [`mount`], [`portmap`] (the procedures), [`server`] (sockets and limits).
+//! [`dircache`] (directory listings kept while their directory is unchanged),
+//! [`nfs3`], [`mount`], [`portmap`] (the procedures), [`server`] (sockets, limits and the NFS
+//! threads).
 //! [`start`] is the daemon's wiring: it loads the handle key, computes the exports, binds the
 //! ports and reloads the exports when the change log touches a table they depend on.
 
+pub mod dircache;
 pub mod exports;
 pub mod fh;
 pub mod mount;
@@ -202,18 +205,30 @@ pub async fn start(
         exports = fs.table().by_id.len(),
         "NFS listening"
     );
-    let mut tasks: Vec<Task> = vec![Box::pin(server::serve_tcp(
-        tcp,
-        svc.clone(),
-        shutdown.clone(),
-    ))];
-    if let Some(l) = pmap_tcp {
-        tasks.push(Box::pin(server::serve_tcp(
-            l,
-            svc.clone(),
-            shutdown.clone(),
-        )));
+    // The TCP listeners and their connections live on the NFS service's own runtime (see
+    // `server`): their metadata calls run on its worker threads, so they can only ever delay
+    // other NFS calls, never the rest of the daemon.
+    let rt = server::NfsRuntime::new().context("cannot start the NFS threads")?;
+    let mut on_rt = Vec::new();
+    for l in std::iter::once(tcp).chain(pmap_tcp) {
+        // Moved from this runtime's reactor to the NFS runtime's.
+        let l = l.into_std().context("NFS listener")?;
+        let (svc, stop) = (svc.clone(), shutdown.clone());
+        on_rt.push(rt.spawn(async move {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => server::serve_tcp(l, svc, stop).await,
+                Err(e) => warn!("nfs: listener not moved to the NFS threads: {e}"),
+            }
+        }));
     }
+    let mut tasks: Vec<Task> = vec![Box::pin(async move {
+        for t in on_rt {
+            let _ = t.await;
+        }
+        // Ends the NFS threads without waiting for calls still running (`rt` also does this
+        // when dropped, should this task be cancelled).
+        drop(rt);
+    })];
     if let Some(u) = pmap_udp {
         tasks.push(Box::pin(server::serve_udp(
             u,

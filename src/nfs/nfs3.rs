@@ -1,7 +1,8 @@
 //! NFS version 3 (RFC 1813, program 100003): argument decoding (pure, fuzzed), reply encoding,
-//! and the 22 procedures over [`vfs::Fs`]. Procedures run on the blocking pool; each takes the
-//! peer address (for the export's access rule) and the AUTH_SYS credential (for permission
-//! checks and the owner of what it creates).
+//! and the 22 procedures over [`vfs::Fs`]. Procedures run on a thread that may block (the NFS
+//! runtime's workers or the blocking pool, see `server`); each takes the peer address (for the
+//! export's access rule) and the AUTH_SYS credential (for permission checks and the owner of
+//! what it creates).
 //!
 //! Read-only exports answer every mutating procedure with NFS3ERR_ROFS once the handle checked
 //! out; read-write exports create objects owned by the caller's uid/gid (no root squash, as
@@ -14,6 +15,7 @@ use std::os::unix::fs::FileExt;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
+use super::dircache::{self, Fattr, Listing};
 use super::rpc::{Accept, Cred};
 use super::sys;
 use super::vfs::{kind, Fs, Obj};
@@ -418,23 +420,35 @@ fn ftype(st: &FileStat) -> u32 {
 
 /// fattr3. The fsid is the export's device, so a client sees one filesystem per export.
 pub fn fattr(w: &mut Writer, st: &FileStat) {
-    w.u32(ftype(st))
-        .u32(st.st_mode & 0o7777)
-        .u32(st.st_nlink as u32)
-        .u32(st.st_uid)
-        .u32(st.st_gid)
-        .u64(st.st_size as u64)
-        .u64((st.st_blocks as u64).saturating_mul(512))
-        .u32(libc::major(st.st_rdev))
-        .u32(libc::minor(st.st_rdev))
-        .u64(st.st_dev)
-        .u64(st.st_ino)
-        .u32(st.st_atime as u32)
-        .u32(st.st_atime_nsec as u32)
-        .u32(st.st_mtime as u32)
-        .u32(st.st_mtime_nsec as u32)
-        .u32(st.st_ctime as u32)
-        .u32(st.st_ctime_nsec as u32);
+    w.buf.extend_from_slice(&fattr_bytes(st));
+}
+
+/// fattr3 as its 84 bytes on the wire.
+pub fn fattr_bytes(st: &FileStat) -> Fattr {
+    let mut b = [0u8; 84];
+    let mut at = 0;
+    let mut put = |v: &[u8]| {
+        b[at..at + v.len()].copy_from_slice(v);
+        at += v.len();
+    };
+    put(&ftype(st).to_be_bytes());
+    put(&(st.st_mode & 0o7777).to_be_bytes());
+    put(&(st.st_nlink as u32).to_be_bytes());
+    put(&st.st_uid.to_be_bytes());
+    put(&st.st_gid.to_be_bytes());
+    put(&(st.st_size as u64).to_be_bytes());
+    put(&(st.st_blocks as u64).saturating_mul(512).to_be_bytes());
+    put(&libc::major(st.st_rdev).to_be_bytes());
+    put(&libc::minor(st.st_rdev).to_be_bytes());
+    put(&st.st_dev.to_be_bytes());
+    put(&st.st_ino.to_be_bytes());
+    put(&(st.st_atime as u32).to_be_bytes());
+    put(&(st.st_atime_nsec as u32).to_be_bytes());
+    put(&(st.st_mtime as u32).to_be_bytes());
+    put(&(st.st_mtime_nsec as u32).to_be_bytes());
+    put(&(st.st_ctime as u32).to_be_bytes());
+    put(&(st.st_ctime_nsec as u32).to_be_bytes());
+    b
 }
 
 fn post_op(w: &mut Writer, st: Option<&FileStat>) {
@@ -824,17 +838,8 @@ fn read(c: &Ctx<'_>, fh: &[u8], offset: u64, count: u32, w: &mut Writer) -> Resu
     let len_at = w.len();
     w.u32(0).u32(0); // count, eof: filled in below
     let got = w
-        .opaque_with(count, |buf| {
-            let mut n = 0;
-            while n < buf.len() {
-                match f.read_at(&mut buf[n..], offset.saturating_add(n as u64)) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(n)
+        .opaque_append(count, |buf| {
+            sys::pread_append(f.as_fd(), buf, count, offset).map(|_| ())
         })
         .map_err(|e| Status::from_io(&e))?;
     let eof = offset.saturating_add(got as u64) >= size;
@@ -1105,7 +1110,10 @@ fn make(
 
 /// READDIR (`plus` = None) and READDIRPLUS (`plus` = Some(dircount)). Cookies are the
 /// filesystem's own directory positions (ext4: name hashes), so they survive restarts and
-/// concurrent changes; the cookie verifier is always zero.
+/// concurrent changes; the cookie verifier is always zero. Names, inode numbers, cookies and
+/// handles come from the directory's listing when one can be kept (read whole once per change
+/// of the directory, see `dircache`), else straight from getdents64 at the cookie; READDIRPLUS
+/// attributes are always read during the call.
 fn readdir(
     c: &Ctx<'_>,
     fh: &[u8],
@@ -1121,6 +1129,157 @@ fn readdir(
     if !may(c.cred, &d.st, R) {
         return Err(Status::Acces);
     }
+    let mut fill = DirFill {
+        budget: count.min(MAX_DIR_REPLY) as usize,
+        dir_budget: plus.map(|n| n.min(MAX_DIR_REPLY) as usize),
+        // status + dir attrs + verifier + list end + eof
+        used: 4 + 88 + 8 + 8,
+        used_names: 0,
+        n: 0,
+    };
+    w.u32(0);
+    post_op(w, Some(&d.st));
+    w.fixed(&[0u8; 8]);
+    let listing = c.fs.listing(&d, fh)?;
+    let eof = match listing.as_ref().and_then(|l| Some((l, l.start(cookie)?))) {
+        Some((l, at)) => from_listing(&d, l, at, &mut fill, w)?,
+        None => from_disk(c, &d, cookie, &mut fill, w)?,
+    };
+    w.bool(false).bool(eof);
+    Ok(())
+}
+
+/// A READDIR/READDIRPLUS reply being filled, against the client's two limits.
+struct DirFill {
+    /// count (READDIR) or maxcount (READDIRPLUS): the whole reply.
+    budget: usize,
+    /// dircount (READDIRPLUS): the entries without their attributes and handles.
+    dir_budget: Option<usize>,
+    used: usize,
+    used_names: usize,
+    n: usize,
+}
+
+/// An entry's READDIRPLUS part: attributes (encoded) and handle, each possibly absent.
+type Plus<'a> = Option<(Option<&'a Fattr>, Option<&'a [u8]>)>;
+
+impl DirFill {
+    /// Appends one entry (`plus`: READDIRPLUS's part) if it fits: `Ok(false)` when the reply is
+    /// full, `TooSmall` when not even the first entry fits.
+    fn push(
+        &mut self,
+        w: &mut Writer,
+        ino: u64,
+        name: &[u8],
+        next: u64,
+        plus: Plus<'_>,
+    ) -> Result<bool, Status> {
+        use crate::nfs::xdr::padded;
+        let base = 4 + 8 + 4 + padded(name.len()) + 8;
+        let extra = match plus {
+            None => 0,
+            Some((st, h)) => 4 + st.map_or(0, |_| 84) + 4 + h.map_or(0, |h| 4 + padded(h.len())),
+        };
+        if self.used + base + extra > self.budget
+            || self.dir_budget.is_some_and(|b| self.used_names + base > b)
+        {
+            if self.n == 0 {
+                return Err(Status::TooSmall);
+            }
+            return Ok(false);
+        }
+        let mark = w.len();
+        w.bool(true).u64(ino).opaque(name).u64(next);
+        if let Some((a, h)) = plus {
+            match a {
+                Some(a) => {
+                    w.bool(true);
+                    w.buf.extend_from_slice(a);
+                }
+                None => {
+                    w.bool(false);
+                }
+            }
+            match h {
+                Some(h) => {
+                    w.bool(true).opaque(h);
+                }
+                None => {
+                    w.bool(false);
+                }
+            }
+        }
+        debug_assert_eq!(w.len() - mark, base + extra, "entry size");
+        self.used += base + extra;
+        self.used_names += base;
+        self.n += 1;
+        Ok(true)
+    }
+}
+
+/// An entry's attributes for READDIRPLUS: the directory's own for `.` (and for `..` at the
+/// export root, which is the root), none for `..` elsewhere (clients look it up when they need
+/// it), else a fresh `fstatat` (none when the entry vanished meanwhile).
+fn entry_attrs(d: &Obj, name: &[u8]) -> Option<Fattr> {
+    match name {
+        b"." => Some(fattr_bytes(&d.st)),
+        b".." if d.export.is_root(&d.st) => Some(fattr_bytes(&d.st)),
+        b".." => None,
+        _ => nix::sys::stat::fstatat(&d.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| fattr_bytes(&st)),
+    }
+}
+
+/// Entries from the kept listing, from index `at`; returns eof. In a read-only export an
+/// entry's attributes read less than `dircache::ATTR_TTL` ago are reused (see `dircache`).
+fn from_listing(
+    d: &Obj,
+    l: &Listing,
+    at: usize,
+    fill: &mut DirFill,
+    w: &mut Writer,
+) -> Result<bool, Status> {
+    if fill.dir_budget.is_none() {
+        for e in &l.entries()[at..] {
+            if !fill.push(w, e.ino, l.name(e), e.next, None)? {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
+    }
+    let keep = d.export.read_only();
+    let now = std::time::Instant::now();
+    let mut kept = l.attrs();
+    for (i, e) in l.entries().iter().enumerate().skip(at) {
+        let name = l.name(e);
+        let a = match (name, kept[i]) {
+            (b"." | b"..", _) => entry_attrs(d, name),
+            (_, Some((t, a))) if keep && now.duration_since(t) < dircache::ATTR_TTL => Some(a),
+            _ => {
+                let a = entry_attrs(d, name);
+                if keep {
+                    kept[i] = a.map(|a| (now, a));
+                }
+                a
+            }
+        };
+        if !fill.push(w, e.ino, name, e.next, Some((a.as_ref(), l.fh(e))))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Entries read from the directory at `cookie` (no listing kept, or the cookie is not one of
+/// its positions); returns eof.
+fn from_disk(
+    c: &Ctx<'_>,
+    d: &Obj,
+    cookie: u64,
+    fill: &mut DirFill,
+    w: &mut Writer,
+) -> Result<bool, Status> {
     let dir = nix::fcntl::openat(
         &d.fd,
         ".",
@@ -1128,76 +1287,35 @@ fn readdir(
         Mode::empty(),
     )
     .map_err(Status::from_nix)?;
-    let budget = count.min(MAX_DIR_REPLY) as usize;
-    let dir_budget = plus.map(|n| n.min(MAX_DIR_REPLY) as usize);
-    // status + dir attrs + verifier + list end + eof
-    let mut used = 4 + 88 + 8 + 8;
-    let mut used_names = 0usize;
-    let mut ents = Writer::with_capacity(budget.min(64 * 1024));
+    let plus = fill.dir_budget.is_some();
     let mut pos = cookie;
-    let mut eof = false;
-    let mut n_ents = 0usize;
     let mut buf = Vec::with_capacity(32 * 1024);
-    'outer: loop {
+    loop {
         let batch =
             sys::read_dir(dir.as_fd(), pos, &mut buf).map_err(|e| match e.raw_os_error() {
                 Some(libc::EINVAL) | Some(libc::ENOENT) => Status::BadCookie,
                 _ => Status::from_io(&e),
             })?;
         if batch.is_empty() {
-            eof = true;
-            break;
+            return Ok(true);
         }
         for e in batch {
-            let name_len = crate::nfs::xdr::padded(e.name.len());
-            let base = 4 + 8 + 4 + name_len + 8;
-            let mut entry = Writer::with_capacity(base + 4 + 84 + 4 + 68);
-            entry.bool(true).u64(e.ino).opaque(&e.name).u64(e.next);
-            if plus.is_some() {
-                entry_plus(c, &d, &e.name, &mut entry);
+            let (a, h) = if plus {
+                let h = match e.name.as_slice() {
+                    b"." => c.fs.handle_of(&d.export, &d.fd, b"").ok(),
+                    b".." if d.export.is_root(&d.st) => c.fs.handle_of(&d.export, &d.fd, b"").ok(),
+                    b".." => None,
+                    name => c.fs.handle_of(&d.export, &d.fd, name).ok(),
+                };
+                (entry_attrs(d, &e.name), h)
+            } else {
+                (None, None)
+            };
+            let p = plus.then_some((a.as_ref(), h.as_deref()));
+            if !fill.push(w, e.ino, &e.name, e.next, p)? {
+                return Ok(false);
             }
-            if used + entry.len() > budget || dir_budget.is_some_and(|b| used_names + base > b) {
-                if n_ents == 0 {
-                    return Err(Status::TooSmall);
-                }
-                break 'outer;
-            }
-            used += entry.len();
-            used_names += base;
-            ents.buf.extend_from_slice(&entry.buf);
-            n_ents += 1;
             pos = e.next;
-        }
-    }
-    w.u32(0);
-    post_op(w, Some(&d.st));
-    w.fixed(&[0u8; 8]);
-    w.buf.extend_from_slice(&ents.buf);
-    w.bool(false).bool(eof);
-    Ok(())
-}
-
-/// READDIRPLUS's per-entry attributes and handle (absent when the entry vanished meanwhile or
-/// lies on another filesystem).
-fn entry_plus(c: &Ctx<'_>, d: &Obj, name: &[u8], w: &mut Writer) {
-    let (st, fh) = if name == b"." || (name == b".." && d.export.is_root(&d.st)) {
-        (Some(d.st), c.fs.handle_of(&d.export, &d.fd, b"").ok())
-    } else if name == b".." {
-        // Clients look ".." up when they need it; no handle here spares a walk.
-        (None, None)
-    } else {
-        (
-            nix::sys::stat::fstatat(&d.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok(),
-            c.fs.handle_of(&d.export, &d.fd, name).ok(),
-        )
-    };
-    post_op(w, st.as_ref());
-    match fh {
-        Some(h) => {
-            w.bool(true).opaque(&h);
-        }
-        None => {
-            w.bool(false);
         }
     }
 }
@@ -1261,6 +1379,216 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// One READDIRPLUS entry as a client sees it: name, cookie, fileid, attributes, handle.
+    type Seen = (Vec<u8>, u64, u64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    /// Lists a directory with READDIRPLUS slices of `maxcount` bytes from cookie 0 to eof.
+    fn list_all(c: &Ctx<'_>, fh: &[u8], maxcount: u32) -> (Vec<Seen>, usize) {
+        let mut out = Vec::new();
+        let mut cookie = 0u64;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let mut a = Writer::new();
+            a.opaque(fh)
+                .u64(cookie)
+                .fixed(&[0; 8])
+                .u32(maxcount)
+                .u32(maxcount);
+            let mut w = Writer::new();
+            dispatch(c, 17, &a.buf, &mut w).unwrap();
+            let mut r = Reader::new(&w.buf);
+            assert_eq!(r.u32("status").unwrap(), 0, "READDIRPLUS failed");
+            assert!(r.bool("dir attrs").unwrap());
+            r.fixed(84, "fattr").unwrap();
+            r.fixed(8, "verf").unwrap();
+            let mut n = 0;
+            while r.bool("follows").unwrap() {
+                let ino = r.u64("fileid").unwrap();
+                let name = r.opaque(255, "name").unwrap().to_vec();
+                cookie = r.u64("cookie").unwrap();
+                let attrs = r
+                    .bool("attrs")
+                    .unwrap()
+                    .then(|| r.fixed(84, "fattr").unwrap().to_vec());
+                let h = r
+                    .bool("fh")
+                    .unwrap()
+                    .then(|| r.opaque(64, "fh").unwrap().to_vec());
+                out.push((name, cookie, ino, attrs, h));
+                n += 1;
+            }
+            assert!(n > 0, "a slice without entries");
+            if r.bool("eof").unwrap() {
+                assert_eq!(r.remaining(), 0);
+                return (out, calls);
+            }
+            assert!(w.len() <= maxcount as usize, "reply larger than maxcount");
+        }
+    }
+
+    fn size_of(attrs: &[u8]) -> u64 {
+        u64::from_be_bytes(attrs[20..28].try_into().unwrap())
+    }
+
+    /// An export of a fresh directory (None when this is not root: open_by_handle_at needs it).
+    fn export_dir(access: crate::nfs::exports::Access) -> Option<(tempfile::TempDir, Fs)> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (open_by_handle_at)");
+            return None;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let fs = Fs::new(crate::nfs::fh::HandleKey::new([5; 32]), [0; 8]);
+        let spec = crate::nfs::exports::ExportSpec {
+            path: d.path().to_str().unwrap().to_string(),
+            access,
+            what: "test".into(),
+        };
+        let plan = crate::nfs::exports::Plan {
+            exports: vec![spec],
+            ..Default::default()
+        };
+        assert!(fs.apply(plan).is_empty(), "export not opened");
+        Some((d, fs))
+    }
+
+    #[test]
+    fn readdirplus_from_the_kept_listing_matches_the_directory() {
+        let Some((d, fs)) = export_dir(crate::nfs::exports::Access::ReadOnly) else {
+            return;
+        };
+        let dir = d.path().join("many");
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..300 {
+            std::fs::write(dir.join(format!("file{i:05}")), vec![b'x'; i]).unwrap();
+        }
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::os::unix::fs::symlink("file00001", dir.join("link")).unwrap();
+        let root = Cred {
+            uid: 0,
+            gid: 0,
+            gids: vec![],
+        };
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let c = Ctx {
+            fs: &fs,
+            peer,
+            cred: &root,
+        };
+        let t = fs.table();
+        let export = t.by_id.values().next().unwrap().clone();
+        let fh = fs.mount_handle(&export, "many").unwrap();
+        // Just changed: read from the disk at each cookie, nothing kept.
+        let (fresh, calls) = list_all(&c, &fh, 4096);
+        assert!(
+            calls > 5,
+            "the listing should take several slices ({calls})"
+        );
+        assert_eq!(fs.listings().0, 0, "a directory that just changed was kept");
+        let mut names: Vec<_> = fresh.iter().map(|e| e.0.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 300 + 4, "every entry exactly once");
+        // Settled: the first call reads and keeps the listing, the rest are served from it, and
+        // the client sees the same entries, cookies, handles and attributes.
+        std::thread::sleep(crate::nfs::dircache::SETTLE + std::time::Duration::from_millis(100));
+        let (kept, _) = list_all(&c, &fh, 4096);
+        assert_eq!(fs.listings().0, 1, "the settled directory was not kept");
+        let strip = |v: &[Seen]| -> Vec<Seen> {
+            v.iter()
+                .map(|(n, c, i, a, h)| {
+                    // `.`'s attributes are the directory's, whose atime a listing may update.
+                    let a = if n == b"." { None } else { a.clone() };
+                    (n.clone(), *c, *i, a, h.clone())
+                })
+                .collect()
+        };
+        assert_eq!(strip(&kept), strip(&fresh));
+        // Every handle handed out resolves to its entry.
+        for (name, _, ino, _, h) in &kept {
+            if let Some(h) = h {
+                let o = fs.resolve(h, peer).unwrap();
+                assert_eq!(o.st.st_ino, *ino, "{}", String::from_utf8_lossy(name));
+            } else {
+                assert_eq!(
+                    name, b"..",
+                    "only `..` below the root goes without a handle"
+                );
+            }
+        }
+        // A change of the directory is seen at once: the kept listing no longer matches.
+        std::fs::remove_file(dir.join("file00007")).unwrap();
+        std::fs::write(dir.join("new"), b"n").unwrap();
+        let (after, _) = list_all(&c, &fh, 4096);
+        let has = |v: &[Seen], n: &[u8]| v.iter().any(|e| e.0 == n);
+        assert!(has(&after, b"new") && !has(&after, b"file00007"));
+        assert_eq!(after.len(), kept.len());
+        // Attributes in a read-only export are at most ATTR_TTL old.
+        std::thread::sleep(crate::nfs::dircache::SETTLE + std::time::Duration::from_millis(100));
+        let size = |v: &[Seen]| {
+            v.iter()
+                .find(|e| e.0 == b"file00003")
+                .and_then(|e| e.3.as_deref().map(size_of))
+        };
+        assert_eq!(size(&list_all(&c, &fh, 4096).0), Some(3));
+        std::fs::write(dir.join("file00003"), b"0123456789").unwrap();
+        std::thread::sleep(crate::nfs::dircache::ATTR_TTL + std::time::Duration::from_millis(50));
+        assert_eq!(size(&list_all(&c, &fh, 4096).0), Some(10));
+        // A new export table forgets every listing.
+        fs.apply(crate::nfs::exports::Plan::default());
+        assert_eq!(fs.listings(), (0, 0));
+    }
+
+    #[test]
+    fn readdirplus_attributes_of_writable_exports_are_always_fresh() {
+        let Some((d, fs)) = export_dir(crate::nfs::exports::Access::ReadWrite {
+            node: "n1".into(),
+            addr: Some("10.0.0.9".parse().unwrap()),
+        }) else {
+            return;
+        };
+        std::fs::write(d.path().join("f"), b"1").unwrap();
+        std::thread::sleep(crate::nfs::dircache::SETTLE + std::time::Duration::from_millis(100));
+        let root = Cred {
+            uid: 0,
+            gid: 0,
+            gids: vec![],
+        };
+        let c = Ctx {
+            fs: &fs,
+            peer: "10.0.0.9".parse().unwrap(),
+            cred: &root,
+        };
+        let t = fs.table();
+        let fh = t.by_id.values().next().unwrap().root_fh.clone();
+        let size = |v: &[Seen]| {
+            v.iter()
+                .find(|e| e.0 == b"f")
+                .and_then(|e| e.3.as_deref().map(size_of))
+        };
+        assert_eq!(size(&list_all(&c, &fh, 8192).0), Some(1));
+        assert_eq!(fs.listings().0, 1);
+        std::fs::write(d.path().join("f"), b"12345").unwrap();
+        assert_eq!(
+            size(&list_all(&c, &fh, 8192).0),
+            Some(5),
+            "stale attributes"
+        );
+        // Another address gets nothing, listing kept or not.
+        let other = Ctx {
+            peer: "10.0.0.10".parse().unwrap(),
+            ..c
+        };
+        let mut a = Writer::new();
+        a.opaque(&fh).u64(0).fixed(&[0; 8]).u32(8192).u32(8192);
+        let mut w = Writer::new();
+        dispatch(&other, 17, &a.buf, &mut w).unwrap();
+        assert_eq!(
+            Reader::new(&w.buf).u32("status").unwrap(),
+            Status::Acces as u32
+        );
     }
 
     #[test]

@@ -119,6 +119,20 @@ pub fn read_dir(dir: BorrowedFd<'_>, from: u64, buf: &mut Vec<u8>) -> io::Result
     if unsafe { libc::lseek(dir.as_raw_fd(), from as libc::off_t, libc::SEEK_SET) } < 0 {
         return Err(io::Error::last_os_error());
     }
+    getdents(dir, buf)?;
+    Ok(dirents(buf)
+        .map(|(ino, next, name)| DirEntry {
+            ino,
+            next,
+            name: name.to_vec(),
+        })
+        .collect())
+}
+
+/// One `getdents64` call: the next batch of records of `dir` from its current position, into
+/// `buf` (cleared first; its capacity, at least 4 KiB, is the batch size). Returns whether
+/// anything was read (false: the end). Parse the batch with [`dirents`].
+pub fn getdents(dir: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<bool> {
     buf.clear();
     let cap = buf.capacity().max(4096);
     buf.reserve(cap);
@@ -136,30 +150,73 @@ pub fn read_dir(dir: BorrowedFd<'_>, from: u64, buf: &mut Vec<u8>) -> io::Result
     }
     // SAFETY: the kernel initialised the first n bytes.
     unsafe { buf.set_len(n as usize) };
-    Ok(parse_dirents(buf))
+    Ok(n > 0)
 }
 
-/// Parses `struct linux_dirent64` records (u64 ino, i64 off, u16 reclen, u8 type, name\0).
-fn parse_dirents(b: &[u8]) -> Vec<DirEntry> {
-    let mut out = Vec::new();
+/// The `struct linux_dirent64` records (u64 ino, i64 off, u16 reclen, u8 type, name\0) of a
+/// [`getdents`] batch, as (ino, next, name), borrowing the names from the batch. A malformed
+/// record ends the iteration.
+pub fn dirents(b: &[u8]) -> impl Iterator<Item = (u64, u64, &[u8])> {
     let mut p = 0usize;
-    while p + 19 <= b.len() {
+    std::iter::from_fn(move || {
+        if p + 19 > b.len() {
+            return None;
+        }
         let ino = u64::from_ne_bytes(b[p..p + 8].try_into().unwrap_or([0; 8]));
         let off = u64::from_ne_bytes(b[p + 8..p + 16].try_into().unwrap_or([0; 8]));
         let reclen = u16::from_ne_bytes([b[p + 16], b[p + 17]]) as usize;
         if reclen < 20 || p + reclen > b.len() {
-            break;
+            return None;
         }
         let name = &b[p + 19..p + reclen];
         let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-        out.push(DirEntry {
-            ino,
-            next: off,
-            name: name[..end].to_vec(),
-        });
         p += reclen;
+        Some((ino, off, &name[..end]))
+    })
+}
+
+/// Reads up to `n` bytes of `fd` at `offset`, appending them to `buf` straight into its spare
+/// capacity (nothing is zero-filled first: READ puts up to 1 MiB of file data in its reply this
+/// way). Stops early at the end of the file; returns how many bytes were appended.
+pub fn pread_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    n: usize,
+    offset: u64,
+) -> io::Result<usize> {
+    buf.reserve(n);
+    let start = buf.len();
+    let mut got = 0usize;
+    while got < n {
+        // The spare capacity starts after what was read so far (set_len below moves it on).
+        let spare = &mut buf.spare_capacity_mut()[..n - got];
+        let at = offset.saturating_add(got as u64).min(i64::MAX as u64);
+        // SAFETY: the kernel writes at most `spare.len()` bytes into memory the Vec owns and has
+        // not initialised; nothing reads it before set_len below covers exactly what was written.
+        let r = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                spare.len(),
+                at as libc::off_t,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            break;
+        }
+        got += r as usize;
+        // SAFETY: the first `start + got` bytes are initialised (the old contents, then what
+        // pread wrote), and `got <= n <= capacity - start`.
+        unsafe { buf.set_len(start + got) };
     }
-    out
+    Ok(got)
 }
 
 /// `/proc/self/fd/N`: reaches the inode behind an O_PATH descriptor for the calls that take no
@@ -195,4 +252,37 @@ pub fn set_times(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> io
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn pread_append_reads_what_there_is() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        // Exactly the capacity asked for, a read past the end, a read ending at the end, and a
+        // start beyond it: always the file's bytes, appended after what the buffer held.
+        for (cap, n, off) in [
+            (0, 10, 0u64),
+            (0, 1 << 20, 0),
+            (5, 1 << 20, 99_990),
+            (0, 100_000, 0),
+            (0, 10, 200_000),
+        ] {
+            let mut buf = Vec::with_capacity(cap);
+            buf.extend_from_slice(b"head");
+            let got = pread_append(f.as_fd(), &mut buf, n, off).unwrap();
+            let o = (off as usize).min(data.len());
+            let want = &data[o..(o + n).min(data.len())];
+            assert_eq!(got, want.len(), "n={n} off={off}");
+            assert_eq!(&buf[..4], b"head");
+            assert_eq!(&buf[4..], want);
+        }
+    }
 }

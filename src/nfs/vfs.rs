@@ -1,17 +1,20 @@
 //! The exported filesystems at run time: each export's root opened once, handles turned into open
-//! objects (MAC → export → peer → kernel handle → "is it inside the export root"), and the
-//! reload that swaps in a new export table when the store changes.
+//! objects (MAC → export → peer → kernel handle → "is it inside the export root"), directory
+//! listings (read whole once and kept while the directory is unchanged, see [`dircache`]), and
+//! the reload that swaps in a new export table when the store changes.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use nix::fcntl::{OFlag, AT_FDCWD};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 use tracing::{debug, info, warn};
 
+use super::dircache::{self, DirCache, Listing, Stamp};
 use super::exports::{Access, ExportSpec, Plan};
 use super::fh::{self, FhError, HandleKey};
 use super::nfs3::Status;
@@ -83,8 +86,11 @@ pub fn kind(st: &FileStat) -> SFlag {
 pub struct Fs {
     key: HandleKey,
     table: RwLock<Arc<Table>>,
-    /// Handles already shown to lie inside their export (bounded; cleared when full).
+    /// Handles already shown to lie inside their export (bounded; cleared when full, and when
+    /// an export is opened anew or dropped).
     verified: Mutex<HashSet<Vec<u8>>>,
+    /// Directory listings by directory handle (bounded; cleared with `verified`).
+    dirs: DirCache,
     /// Per-process random: changes when the server restarts, telling clients to resend
     /// uncommitted writes (RFC 1813 WRITE/COMMIT verifier).
     pub write_verf: [u8; 8],
@@ -98,6 +104,7 @@ impl Fs {
             key,
             table: RwLock::new(Arc::new(Table::default())),
             verified: Mutex::new(HashSet::new()),
+            dirs: DirCache::default(),
             write_verf,
         }
     }
@@ -211,6 +218,68 @@ impl Fs {
         }
     }
 
+    /// The whole listing of directory `dir` (resolved from its handle `fh`, so it is inside its
+    /// export and the caller was let in): kept from an earlier call while the directory's stamp
+    /// is unchanged, else read now with every entry's handle, and kept. `None` when the caller
+    /// must read the directory slice by slice from the cookie instead: the directory changed
+    /// less than [`dircache::SETTLE`] ago (a listing read now could not be trusted later, and a
+    /// changing directory re-read whole on every call would cost O(n²)), or it has more than
+    /// [`dircache::MAX_ENTRIES`] entries.
+    pub fn listing(&self, dir: &Obj, fh: &[u8]) -> Result<Option<Arc<Listing>>, Status> {
+        let stamp = Stamp::of(&dir.st);
+        if let Some(l) = self.dirs.get(fh, &stamp) {
+            return Ok(l.whole().then_some(l));
+        }
+        if !stamp.settled(SystemTime::now()) {
+            return Ok(None);
+        }
+        let fd = nix::fcntl::openat(
+            &dir.fd,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(Status::from_nix)?;
+        // `.` (and `..` at the export root, which is the root itself) carry the directory's own
+        // handle; `..` elsewhere none: clients look it up when they need it, and handing out the
+        // parent's handle here would cost a walk.
+        let dot = self.handle_of(&dir.export, &fd, b"").ok();
+        let dotdot = if dir.export.is_root(&dir.st) {
+            dot.clone()
+        } else {
+            None
+        };
+        let mut l = Listing::new(stamp);
+        let mut buf = Vec::with_capacity(64 * 1024);
+        'read: while sys::getdents(fd.as_fd(), &mut buf).map_err(|e| Status::from_io(&e))? {
+            for (ino, next, name) in sys::dirents(&buf) {
+                if l.len() >= dircache::MAX_ENTRIES {
+                    // Remembered (under this stamp) as "too big", so the next slice does not
+                    // read it all again.
+                    l = Listing::too_big(stamp);
+                    break 'read;
+                }
+                let h = match name {
+                    b"." => dot.clone(),
+                    b".." => dotdot.clone(),
+                    _ => self.handle_of(&dir.export, &fd, name).ok(),
+                };
+                l.push(ino, next, name, h.as_deref());
+            }
+        }
+        let l = Arc::new(l);
+        // Kept only if the directory did not change while it was read.
+        if nix::sys::stat::fstat(&fd).is_ok_and(|st| Stamp::of(&st) == stamp) {
+            self.dirs.put(fh, l.clone());
+        }
+        Ok(l.whole().then_some(l))
+    }
+
+    /// (directories, bytes) of listings kept now.
+    pub fn listings(&self) -> (usize, usize) {
+        self.dirs.usage()
+    }
+
     /// Opens the object for reading or writing file data: regular files only, so a device node
     /// or FIFO in a node's tree is never opened on the server.
     pub fn open_data(&self, obj: &Obj, write: bool) -> Result<std::fs::File, Status> {
@@ -236,6 +305,7 @@ impl Fs {
         let old = self.table();
         let mut failures = Vec::new();
         let mut by_id = HashMap::new();
+        let mut changed = false;
         for spec in &plan.exports {
             let id = spec.id();
             // Reuse an open export unless its directory was replaced (liteimg/genimage rebuilt it).
@@ -251,6 +321,7 @@ impl Fs {
                 by_id.insert(id, e.clone());
                 continue;
             }
+            changed = true;
             match self.open_export(spec) {
                 Ok(e) => {
                     match &spec.access {
@@ -277,12 +348,22 @@ impl Fs {
         for (id, e) in &old.by_id {
             if !by_id.contains_key(id) {
                 info!("nfs: no longer exporting {}", e.spec.path);
+                changed = true;
             }
         }
         let t = Arc::new(Table { plan, by_id });
         match self.table.write() {
             Ok(mut w) => *w = t,
             Err(p) => *p.into_inner() = t,
+        }
+        if changed {
+            // An export whose directory was replaced (an image rebuilt) has new contents under
+            // the same id: what was shown to lie inside it, and what was listed in it, must be
+            // found again.
+            if let Ok(mut v) = self.verified.lock() {
+                v.clear();
+            }
+            self.dirs.clear();
         }
         failures
     }

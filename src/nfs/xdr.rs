@@ -194,6 +194,27 @@ impl Writer {
         self.pad(got);
         Ok(got)
     }
+
+    /// Like [`Writer::opaque_with`], but `fill` appends the bytes to the buffer itself (at most
+    /// `n`; more are cut), so they need not be zeroed first.
+    pub fn opaque_append<E>(
+        &mut self,
+        n: usize,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let len_at = self.buf.len();
+        self.u32(0);
+        let start = self.buf.len();
+        if let Err(e) = fill(&mut self.buf) {
+            self.buf.truncate(len_at);
+            return Err(e);
+        }
+        self.buf.truncate(start + n);
+        let got = self.buf.len() - start;
+        self.buf[len_at..len_at + 4].copy_from_slice(&(got as u32).to_be_bytes());
+        self.pad(got);
+        Ok(got)
+    }
 }
 
 #[cfg(test)]
@@ -259,5 +280,23 @@ mod tests {
             .unwrap();
         assert_eq!(n, 3);
         assert_eq!(w.buf, [0, 0, 0, 3, b'a', b'b', b'c', 0]);
+        let mut w = Writer::new();
+        let n = w
+            .opaque_append(4, |b| {
+                b.extend_from_slice(b"abcdef");
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_eq!(n, 4, "more than asked is cut");
+        assert_eq!(w.buf, [0, 0, 0, 4, b'a', b'b', b'c', b'd']);
+        let mut w = Writer::new();
+        w.u32(9);
+        assert!(w
+            .opaque_append(4, |b| {
+                b.push(1);
+                Err(())
+            })
+            .is_err());
+        assert_eq!(w.buf, [0, 0, 0, 9], "a failed fill leaves nothing behind");
     }
 }
