@@ -621,14 +621,17 @@ fn multi_call_links_act_as_the_command() {
         .output()
         .expect("help");
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("-w <COND>"));
-    // A usage error exits 2.
+    // xCAT's usage (tabutils.pm), naming the command as invoked.
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("tabdump [-w attr==val [-w attr=~val] ...] [table]"));
+    // A usage error prints the usage and exits 1, as xCAT's commands do.
     let o = std::process::Command::new(dir.join("tabdump"))
         .arg("--bogus")
         .env("BOOTHERD_DB", &bh.db)
         .output()
         .expect("run");
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("Usage: tabdump"));
 }
 
 #[test]

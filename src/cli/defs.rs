@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail};
 use clap::Args;
 
-use super::nodes::{check_node_name, remove_node, report_missing, BLANK_OVERRIDE};
+use super::nodes::{check_node_name, remove_node, BLANK_OVERRIDE};
 use super::DbOpt;
 use crate::store::defspec::{self, AttrDef, ObjDef};
 use crate::store::resolver::{split_condition, ColumnView, Resolver, ValueTest};
@@ -41,6 +41,12 @@ pub struct LsdefArgs {
     /// Include hidden nodes
     #[arg(short = 'S')]
     hidden: bool,
+    /// Write xCAT's stanza format (mkdef -z / chdef -z read it back)
+    #[arg(short = 'z', long = "stanza")]
+    stanza: bool,
+    /// Verbose (accepted for xCAT compatibility)
+    #[arg(short = 'V', long = "verbose")]
+    verbose: bool,
     /// Object names or a noderange (same as -o)
     #[arg(allow_hyphen_values = true)]
     names: Option<String>,
@@ -271,13 +277,23 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
     let r = Resolver::new(store);
     let mut out = super::stdout();
     let mut failed = false;
+    let mut stanza_started = false;
     for t in &types {
         let reader = ObjReader::new(&r, t)?;
         let names: Vec<String> = match &names_arg {
             Some(n) if t == "node" => {
-                let exp = r.noderange(n, true)?;
-                failed |= report_missing(&exp.missing);
-                exp.nodes
+                let all: BTreeSet<String> = reader.names(true)?.into_iter().collect();
+                let mut v = Vec::new();
+                for name in r.noderange(n, false)?.nodes {
+                    if all.contains(&name) {
+                        v.push(name);
+                    } else {
+                        out.flush()?;
+                        eprintln!("Error: Could not find an object named '{name}' of type '{t}'.");
+                        failed = true;
+                    }
+                }
+                v
             }
             Some(n) => {
                 let all: BTreeSet<String> = reader.names(true)?.into_iter().collect();
@@ -295,7 +311,7 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
             }
             None => reader.names(a.hidden)?,
         };
-        let detailed = !a.short && (a.long || only.is_some() || names_arg.is_some());
+        let detailed = !a.short && (a.long || a.stanza || only.is_some() || names_arg.is_some());
         if names.is_empty() && names_arg.is_none() {
             out.flush()?;
             eprintln!("Could not find any object definitions to display.");
@@ -309,6 +325,20 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
                 BTreeMap::new()
             };
             if !conds.iter().all(|c| c.holds(&attrs)) {
+                continue;
+            }
+            if a.stanza {
+                if !stanza_started {
+                    writeln!(out, "{}", super::stanza::HEADER)?;
+                    stanza_started = true;
+                }
+                let mut shown = attrs.clone();
+                if let Some(only) = &only {
+                    shown.retain(|k, _| only.iter().any(|o| o == k));
+                }
+                let mut text = String::new();
+                super::stanza::write_object(&mut text, name, t, &shown);
+                out.write_all(text.as_bytes())?;
                 continue;
             }
             if !detailed {
@@ -391,7 +421,7 @@ fn pick_def<'a>(
     let cands: Vec<&AttrDef> = def.attrs.iter().filter(|a| a.attr == attr).collect();
     if cands.is_empty() {
         bail!(
-            "'{attr}' is not a valid attribute name for an object type of '{}'",
+            "'{attr}' is not a valid attribute name for an object type of '{}'.",
             def.objtype
         );
     }
@@ -534,6 +564,18 @@ fn set_members(
     members: &[String],
     mode: Mode,
 ) -> anyhow::Result<()> {
+    if mode == Mode::Replace {
+        // The list replaces the members: the group leaves every node not in it.
+        for row in tx.rows("nodelist")? {
+            let (Some(Some(n)), Some(Some(g))) = (row.first(), row.get(1)) else {
+                continue;
+            };
+            if !members.contains(n) && g.split(',').any(|x| x == group) {
+                let new = combine(Some(g), group, Mode::Minus);
+                tx.set("nodelist", &[n], &[("groups", new.as_deref())])?;
+            }
+        }
+    }
     for n in members {
         let old = tx
             .get("nodelist", &[n])?
@@ -555,11 +597,450 @@ fn set_members(
     Ok(())
 }
 
+/// One object to create or change, as the command line or a stanza file names it.
+#[derive(Debug, Clone)]
+pub struct ObjReq {
+    pub name: String,
+    pub objtype: String,
+    pub attrs: Vec<(String, String)>,
+}
+
+/// One line of what a definition command reports, for whoever presents it (the CLI prints
+/// `Info` plainly, `Warn` as `Warning: …`, `Error` as `Error: …` on standard error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resp {
+    Info(String),
+    Warn(String),
+    Error(String),
+}
+
+/// Which command is defining objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// mkdef: existing objects are left alone unless forced.
+    Make { force: bool },
+    /// chdef: existing objects change, missing ones are created.
+    Change(Mode),
+}
+
+/// Options shared by mkdef and chdef.
+struct DefOpts {
+    how: How,
+    /// -d: dynamic groups, with the -w conditions.
+    dynamic: bool,
+    conds: Vec<String>,
+}
+
+/// The outcome of [`define`]: what to report, how many objects were created or modified,
+/// which of them are new, and whether anything failed.
+struct Defined {
+    resps: Vec<Resp>,
+    changed: usize,
+    new: Vec<String>,
+    failed: bool,
+}
+
+/// An object that passed validation, with what it will be written as.
+struct Planned {
+    req: ObjReq,
+    def: Option<&'static ObjDef>,
+    exists: bool,
+    known: BTreeMap<String, String>,
+    /// mkdef -f over an existing object: its rows go first.
+    replace: bool,
+    members: Option<Vec<String>>,
+    wherevals: Option<String>,
+}
+
+/// Creates or changes objects the way xCAT's defmk/defch do: every object is checked on its own
+/// (an object that fails is reported and skipped), the rest are written in one transaction.
+fn define(
+    store: &std::sync::Arc<crate::store::Store>,
+    reqs: Vec<ObjReq>,
+    o: &DefOpts,
+    audit: &Audit,
+) -> anyhow::Result<Defined> {
+    let r = Resolver::new(store.clone());
+    let mut resps = Vec::new();
+    let mut failed = false;
+    let mut readers: BTreeMap<String, ObjReader<'_>> = BTreeMap::new();
+    let mut existing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut planned: Vec<Planned> = Vec::new();
+    let all_nodes: BTreeSet<String> = r.membership()?.nodes.iter().cloned().collect();
+    'obj: for mut req in reqs {
+        if req.objtype == "site" {
+            planned.push(Planned {
+                req,
+                def: None,
+                exists: true,
+                known: BTreeMap::new(),
+                replace: false,
+                members: None,
+                wherevals: None,
+            });
+            continue;
+        }
+        let Some(def) = defspec::object(&req.objtype) else {
+            resps.push(Resp::Error(format!(
+                "Type '{}' is not a valid xCAT object type.",
+                req.objtype
+            )));
+            failed = true;
+            continue;
+        };
+        if !readers.contains_key(&req.objtype) {
+            let rd = ObjReader::new(&r, &req.objtype)?;
+            existing.insert(req.objtype.clone(), rd.names(true)?.into_iter().collect());
+            readers.insert(req.objtype.clone(), rd);
+        }
+        let (Some(reader), Some(names)) = (readers.get(&req.objtype), existing.get(&req.objtype))
+        else {
+            continue;
+        };
+        let name = req.name.clone();
+        if req.objtype == "node" && name.contains('.') {
+            resps.push(Resp::Error(format!(
+                "The object name '{name}' is invalid, Cannot use '.' in node name."
+            )));
+            failed = true;
+            continue;
+        }
+        if req.objtype == "node" && check_node_name(&name).is_err() {
+            resps.push(Resp::Error(format!("The object name '{name}' is invalid, please refer to \"man xcatdb\" for the valid \"xCAT Object Name Format\"")));
+            failed = true;
+            continue;
+        }
+        // Unknown attributes are reported and skipped, as xCAT does.
+        let special = |k: &str| {
+            k == "objtype"
+                || k == def.objkey
+                || (req.objtype == "group" && matches!(k, "members" | "grouptype" | "wherevals"))
+        };
+        let mut kept = Vec::new();
+        for (k, v) in std::mem::take(&mut req.attrs) {
+            if special(&k) || def.attrs.iter().any(|a| a.attr == k) {
+                kept.push((k, v));
+            } else {
+                resps.push(Resp::Error(format!(
+                    "'{k}' is not a valid attribute name for an object type of '{}'.",
+                    req.objtype
+                )));
+                failed = true;
+            }
+        }
+        req.attrs = kept;
+        let exists = names.contains(&name);
+        let get = |k: &str| {
+            req.attrs
+                .iter()
+                .find(|(a, _)| a == k)
+                .map(|(_, v)| v.as_str())
+        };
+        match o.how {
+            How::Make { force } => {
+                if req.objtype == "network" && exists {
+                    resps.push(Resp::Error(format!("A network definition called '{name}' already exists. Cannot create a definition for '{name}'.")));
+                    failed = true;
+                    continue;
+                }
+                if exists && !force {
+                    resps.push(Resp::Warn(format!("A definition for '{name}' already exists. No changes will be made.  Run again with '-f' option to force replace.")));
+                    continue;
+                }
+            }
+            How::Change(Mode::Minus) if !exists => {
+                resps.push(Resp::Error(format!(
+                    "The '-m' option is not valid since the '{name}' definition does not exist."
+                )));
+                failed = true;
+                continue;
+            }
+            How::Change(_) => {}
+        }
+        let creating = !exists || matches!(o.how, How::Make { force: true });
+        if req.objtype == "network" {
+            let (net, mask) = (get("net"), get("mask"));
+            if creating
+                && !(net.is_some_and(|v| !v.is_empty()) && mask.is_some_and(|v| !v.is_empty()))
+            {
+                resps.push(Resp::Error(format!(
+                    "Net or mask value should not be empty for xCAT network object '{name}'."
+                )));
+                failed = true;
+                continue;
+            }
+            if creating {
+                for other in names {
+                    if *other == name {
+                        continue;
+                    }
+                    let a = reader.attrs(other)?;
+                    if a.get("net").map(String::as_str) == net
+                        && a.get("mask").map(String::as_str) == mask
+                    {
+                        resps.push(Resp::Error(format!("A network definition called '{other}' already exists that contains the same net and mask values. Cannot create a definition for '{name}'.")));
+                        failed = true;
+                        continue 'obj;
+                    }
+                }
+            }
+        }
+        if req.objtype == "node" && creating && get("groups").is_none_or(str::is_empty) {
+            resps.push(Resp::Error(format!(
+                "Attribute 'groups' is not specified for node '{name}', skipping to the next node."
+            )));
+            failed = true;
+            continue;
+        }
+        // Groups: static members, or the conditions of a dynamic group.
+        let mut members = None;
+        let mut wherevals = None;
+        if req.objtype == "group" {
+            let dynamic = o.dynamic
+                || get("grouptype") == Some("dynamic")
+                || (exists
+                    && reader.attrs(&name)?.get("grouptype").map(String::as_str)
+                        == Some("dynamic"));
+            let own: Vec<&(String, String)> =
+                req.attrs.iter().filter(|(k, _)| !special(k)).collect();
+            if dynamic && !own.is_empty() {
+                resps.push(Resp::Error(format!(
+                    "Can not assign attributes to dynamic node group '{name}'."
+                )));
+                failed = true;
+                continue;
+            }
+            if !o.conds.is_empty() && get("members").is_some() {
+                resps.push(Resp::Error(
+                    "Cannot use a list of members together with the '-w' option.".into(),
+                ));
+                failed = true;
+                continue;
+            }
+            let mut conds: Vec<String> = o.conds.clone();
+            if let Some(w) = get("wherevals") {
+                conds.extend(w.split("::").map(str::to_string));
+            }
+            for c in &conds {
+                if crate::store::resolver::Condition::parse(c).is_err() {
+                    resps.push(Resp::Error("Incorrect selection string".into()));
+                    failed = true;
+                    continue 'obj;
+                }
+            }
+            if dynamic {
+                if creating && conds.is_empty() {
+                    resps.push(Resp::Error(format!("The 'where' attributes and values were not provided for dynamic group '{name}'.")));
+                    failed = true;
+                    continue;
+                }
+                if !conds.is_empty() {
+                    let old = if exists {
+                        reader.attrs(&name)?.get("wherevals").cloned()
+                    } else {
+                        None
+                    };
+                    let mode = match o.how {
+                        How::Change(m) => m,
+                        How::Make { .. } => Mode::Replace,
+                    };
+                    let mut items: Vec<String> = match mode {
+                        Mode::Replace => Vec::new(),
+                        _ => old
+                            .unwrap_or_default()
+                            .split("::")
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    };
+                    for c in conds {
+                        if mode == Mode::Minus {
+                            items.retain(|i| *i != c);
+                        } else if !items.contains(&c) {
+                            items.push(c);
+                        }
+                    }
+                    wherevals = Some(items.join("::"));
+                }
+            } else if let Some(m) = get("members") {
+                let mut list = Vec::new();
+                let exp = r.noderange(m, false)?;
+                for n in exp.nodes {
+                    if all_nodes.contains(&n) {
+                        list.push(n);
+                    } else {
+                        resps.push(Resp::Error(format!(
+                            "Could not find a node named '{n}', skipping to the next node."
+                        )));
+                    }
+                }
+                members = Some(list);
+            } else if !conds.is_empty() {
+                // A static group chosen once by -w: the nodes matching now become members.
+                let parsed: Vec<_> = conds
+                    .iter()
+                    .filter_map(|c| crate::store::resolver::Condition::parse(c).ok())
+                    .collect();
+                let all: Vec<String> = all_nodes.iter().cloned().collect();
+                members = Some(r.filter(&all, &parsed)?);
+            }
+            if dynamic && wherevals.is_none() && !exists {
+                continue;
+            }
+            if dynamic {
+                req.attrs.retain(|(k, _)| k != "grouptype");
+                req.attrs.push(("grouptype".into(), "dynamic".into()));
+            }
+        }
+        let mut known = if exists && !creating {
+            reader.attrs(&name)?
+        } else {
+            BTreeMap::new()
+        };
+        known.extend(req.attrs.iter().cloned());
+        for (k, _) in &req.attrs {
+            if special(k) {
+                continue;
+            }
+            if let Err(e) = pick_def(def, k, &known) {
+                resps.push(Resp::Error(e.to_string()));
+                failed = true;
+                continue 'obj;
+            }
+        }
+        planned.push(Planned {
+            req,
+            def: Some(def),
+            exists,
+            known,
+            replace: exists && o.how == (How::Make { force: true }),
+            members,
+            wherevals,
+        });
+    }
+    let mode = match o.how {
+        How::Change(m) => m,
+        How::Make { .. } => Mode::Replace,
+    };
+    let mut changed = 0;
+    let mut new = Vec::new();
+    for p in &planned {
+        let touches = !p.req.attrs.iter().all(|(k, _)| k == "objtype")
+            || p.members.is_some()
+            || p.wherevals.is_some();
+        if touches {
+            changed += 1;
+            if !p.exists {
+                new.push(p.req.name.clone());
+            }
+        }
+    }
+    store.write(Some(audit), |tx| {
+        let res = (|| -> anyhow::Result<()> {
+            for p in &planned {
+                let Some(def) = p.def else {
+                    let pairs: Vec<(String, String)> = p
+                        .req
+                        .attrs
+                        .iter()
+                        .filter(|(k, _)| k != "objtype")
+                        .cloned()
+                        .collect();
+                    write_site(tx, &pairs, mode)?;
+                    continue;
+                };
+                let o = &p.req.name;
+                if p.replace {
+                    remove_object(tx, def, o)?;
+                }
+                let pairs: Vec<(String, String)> = p
+                    .req
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| {
+                        !(def.objtype == "group" && matches!(k.as_str(), "members" | "wherevals"))
+                    })
+                    .cloned()
+                    .collect();
+                if def.objtype == "group" {
+                    let dynamic = p
+                        .req
+                        .attrs
+                        .iter()
+                        .any(|(k, v)| k == "grouptype" && v == "dynamic");
+                    if !p.exists || dynamic || p.wherevals.is_some() {
+                        let ty = if dynamic { "dynamic" } else { "static" };
+                        let mut vals: Vec<(&str, Option<&str>)> = vec![("grouptype", Some(ty))];
+                        if let Some(w) = &p.wherevals {
+                            vals.push(("wherevals", Some(w.as_str())));
+                        }
+                        tx.set("nodegroup", &[o], &vals)?;
+                    }
+                    if let Some(m) = &p.members {
+                        set_members(tx, o, m, mode)?;
+                    }
+                }
+                write_attrs(tx, def, o, &pairs, &p.known, mode)?;
+            }
+            Ok(())
+        })();
+        res.map_err(|e| StoreError::Invalid(super::chain(&e)))
+    })?;
+    Ok(Defined {
+        resps,
+        changed,
+        new,
+        failed,
+    })
+}
+
+/// Prints responses as xCAT's client does.
+fn emit(resps: &[Resp]) {
+    for r in resps {
+        match r {
+            Resp::Info(s) => println!("{s}"),
+            Resp::Warn(s) => eprintln!("Warning: {s}"),
+            Resp::Error(s) => eprintln!("Error: {s}"),
+        }
+    }
+}
+
+/// Reads stanza text from standard input into object requests.
+fn stanza_reqs(cmd: &str) -> anyhow::Result<Vec<ObjReq>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow!("cannot read the stanza file from standard input: {e}"))?;
+    let stanzas = super::stanza::parse(&text).map_err(|e| {
+        anyhow!(
+            "Could not process file input data: line {}: '{}' ({cmd} -z reads xCAT stanza files)",
+            e.line,
+            e.text
+        )
+    })?;
+    let mut out = Vec::new();
+    for s in stanzas {
+        let Some(t) = s.objtype().map(str::to_string) else {
+            bail!(
+                "No objtype value was specified for '{}'. Cannot create object definition.",
+                s.name
+            );
+        };
+        out.push(ObjReq {
+            name: s.name,
+            objtype: t,
+            attrs: s.attrs,
+        });
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Args)]
 pub struct MkdefArgs {
     /// Object type: node (default), group, osimage, network, site, …
-    #[arg(short = 't', value_name = "TYPE", default_value = "node")]
-    objtype: String,
+    #[arg(short = 't', value_name = "TYPE")]
+    objtype: Option<String>,
     /// Object names (for nodes, a noderange)
     #[arg(short = 'o', value_name = "NAMES")]
     objects: Option<String>,
@@ -572,7 +1053,14 @@ pub struct MkdefArgs {
     /// With -d: a condition attr==value, attr!=value, attr=~regex, attr!~regex (repeatable)
     #[arg(short = 'w', value_name = "COND")]
     conds: Vec<String>,
+    /// Read the definitions from a stanza file on standard input (as lsdef -z writes it)
+    #[arg(short = 'z', long = "stanza")]
+    stanza: bool,
+    /// Verbose (accepted for xCAT compatibility)
+    #[arg(short = 'V', long = "verbose")]
+    verbose: bool,
     /// Object names (or noderange), then attr=value pairs
+    #[arg()]
     args: Vec<String>,
 }
 
@@ -587,133 +1075,113 @@ fn split_names(objects: Option<String>, args: &[String]) -> (Option<String>, Vec
     (names, rest)
 }
 
+/// The object names a command line names: a noderange for nodes, a comma list otherwise.
+fn cli_names(r: &Resolver, objtype: &str, names: &str) -> anyhow::Result<Vec<String>> {
+    if objtype == "node" {
+        Ok(r.noderange(names, false)?.nodes)
+    } else if objtype == "site" {
+        Ok(vec![SITE_OBJECT.to_string()])
+    } else {
+        Ok(names
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+}
+
 pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
     let (names, rest) = split_names(a.objects.clone(), &a.args);
-    let pairs = parse_pairs(&rest)?;
+    if a.stanza && (a.objtype.is_some()) {
+        bail!("Cannot combine '-t' and '-a', '-z', or '-x' options.");
+    }
+    if a.stanza && names.is_some() {
+        bail!("Cannot use '-z' with '-o' or a noderange.");
+    }
+    let objtype = a.objtype.clone().unwrap_or_else(|| "node".into());
     let store = db.open()?;
     let r = Resolver::new(store.clone());
+    let reqs = if a.stanza {
+        stanza_reqs("mkdef")?
+    } else {
+        let pairs = parse_pairs(&rest)?;
+        if objtype != "site" && defspec::object(&objtype).is_none() {
+            bail!("Type '{objtype}' is not a valid xCAT object type.");
+        }
+        let Some(names) = names
+            .clone()
+            .or_else(|| (objtype == "site").then(|| SITE_OBJECT.into()))
+        else {
+            bail!("No object names were provided.");
+        };
+        if a.dynamic && objtype != "group" {
+            bail!("-d (dynamic) applies only to -t group");
+        }
+        if pairs.is_empty() && !(objtype == "group" && a.dynamic) {
+            if objtype == "node" {
+                bail!("No object definitions have been created or modified: no attributes were specified. The 'groups' attribute is required when creating node definitions.");
+            }
+            bail!("No object definitions have been created or modified: no attributes were specified.");
+        }
+        cli_names(&r, &objtype, &names)?
+            .into_iter()
+            .map(|n| ObjReq {
+                name: n,
+                objtype: objtype.clone(),
+                attrs: pairs.clone(),
+            })
+            .collect()
+    };
     let audit = Audit {
         command: "mkdef".into(),
         noderange: names.clone().unwrap_or_default(),
-        args: format!("-t {} {}", a.objtype, super::audit_args(&rest)),
+        args: format!("-t {} {}", objtype, super::audit_args(&rest)),
     };
-    if a.objtype == "site" {
-        return set_site(&store, &pairs, Mode::Replace, &audit);
-    }
-    let def = objdef(&a.objtype)?;
-    let names = names.ok_or_else(|| {
-        anyhow!(
-            "no object name given: mkdef -t {} -o <name> attr=value …",
-            a.objtype
-        )
-    })?;
-    let reader = ObjReader::new(&r, &a.objtype)?;
-    let existing: BTreeSet<String> = reader.names(true)?.into_iter().collect();
-    let objs: Vec<String> = if a.objtype == "node" {
-        let v = r.noderange(&names, false)?.nodes;
-        for n in &v {
-            check_node_name(n)?;
-        }
-        v
-    } else {
-        names.split(',').map(str::to_string).collect()
+    let opts = DefOpts {
+        how: How::Make { force: a.force },
+        dynamic: a.dynamic,
+        conds: a.conds.clone(),
     };
-    if !a.force {
-        let dup: Vec<&String> = objs.iter().filter(|o| existing.contains(*o)).collect();
-        if !dup.is_empty() {
-            bail!(
-                "A definition for '{}' already exists (use -f to replace it, or chdef to change it)",
-                dup.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
-            );
-        }
+    let d = define(&store, reqs, &opts, &audit)?;
+    emit(&d.resps);
+    if d.failed {
+        eprintln!("Error: One or more errors occured when attempting to create or modify xCAT object definitions.");
+        return Ok(ExitCode::from(1));
     }
-    if a.dynamic && a.objtype != "group" {
-        bail!("-d (dynamic) applies only to -t group");
-    }
-    if a.dynamic && a.conds.is_empty() {
-        bail!("a dynamic group needs at least one -w condition");
-    }
-    for c in &a.conds {
-        crate::store::resolver::Condition::parse(c)?;
-    }
-    let known: BTreeMap<String, String> = pairs.iter().cloned().collect();
-    for (k, _) in &pairs {
-        if k != def.objkey && k != "objtype" && !(a.objtype == "group" && k == "members") {
-            pick_def(def, k, &known)?;
-        }
-    }
-    let members: Vec<String> = known
-        .get("members")
-        .map(|m| m.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
-    store.write(Some(&audit), |tx| {
-        let res = (|| -> anyhow::Result<()> {
-            for o in &objs {
-                if a.force && existing.contains(o) {
-                    remove_object(tx, def, o)?;
-                }
-                if a.objtype == "node" {
-                    let groups = known.get("groups").map(String::as_str);
-                    tx.set("nodelist", &[o], &[("groups", groups)])?;
-                }
-                if a.objtype == "group" {
-                    let (ty, wh) = if a.dynamic {
-                        ("dynamic", Some(a.conds.join("::")))
-                    } else {
-                        ("static", None)
-                    };
-                    tx.set(
-                        "nodegroup",
-                        &[o],
-                        &[("grouptype", Some(ty)), ("wherevals", wh.as_deref())],
-                    )?;
-                    set_members(tx, o, &members, Mode::Plus)?;
-                }
-                write_attrs(tx, def, o, &pairs, &known, Mode::Replace)?;
-            }
-            Ok(())
-        })();
-        res.map_err(|e| StoreError::Invalid(super::chain(&e)))
-    })?;
-    println!(
-        "{} object definition(s) have been created or modified.",
-        objs.len()
+    let line = format!(
+        "{} object definitions have been created or modified.",
+        d.changed
     );
-    Ok(ExitCode::SUCCESS)
+    if d.changed > 0 {
+        println!("{line}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("Error: {line}");
+        Ok(ExitCode::from(1))
+    }
 }
 
-fn set_site(
-    store: &crate::store::Store,
-    pairs: &[(String, String)],
-    mode: Mode,
-    audit: &Audit,
-) -> anyhow::Result<ExitCode> {
-    if pairs.is_empty() {
-        bail!("nothing to set: give key=value pairs for the site object");
+/// Sets site keys inside a transaction (`chdef -t site key=value`).
+fn write_site(tx: &mut Txn<'_>, pairs: &[(String, String)], mode: Mode) -> anyhow::Result<()> {
+    for (k, v) in pairs {
+        let old = tx
+            .get("site", &[k])?
+            .and_then(|r| r.get(1).cloned().flatten());
+        let new = if v.is_empty() && mode == Mode::Replace {
+            None
+        } else {
+            combine(old.as_deref(), v, mode)
+        };
+        tx.set("site", &[k], &[("value", new.as_deref())])?;
     }
-    store.write(Some(audit), |tx| {
-        for (k, v) in pairs {
-            let old = tx
-                .get("site", &[k])?
-                .and_then(|r| r.get(1).cloned().flatten());
-            let new = if v.is_empty() && mode == Mode::Replace {
-                None
-            } else {
-                combine(old.as_deref(), v, mode)
-            };
-            tx.set("site", &[k], &[("value", new.as_deref())])?;
-        }
-        Ok(())
-    })?;
-    println!("1 object definition(s) have been created or modified.");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[derive(Debug, Args)]
 pub struct ChdefArgs {
     /// Object type: node (default), group, osimage, network, site, …
-    #[arg(short = 't', value_name = "TYPE", default_value = "node")]
-    objtype: String,
+    #[arg(short = 't', value_name = "TYPE")]
+    objtype: Option<String>,
     /// Object names (for nodes, a noderange)
     #[arg(short = 'o', value_name = "NAMES")]
     objects: Option<String>,
@@ -723,13 +1191,28 @@ pub struct ChdefArgs {
     /// Remove the values from comma-separated list attributes
     #[arg(short = 'm', long = "minus")]
     minus: bool,
+    /// Rename the object
+    #[arg(short = 'n', value_name = "NEWNAME")]
+    newname: Option<String>,
+    /// With -t group: make or change a dynamic group from the -w conditions
+    #[arg(short = 'd', long = "dynamic")]
+    dynamic: bool,
+    /// A condition attr==value, attr!=value, attr=~regex, attr!~regex (repeatable)
+    #[arg(short = 'w', value_name = "COND")]
+    conds: Vec<String>,
+    /// Read the definitions from a stanza file on standard input (as lsdef -z writes it)
+    #[arg(short = 'z', long = "stanza")]
+    stanza: bool,
+    /// Verbose (accepted for xCAT compatibility)
+    #[arg(short = 'V', long = "verbose")]
+    verbose: bool,
     /// Object names (or noderange), then attr=value pairs
+    #[arg()]
     args: Vec<String>,
 }
 
 pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
     let (names, rest) = split_names(a.objects.clone(), &a.args);
-    let pairs = parse_pairs(&rest)?;
     let mode = if a.plus {
         Mode::Plus
     } else if a.minus {
@@ -737,84 +1220,182 @@ pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
     } else {
         Mode::Replace
     };
+    let objtype = a.objtype.clone().unwrap_or_else(|| "node".into());
     let store = db.open()?;
+    if let Some(new) = &a.newname {
+        if a.dynamic || a.plus || a.minus || a.stanza || !a.conds.is_empty() {
+            bail!("Cannot combine '-n' and '-d','-p','-m','-z','-w' options.");
+        }
+        let names = names.ok_or_else(|| anyhow!("No object names were provided."))?;
+        return rename(&store, &objtype, &names, new);
+    }
+    if a.stanza && a.objtype.is_some() {
+        bail!("Cannot combine '-t' and '-a', '-z', or '-x' options.");
+    }
+    if a.stanza && names.is_some() {
+        bail!("Cannot use '-z' with '-o' or a noderange.");
+    }
+    let r = Resolver::new(store.clone());
+    let reqs = if a.stanza {
+        stanza_reqs("chdef")?
+    } else {
+        let pairs = parse_pairs(&rest)?;
+        if objtype != "site" && defspec::object(&objtype).is_none() {
+            bail!("Type '{objtype}' is not a valid xCAT object type.");
+        }
+        let names = match names.clone() {
+            None if objtype == "site" => SITE_OBJECT.to_string(),
+            Some(n) if objtype == "site" && n == SITE_OBJECT => n,
+            Some(n) if objtype == "site" => {
+                bail!("the site object is named '{SITE_OBJECT}', not '{n}'")
+            }
+            Some(n) => n,
+            None => bail!("No object names were provided."),
+        };
+        if pairs.is_empty() && a.conds.is_empty() {
+            println!("No object definitions have been created or modified.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        cli_names(&r, &objtype, &names)?
+            .into_iter()
+            .map(|n| ObjReq {
+                name: n,
+                objtype: objtype.clone(),
+                attrs: pairs.clone(),
+            })
+            .collect()
+    };
     let audit = Audit {
         command: "chdef".into(),
         noderange: names.clone().unwrap_or_default(),
-        args: format!("-t {} {}", a.objtype, super::audit_args(&rest)),
+        args: format!("-t {} {}", objtype, super::audit_args(&rest)),
     };
-    if a.objtype == "site" {
-        let pairs: Vec<(String, String)> = match names.as_deref() {
-            Some(SITE_OBJECT) | None => pairs,
-            Some(other) => bail!("the site object is named '{SITE_OBJECT}', not '{other}'"),
-        };
-        return set_site(&store, &pairs, mode, &audit);
+    let opts = DefOpts {
+        how: How::Change(mode),
+        dynamic: a.dynamic,
+        conds: a.conds.clone(),
+    };
+    let d = define(&store, reqs, &opts, &audit)?;
+    emit(&d.resps);
+    if d.failed {
+        eprintln!("Error: One or more errors occured when attempting to create or modify xCAT object definitions.");
+        return Ok(ExitCode::from(1));
     }
-    if pairs.is_empty() {
-        bail!("nothing to change: give attr=value pairs");
-    }
-    let def = objdef(&a.objtype)?;
-    let names = names.ok_or_else(|| {
-        anyhow!(
-            "no object name given: chdef -t {} -o <name> attr=value …",
-            a.objtype
-        )
-    })?;
-    let r = Resolver::new(store.clone());
-    let reader = ObjReader::new(&r, &a.objtype)?;
-    let objs: Vec<String> = if a.objtype == "node" {
-        let exp = r.noderange(&names, true)?;
-        if !exp.missing.is_empty() {
-            bail!(
-                "Could not find an object named '{}' of type 'node' (use mkdef to create it)",
-                exp.missing.join(",")
-            );
-        }
-        exp.nodes
+    if d.changed > 0 {
+        println!(
+            "{} object definitions have been created or modified.",
+            d.changed
+        );
     } else {
-        let existing: BTreeSet<String> = reader.names(true)?.into_iter().collect();
-        let objs: Vec<String> = names.split(',').map(str::to_string).collect();
-        if let Some(o) = objs.iter().find(|o| !existing.contains(*o)) {
-            bail!(
-                "Could not find an object named '{o}' of type '{}' (use mkdef to create it)",
-                a.objtype
-            );
-        }
-        objs
-    };
-    // only_if is judged on the values being set, then on what the object already has.
-    let mut knowns = Vec::with_capacity(objs.len());
-    for o in &objs {
-        let mut known = reader.attrs(o)?;
-        known.extend(pairs.iter().cloned());
-        for (k, _) in &pairs {
-            if k != def.objkey && !(a.objtype == "group" && k == "members") {
-                pick_def(def, k, &known)?;
-            }
-        }
-        knowns.push(known);
+        println!("No object definitions have been created or modified.");
     }
-    let members: Vec<String> = pairs
-        .iter()
-        .find(|(k, _)| k == "members")
-        .map(|(_, m)| m.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
-    store.write(Some(&audit), |tx| {
-        let res = (|| -> anyhow::Result<()> {
-            for (o, known) in objs.iter().zip(&knowns) {
-                if a.objtype == "group" && !members.is_empty() {
-                    set_members(tx, o, &members, mode)?;
-                }
-                write_attrs(tx, def, o, &pairs, known, mode)?;
+    if !d.new.is_empty() {
+        println!(
+            "New object definitions '{}' have been created.",
+            d.new.join(",")
+        );
+        if objtype == "node" || a.stanza {
+            let caps: Vec<&String> = d
+                .new
+                .iter()
+                .filter(|n| n.chars().any(|c| c.is_ascii_uppercase()))
+                .collect();
+            if !caps.is_empty() && objtype == "node" {
+                eprintln!("Warning: The node name '{}' contains capital letters which may not be resolved correctly by the dns server.", caps.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
             }
-            Ok(())
-        })();
-        res.map_err(|e| StoreError::Invalid(super::chain(&e)))
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// chdef -n: every row that names the object is rewritten with the new name.
+fn rename(
+    store: &std::sync::Arc<crate::store::Store>,
+    objtype: &str,
+    old: &str,
+    new: &str,
+) -> anyhow::Result<ExitCode> {
+    let def = objdef(objtype)?;
+    let r = Resolver::new(store.clone());
+    let reader = ObjReader::new(&r, objtype)?;
+    let names: BTreeSet<String> = reader.names(true)?.into_iter().collect();
+    if old.contains(',') {
+        bail!("The '-n' option (changing object name) can only work on one object.");
+    }
+    if !names.contains(old) {
+        bail!("The {old} is not a valid object.");
+    }
+    if names.contains(new) {
+        bail!("Object {new} already exists.");
+    }
+    if objtype == "node" {
+        check_node_name(new).map_err(|_| anyhow!("The new object name '{new}' is not valid.Please refer to \"man xcatdb\" for the valid \"xCAT Object Name Format\" "))?;
+    }
+    // The (table, column) pairs that hold this type's object names.
+    let mut places: BTreeSet<(&str, &str)> = BTreeSet::new();
+    if objtype == "node" || objtype == "group" {
+        for spec in crate::store::schema::TABLES {
+            if spec.keys.first() == Some(&"node") {
+                places.insert((spec.name, "node"));
+            }
+        }
+        if objtype == "group" {
+            places.insert(("nodegroup", "groupname"));
+        }
+    } else {
+        for a in def.attrs {
+            places.insert((a.table, a.key_column));
+        }
+    }
+    let audit = Audit {
+        command: "chdef".into(),
+        noderange: old.into(),
+        args: format!("-t {objtype} -n {new}"),
+    };
+    store.write(Some(&audit), |tx| {
+        for (table, col) in &places {
+            let spec = table_spec(table)?;
+            let Some(i) = spec.col_index(col) else {
+                continue;
+            };
+            for row in tx.rows(table)? {
+                if row.get(i).and_then(|v| v.as_deref()) != Some(old) {
+                    continue;
+                }
+                let key: Vec<String> = spec
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        spec.col_index(k)
+                            .and_then(|j| row.get(j).cloned().flatten())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let k: Vec<&str> = key.iter().map(String::as_str).collect();
+                tx.delete(table, &k)?;
+                let mut row = row.clone();
+                row[i] = Some(new.to_string());
+                tx.put(table, row)?;
+            }
+        }
+        if objtype == "group" {
+            // Members name their groups in nodelist.groups.
+            for row in tx.rows("nodelist")? {
+                let (Some(Some(n)), Some(Some(g))) = (row.first(), row.get(1)) else {
+                    continue;
+                };
+                if g.split(',').any(|x| x == old) {
+                    let ng: Vec<&str> = g
+                        .split(',')
+                        .map(|x| if x == old { new } else { x })
+                        .collect();
+                    tx.set("nodelist", &[n], &[("groups", Some(&ng.join(",")))])?;
+                }
+            }
+        }
+        Ok(())
     })?;
-    println!(
-        "{} object definition(s) have been created or modified.",
-        objs.len()
-    );
+    println!("Changed the object name from {old} to {new}.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -878,23 +1459,29 @@ pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
     let store = db.open()?;
     let r = Resolver::new(store.clone());
     let reader = ObjReader::new(&r, &a.objtype)?;
-    let objs: Vec<String> = if a.objtype == "node" {
-        let exp = r.noderange(&names, true)?;
-        if report_missing(&exp.missing) && exp.nodes.is_empty() {
-            return Ok(ExitCode::from(1));
-        }
-        exp.nodes
+    let existing: BTreeSet<String> = reader.names(true)?.into_iter().collect();
+    let wanted: Vec<String> = if a.objtype == "node" {
+        r.noderange(&names, false)?.nodes
     } else {
-        let existing: BTreeSet<String> = reader.names(true)?.into_iter().collect();
-        let objs: Vec<String> = names.split(',').map(str::to_string).collect();
-        if let Some(o) = objs.iter().find(|o| !existing.contains(*o)) {
-            bail!(
-                "Could not find an object named '{o}' of type '{}'",
+        names.split(',').map(str::to_string).collect()
+    };
+    let mut objs = Vec::new();
+    let mut failed = false;
+    for o in wanted {
+        if existing.contains(&o) {
+            objs.push(o);
+        } else {
+            eprintln!(
+                "Error: Could not find an object named '{o}' of type '{}'.",
                 a.objtype
             );
+            failed = true;
         }
-        objs
-    };
+    }
+    if objs.is_empty() {
+        println!("No objects have been removed from the xCAT database.");
+        return Ok(ExitCode::from(if failed { 1 } else { 0 }));
+    }
     let audit = Audit {
         command: "rmdef".into(),
         noderange: names.clone(),
@@ -909,6 +1496,6 @@ pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
         })();
         res.map_err(|e| StoreError::Invalid(super::chain(&e)))
     })?;
-    println!("{} object definition(s) have been removed.", objs.len());
-    Ok(ExitCode::SUCCESS)
+    println!("{} object definitions have been removed.", objs.len());
+    Ok(ExitCode::from(if failed { 1 } else { 0 }))
 }

@@ -28,9 +28,11 @@ pub mod net;
 pub mod nodes;
 pub mod nodeset;
 pub mod power;
+pub mod stanza;
 pub mod switchprobe;
 pub mod tables;
 pub mod updatenode;
+pub mod usage;
 
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
@@ -188,15 +190,44 @@ pub fn main() -> ExitCode {
             [OsString::from("bootherd"), OsString::from(argv0.clone())],
         );
     }
+    // xCAT's -h/-v/no-argument conventions, with the command named as it was invoked.
+    let xcat = xcat_command(&args).and_then(|(i, cmd)| {
+        let invoked = if COMMANDS.contains(&argv0.as_str()) {
+            argv0.clone()
+        } else {
+            cmd.clone()
+        };
+        usage::find(&cmd).map(|u| (i, u, invoked))
+    });
+    if let Some((i, u, invoked)) = &xcat {
+        if let Some(code) = usage::early(u, invoked, &args[i + 1..]) {
+            return code;
+        }
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    let _ = e.print();
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::from(2),
+                _ => match &xcat {
+                    Some((_, u, invoked)) => {
+                        let msg = e.to_string();
+                        let first = msg
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .trim_start_matches("error: ");
+                        eprintln!("Error: {first}");
+                        usage::bad_command_line(u, invoked)
+                    }
+                    None => {
+                        let _ = e.print();
+                        ExitCode::from(2)
+                    }
+                },
             };
         }
     };
@@ -210,6 +241,24 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The position and name of the command in `args` (after `bootherd` and its global options).
+fn xcat_command(args: &[OsString]) -> Option<(usize, String)> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--db" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with("--db=") {
+            i += 1;
+            continue;
+        }
+        return COMMANDS.contains(&a.as_ref()).then(|| (i, a.into_owned()));
+    }
+    None
 }
 
 /// An error and its causes, as one line.

@@ -1,0 +1,132 @@
+//! xCAT's command-line conventions, applied before any command parses its arguments: `-h`,
+//! `--help` and `-?` print the command's usage (xCAT's text, naming the command as it was
+//! invoked) and exit 0; `-v`, `--version` (and Getopt::Long's `-version`) print the version and
+//! exit 0; a command that needs arguments and got none prints its usage with xCAT's exit code.
+//! A malformed command line prints the usage too and exits 1, as xCAT's commands do.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// What a command does when it is given no arguments at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoArgs {
+    /// It runs (tabdump lists the tables, nodels lists the nodes, …).
+    Run,
+    /// It prints its usage and exits with this code.
+    Usage(u8),
+}
+
+/// One command's usage text. `%CMD%` stands for the name the command was invoked by.
+pub struct CmdUsage {
+    pub name: &'static str,
+    pub text: &'static str,
+    pub noargs: NoArgs,
+}
+
+const fn u(name: &'static str, noargs: NoArgs, text: &'static str) -> CmdUsage {
+    CmdUsage { name, text, noargs }
+}
+
+use NoArgs::{Run, Usage};
+
+const DEFS_TYPES: &str = "auditlog boottarget eventlog firmware group kit kitcomponent kitrepo monitoring network node notification osdistro osdistroupdate osimage policy rack route site taskstate zone zvmivp";
+
+/// xCAT's usage texts (tabutils.pm, DBobjectdefs.pm, Usage.pm, the man pages' synopses).
+pub static USAGES: &[CmdUsage] = &[
+    u("tabdump", Run, "Usage: %CMD% [-d] [table]\n       %CMD%      [table]\n       %CMD% [-f <filename>]  [table]\n       %CMD% [-n <# of records>]  [auditlog | eventlog]\n       %CMD% [-w attr==val [-w attr=~val] ...] [table]\n       %CMD% [-w attr==val [-w attr=~val] ...] [-f <filename>] [table]\n       %CMD% [-?|-h|--help]\n       %CMD% {-v|--version}\n       %CMD% "),
+    u("tabrestore", Usage(1), "Usage: %CMD% [-a] <tablename>.csv\n       %CMD% [-?|-h|--help]\n       %CMD% [-v|--version]"),
+    u("tabch", Usage(1), "Usage: %CMD%\n       To add or update rows for tables:\n       %CMD% keycolname=keyvalue[,keycolname=keyvalue...] tablename.colname=newvalue [tablename.colname=newvalue...]\n       To delete rows from tables:\n       %CMD% -d|--delete keycolname=keyvalue[,keycolname=keyvalue...] tablename [tablename...]\n         keycolname=keyvalue   a column name-and-value pair \n         that identifies the rows in a table to be changed.\n         tablename.colname=newvalue \n         the new value for the specified row and column of the table.\n       %CMD% [-h|--help]\n       %CMD% [-v|--version]"),
+    u("chtab", Usage(1), "Usage: %CMD%\n       To add or update rows for tables:\n       %CMD% keycolname=keyvalue[,keycolname=keyvalue...] tablename.colname=newvalue [tablename.colname=newvalue...]\n       To delete rows from tables:\n       %CMD% -d|--delete keycolname=keyvalue[,keycolname=keyvalue...] tablename [tablename...]\n         keycolname=keyvalue   a column name-and-value pair \n         that identifies the rows in a table to be changed.\n         tablename.colname=newvalue \n         the new value for the specified row and column of the table.\n       %CMD% [-h|--help]\n       %CMD% [-v|--version]"),
+    u("tabedit", Usage(1), "Usage: %CMD% <tablename>\n       %CMD% [-?|-h|--help]"),
+    u("gettab", Usage(1), "Usage: %CMD% [-H|--with-fieldname] key=value,...  table.attribute ...\n       %CMD% [-?|-h|--help]"),
+    u("tabgrep", Usage(1), "Usage: %CMD% nodename\n       %CMD% [-?|-h|--help]"),
+    u("tabprune", Run, "Usage: %CMD% <tablename> [-V] -a\n       %CMD% <tablename> [-V] -n <# of records>\n       %CMD% <tablename> [-V] -i <recid>\n       %CMD% <tablename> [-V] -p <percent>\n       %CMD% <tablename> [-V] -d <# of days>\n       %CMD% [-h|--help]\n       %CMD% [-v|--version]\n       tables supported:eventlog,auditlog,unless -a which supports all tables\n       -d option only supported for eventlog,auditlog"),
+    u("dumpxCATdb", Usage(1), "Usage: %CMD% [-a] [-V] [{-p|--path} path]\n       %CMD% [-b] [-V] [{-p|--path} path]\n       %CMD% [-h|--help] [-v|--version]"),
+    u("restorexCATdb", Usage(1), "Usage: %CMD% [-a] [-V] [{-p|--path} path]\n       %CMD% [-b] [-V] [{-t|--timestamp} timestamp] [{-p|--path} path]\n       %CMD% [-h|--help] [-v|--version]"),
+    u("nodels", Run, "Usage:\n  %CMD% [noderange] [-b|--blame] [-H|--with-fieldname] [table.attribute | shortname] [-S][...]\n  %CMD% {-v|--version}\n  %CMD% [-?|-h|--help]"),
+    u("nodeadd", Usage(1), "Usage: %CMD% <noderange> groups=<groupnames> [table.column=value] [...]\n       %CMD% {-v | --version}\n       %CMD% [-? | -h | --help]"),
+    u("nodech", Usage(1), "Usage: %CMD% <noderange> table.column=value [...]\n       %CMD% {-d | --delete} <noderange> <table> [...]\n       %CMD% {-v | --version}\n       %CMD% [-? | -h | --help]"),
+    u("nodegrpch", Usage(1), "Usage: %CMD% <group1,group2,...> [table.column=value] [...]\n       %CMD% {-v | --version}\n       %CMD% [-? | -h | --help]"),
+    u("noderm", Usage(1), "Usage:\n  %CMD% noderange\n  %CMD% {-v|--version}\n  %CMD% [-?|-h|--help]"),
+    u("nodepurge", Usage(1), "Usage:\n  %CMD% [-h| --help | -v | --version]\n  %CMD% <noderange>"),
+    u("mkdef", Usage(0), "\nUsage: %CMD% - Create xCAT data object definitions.\n\n  %CMD% [-h | --help ] [-t object-types]\n\n  %CMD% [-V | --verbose] [-t object-types] [--template template-object-name]\n      [-o object-names] [-z|--stanza ]\n      [-d | --dynamic] [-w attr==val [-w attr=~val] ...]\n      [-f | --force] [noderange] [attr=val [attr=val...]]\n\nThe following data object types are supported by xCAT:\n\n%TYPES%\n\n\nUse the '-h' option together with the '-t <object-types>' option to\n get a list of valid attribute names for each object type.\n"),
+    u("chdef", Usage(0), "\nUsage: %CMD% - Change xCAT data object definitions.\n\n  %CMD% [-h | --help ] [-t object-types]\n\n  %CMD% [-t object-types] [-o object-names] [-n new-name] [node]\n\n  %CMD% [-V | --verbose] [-t object-types] [-o object-names] [-d | --dynamic]\n    [-z | --stanza] [-m | --minus] [-p | --plus]\n    [-w attr==val [-w attr=~val] ... ] [noderange] [attr=val [attr=val...]]\n\n\nThe following data object types are supported by xCAT:\n\n%TYPES%\n\n\nUse the '-h' option together with the '-t <object-types>' option to\n get a list of valid attribute names for each object type.\n"),
+    u("lsdef", Run, "\nUsage: %CMD% - List xCAT data object definitions.\n\n  %CMD% [-h | --help ] [-t object-types]\n\n  %CMD% [-l|--long] [-a|--all] [-t *object-types*] [-z|--stanza]\n        [-i attr-list] [--template [template-object-name]] \n\n  %CMD% [-V | --verbose] [-t object-types] [-o object-names]\n        [ -l | --long] [-s | --short] [-a | --all] [-z | --stanza ] [-S]\n        [-i attr-list] [-w attr==val [-w attr=~val] ...] [noderange]\n\n\nThe following data object types are supported by xCAT:\n\n%TYPES%\n\n\nUse the '-h' option together with the '-t <object-types>' option to\n get a list of valid attribute names for each object type.\n"),
+    u("rmdef", Usage(0), "\nUsage: %CMD% - Remove xCAT data object definitions.\n\n  %CMD% [-h | --help ] [-t object-types]\n\n  %CMD% [-V | --verbose] [-t object-types] [-a | --all] [-f | --force]\n    [-o object-names] [-C | --cleanup] [noderange]\n\n\nThe following data object types are supported by xCAT:\n\n%TYPES%\n\n\nUse the '-h' option together with the '-t <object-types>' option to\n get a list of valid attribute names for each object type.\n"),
+    u("makehosts", Run, "Usage: %CMD% [-n] [noderange] [-l|--longnamefirst] [-d] [-m|--mactolinklocal]\n       %CMD% {-h|--help}"),
+    u("makenetworks", Run, "Usage:\n  %CMD% [-h | --help ]\n  %CMD% [-v | --version]\n  %CMD% [-V | --verbose] [-d | --display]"),
+    u("makedhcp", Usage(1), "Usage: %CMD% -n\n\t%CMD% -a\n\t%CMD% -a -d\n\t%CMD% -d noderange\n\t%CMD% <noderange> [-s statements]\n\t%CMD% -q\n\t%CMD% [-h|--help]"),
+    u("nodeset", Usage(1), "Usage:\n   %CMD% <noderange> [shell|boot|runcmd=bmcsetup|osimage[=<imagename>]|offline|shutdown|stat]\n   %CMD% [-h|--help|-v|--version]"),
+    u("updatenode", Usage(1), "Usage:\n    %CMD% [-h|--help|-v|--version | -g|--genmypost]\n    or\n    %CMD% <noderange> [-V|--verbose] [-s|--sn] [-P|--scripts [script1,script2,...]]\n    or\n    %CMD% <noderange> [-V|--verbose] [script1,script2,...]"),
+    u("rpower", Usage(1), "Usage:\n    Common:\n       %CMD% <noderange> [--nodeps] [on|onstandby|off|suspend|reset|stat|state|boot] [-V|--verbose] [-m table.colum==expectedstatus][-m table.colum==expectedstatus...] [-r <retrycount>] [-t <timeout>]\n       %CMD% [-h|--help|-v|--version]\n    BMC (using IPMI):\n       %CMD% noderange [on|off|softoff|reset|boot|cycle|stat|state|status|wake|suspend [-w timeout] [-o] [-r]]"),
+    u("rsetboot", Usage(1), "Usage: %CMD% <noderange> [net|hd|cd|floppy|def|stat] [-u] [-p]\n       %CMD% [-h|--help|-v|--version]"),
+    u("rinv", Usage(1), "Usage:\n    Common:\n       %CMD% <noderange> [all|model|serial] [-V|--verbose]\n       %CMD% [-h|--help|-v|--version]\n    BMC/MPA specific:\n       %CMD% <noderange> [model|serial|asset|vpd|deviceid|guid|firm|dimm|mprom|all]"),
+    u("rvitals", Usage(1), "Usage:\n    Common:\n       %CMD% [-h|--help|-v|--version]\n    BMC specific:\n       %CMD% noderange {temp|voltage|wattage|fanspeed|power|leds|all}"),
+    u("litefile", Usage(1), "Usage: %CMD% <noderange>\n       %CMD% [-h|--help|-v|--version]"),
+    u("litetree", Usage(1), "Usage: %CMD% <noderange>\n       %CMD% [-h|--help|-v|--version]"),
+    u("liteimg", Usage(1), "Usage:\n  %CMD% [-h| --help]\n  %CMD% [-v| --version]\n  %CMD% <imagename>"),
+    u("lslite", Usage(1), "Usage:\n  %CMD% [-h | --help]\n  %CMD% [-V | --verbose] [-i imagename] | [noderange]"),
+    u("nodediscoverstart", Usage(1), "Usage:\n    %CMD% [-h|--help|-v|--version]\n    %CMD% noderange=<noderange> [hostiprange=<hostiprange>] [bmciprange=<bmciprange>] [groups=<groups>] [rack=<rack>] [chassis=<chassis>] [height=<height>] [unit=<unit>] [osimage=<osimagename>] [-n|--dns] [-s|--skipbmcsetup] [-V|--verbose]"),
+    u("nodediscoverstop", Run, "Usage:\n    %CMD% [-h|--help|-v|--version]"),
+    u("nodediscoverstatus", Run, "Usage:\n    %CMD% [-h|--help|-v|--version]"),
+    u("nodediscoverls", Run, "Usage:\n    %CMD% [-t seq|profile|switch|blade|manual|undef|all] [-l]\n    %CMD% [-u uuid] [-l]\n    %CMD% [-h|--help|-v|--version]"),
+    u("nodediscoverdef", Usage(1), "Usage:\n    %CMD% -u uuid -n node\n    %CMD% -r -u uuid\n    %CMD% -r -t {seq|profile|switch|blade|manual|undef|all}\n    %CMD% [-h|--help|-v|--version]"),
+    u("mknb", Run, "Usage: %CMD% <arch>\n       %CMD% [-h|--help|-v|--version]"),
+    u("switchprobe", Run, "Usage: %CMD% [<noderange>] [-V|--verbose | -c|--check]"),
+];
+
+/// The usage entry for a command name.
+pub fn find(cmd: &str) -> Option<&'static CmdUsage> {
+    USAGES.iter().find(|u| u.name == cmd)
+}
+
+/// The usage text with the invoked name filled in.
+pub fn text(u: &CmdUsage, invoked: &str) -> String {
+    u.text
+        .replace("%CMD%", invoked)
+        .replace("%TYPES%", DEFS_TYPES)
+}
+
+/// xCAT's version line (`xCAT::Version->Version()` gives "Version 2.16.5 (git commit …)").
+pub fn version() -> String {
+    format!("Version {} (bootherd)", env!("CARGO_PKG_VERSION"))
+}
+
+/// Handles `-h`/`--help`/`-?`, `-v`/`--version`/`-version` and the no-argument usage for an
+/// xCAT command given the arguments after the command name. Returns the exit code when the
+/// command line was handled here.
+pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode> {
+    let args: Vec<String> = rest
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
+    if args.iter().any(|a| a == "-h" || a == "--help" || a == "-?") {
+        println!("{}", text(u, invoked));
+        return Some(ExitCode::SUCCESS);
+    }
+    if args
+        .iter()
+        .any(|a| a == "-v" || a == "--version" || a == "-version")
+    {
+        if u.name == "tabch" || u.name == "chtab" {
+            println!("{invoked} :{}", version());
+        } else {
+            println!("{}", version());
+        }
+        return Some(ExitCode::SUCCESS);
+    }
+    if args.is_empty() {
+        if let Usage(code) = u.noargs {
+            println!("{}", text(u, invoked));
+            return Some(ExitCode::from(code));
+        }
+    }
+    None
+}
+
+/// After a malformed command line: xCAT prints the usage and exits 1.
+pub fn bad_command_line(u: &CmdUsage, invoked: &str) -> ExitCode {
+    println!("{}", text(u, invoked));
+    ExitCode::from(1)
+}
