@@ -9,7 +9,6 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
 use super::DbOpt;
-use crate::store::resolver::{split_condition, ValueTest};
 use crate::store::{csv, schema, table_spec, Audit, Row, Store, TableSpec};
 
 #[derive(Debug, Args)]
@@ -17,7 +16,8 @@ pub struct TabdumpArgs {
     /// Describe the tables (no table given) or the table's columns, instead of printing rows
     #[arg(short = 'd')]
     describe: bool,
-    /// Print only rows where COND holds: col==value, col!=value, col=~regex, col!~regex (repeatable)
+    /// Print only rows where COND holds: col==value, !=, <, <=, >, >=, col=~pattern, col!~pattern
+    /// (SQL LIKE: % any run, _ one character) (repeatable)
     #[arg(short = 'w', value_name = "COND")]
     conds: Vec<String>,
     /// Write the CSV to FILE instead of standard output
@@ -27,30 +27,114 @@ pub struct TabdumpArgs {
     table: Option<String>,
 }
 
-/// A `col<op>value` filter on one table's raw rows.
-struct ColCond {
+/// The operators of tabdump's `-w`, which xCAT turns into SQL (`Table::buildWhereClause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SqlOp {
+    Eq,
+    Ne,
+    Like,
+    NotLike,
+    Le,
+    Lt,
+    Ge,
+    Gt,
+}
+
+/// A `col<op>value` filter on one table's raw rows, with SQL's meaning: `=~`/`!~` are LIKE
+/// patterns (`%` any run, `_` one character, ASCII case ignored), comparisons are on the text,
+/// and a NULL column matches nothing.
+pub struct ColCond {
     col: usize,
-    test: ValueTest,
+    op: SqlOp,
+    value: String,
+    like: Option<regex::Regex>,
+}
+
+/// Splits `s` as xCAT's buildWhereClause does, trying the operators in its order.
+fn split_sql_condition(s: &str) -> Option<(&str, SqlOp, &str)> {
+    let no_eq_before = |i: usize| !s[..i].contains('=');
+    let at = |tok: &str| s.find(tok);
+    if let Some(i) = at("==").filter(|i| no_eq_before(*i)) {
+        return Some((&s[..i], SqlOp::Eq, &s[i + 2..]));
+    }
+    if let Some(i) = at("=~").filter(|i| no_eq_before(*i)) {
+        return Some((&s[..i], SqlOp::Like, &s[i + 2..]));
+    }
+    if let Some(i) = at("!=").filter(|i| no_eq_before(*i)) {
+        return Some((&s[..i], SqlOp::Ne, &s[i + 2..]));
+    }
+    if let Some(i) = at("!~") {
+        return Some((&s[..i], SqlOp::NotLike, &s[i + 2..]));
+    }
+    for (tok, op) in [
+        ("<=", SqlOp::Le),
+        ("<", SqlOp::Lt),
+        (">=", SqlOp::Ge),
+        (">", SqlOp::Gt),
+    ] {
+        if let Some(i) = at(tok).filter(|i| no_eq_before(*i)) {
+            return Some((&s[..i], op, &s[i + tok.len()..]));
+        }
+    }
+    None
+}
+
+/// A LIKE pattern as an anchored, case-insensitive regex.
+fn like_regex(pat: &str) -> anyhow::Result<regex::Regex> {
+    let mut re = String::from("(?si)^");
+    let mut buf = [0u8; 4];
+    for c in pat.chars() {
+        match c {
+            '%' => re.push_str(".*"),
+            '_' => re.push('.'),
+            c => re.push_str(&regex::escape(c.encode_utf8(&mut buf))),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).map_err(|e| anyhow!("bad pattern '{pat}': {e}"))
 }
 
 impl ColCond {
-    fn parse(spec: &TableSpec, s: &str) -> anyhow::Result<ColCond> {
-        let (col, op, value) = split_condition(s).ok_or_else(|| {
-            anyhow!(
-                "'{s}' is not a condition (use col==value, col!=value, col=~regex or col!~regex)"
-            )
-        })?;
+    pub fn parse(spec: &TableSpec, s: &str) -> anyhow::Result<ColCond> {
+        let (col, op, value) = split_sql_condition(s)
+            .ok_or_else(|| anyhow!("Unsupported operator:{s} on -w flag input"))?;
         let idx = spec
             .col_index(col)
-            .ok_or_else(|| anyhow!("no column \"{col}\" in table \"{}\"", spec.name))?;
-        let test = ValueTest::new(op, value)
-            .with_context(|| format!("bad regular expression in '{s}'"))?;
-        Ok(ColCond { col: idx, test })
+            .ok_or_else(|| anyhow!("No column \"{col}\" in table \"{}\"", spec.name))?;
+        let mut value = value.to_string();
+        if matches!(op, SqlOp::Like | SqlOp::NotLike) {
+            value = value.strip_prefix('/').unwrap_or(&value).to_string();
+            if let Some(v) = value.strip_suffix('/') {
+                value = v.to_string();
+            }
+        }
+        let like = match op {
+            SqlOp::Like | SqlOp::NotLike => Some(like_regex(&value)?),
+            _ => None,
+        };
+        Ok(ColCond {
+            col: idx,
+            op,
+            value,
+            like,
+        })
     }
 
-    fn holds(&self, row: &Row) -> bool {
-        self.test
-            .holds(row.get(self.col).and_then(|v| v.as_deref()))
+    pub fn holds(&self, row: &Row) -> bool {
+        let Some(v) = row.get(self.col).and_then(|v| v.as_deref()) else {
+            return false;
+        };
+        let want = self.value.as_str();
+        match self.op {
+            SqlOp::Eq => v == want,
+            SqlOp::Ne => v != want,
+            SqlOp::Like => self.like.as_ref().is_some_and(|r| r.is_match(v)),
+            SqlOp::NotLike => self.like.as_ref().is_some_and(|r| !r.is_match(v)),
+            SqlOp::Le => v <= want,
+            SqlOp::Lt => v < want,
+            SqlOp::Ge => v >= want,
+            SqlOp::Gt => v > want,
+        }
     }
 }
 
@@ -78,7 +162,11 @@ pub fn tabdump(db: &DbOpt, a: TabdumpArgs) -> anyhow::Result<ExitCode> {
         super::finish(out)?;
         return Ok(ExitCode::SUCCESS);
     };
-    let spec = table_spec(&table)?;
+    let spec = match table_spec(&table) {
+        Ok(s) => s,
+        Err(_) if a.describe => bail!("table {table} does not exist."),
+        Err(_) => bail!("No such table: {table}"),
+    };
     if a.describe {
         let mut out = super::stdout();
         for (c, d) in spec.cols.iter().zip(spec.descriptions) {
@@ -205,17 +293,16 @@ fn looks_like_assignment(s: &str) -> bool {
     }
 }
 
-/// Rows of `table` whose named columns equal the given values.
-fn matching_keys(
+/// Rows of `table` whose named columns equal the given values (a missing value counts as empty).
+fn matching_rows(
     tx: &mut crate::store::Txn<'_>,
     spec: &TableSpec,
     keys: &[(String, String)],
-) -> Result<Vec<Vec<String>>, crate::store::StoreError> {
+) -> Result<Vec<Row>, crate::store::StoreError> {
     let mut idx = Vec::new();
     for (k, v) in keys {
         idx.push((crate::store::column_index(spec, k)?, v.as_str()));
     }
-    let key_idx: Vec<usize> = spec.keys.iter().filter_map(|k| spec.col_index(k)).collect();
     Ok(tx
         .rows(spec.name)?
         .into_iter()
@@ -223,32 +310,41 @@ fn matching_keys(
             idx.iter()
                 .all(|(i, v)| r.get(*i).and_then(|x| x.as_deref()).unwrap_or("") == *v)
         })
-        .map(|r| {
-            key_idx
-                .iter()
-                .map(|i| r.get(*i).cloned().flatten().unwrap_or_default())
-                .collect()
-        })
         .collect())
+}
+
+/// The key values of a row, in the table's key order.
+fn key_of(spec: &TableSpec, row: &Row) -> Vec<String> {
+    spec.keys
+        .iter()
+        .map(|k| {
+            spec.col_index(k)
+                .and_then(|i| row.get(i).cloned().flatten())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// A table and the (column, value, append?) assignments for it.
 type TableSets = (&'static TableSpec, Vec<(String, String, bool)>);
+
+/// The tables chtab touches must exist: xCAT's words when one does not.
+fn tab_spec(t: &str) -> anyhow::Result<&'static TableSpec> {
+    table_spec(t).map_err(|_| anyhow!("Table {t} does not exist."))
+}
 
 pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
     let mut args = a.args.iter();
     let first = args
         .next()
         .ok_or_else(|| anyhow!("missing arguments; see tabch --help"))?;
+    // As xCAT: the first argument is the key list unless it already looks like table.col=value.
     let (keys, rest): (Vec<(String, String)>, Vec<&String>) =
         if looks_like_assignment(first) && !a.delete {
             (Vec::new(), a.args.iter().collect())
         } else {
             (parse_keys(first)?, args.collect())
         };
-    if keys.is_empty() {
-        bail!("no key given: the first argument names the rows, for example node=n1 or key=domain");
-    }
     let store = db.open()?;
     let audit = Audit {
         command: "tabch".into(),
@@ -257,22 +353,37 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
     };
     if a.delete {
         if rest.is_empty() {
-            bail!("missing table name: tabch -d keycol=value table [table …]");
+            bail!("Missing table name.");
         }
-        let specs: Vec<&TableSpec> = rest
-            .iter()
-            .map(|t| table_spec(t))
-            .collect::<Result<_, _>>()?;
+        let mut specs = Vec::new();
+        let mut failed = false;
+        for t in &rest {
+            match tab_spec(t) {
+                Ok(s) => specs.push(s),
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    failed = true;
+                }
+            }
+        }
+        for spec in &specs {
+            for (k, _) in &keys {
+                if spec.col_index(k).is_none() {
+                    bail!("No column \"{k}\" in table \"{}\"", spec.name);
+                }
+            }
+        }
         store.write(Some(&audit), |tx| {
-            for spec in specs {
-                for key in matching_keys(tx, spec, &keys)? {
+            for spec in &specs {
+                for row in matching_rows(tx, spec, &keys)? {
+                    let key = key_of(spec, &row);
                     let k: Vec<&str> = key.iter().map(String::as_str).collect();
                     tx.delete(spec.name, &k)?;
                 }
             }
             Ok(())
         })?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitCode::from(if failed { 1 } else { 0 }));
     }
     if rest.is_empty() {
         bail!("nothing to change: give table.column=value after the keys");
@@ -280,20 +391,26 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
     // Group the assignments by table, validating everything before touching the store.
     let mut per_table: Vec<TableSets> = Vec::new();
     for arg in rest {
-        let (lhs, value) = arg
-            .split_once('=')
-            .ok_or_else(|| anyhow!("'{arg}' is not table.column=value"))?;
-        let (lhs, append) = match lhs.strip_suffix('+') {
-            Some(l) => (l, true),
-            None => (lhs, false),
-        };
-        let (t, c) = lhs
+        let (t, temp) = arg
             .split_once('.')
-            .ok_or_else(|| anyhow!("'{arg}' is not table.column=value"))?;
-        let spec = table_spec(t)?;
-        crate::store::column_index(spec, c)?;
+            .ok_or_else(|| anyhow!("{arg} not a valid table.column description"))?;
+        let spec = tab_spec(t)?;
         for (k, _) in &keys {
-            crate::store::column_index(spec, k)?;
+            if spec.col_index(k).is_none() {
+                bail!("No column \"{k}\" in table \"{t}\"");
+            }
+        }
+        let (c, value, append) = match temp.split_once("+=") {
+            Some((c, v)) if !c.contains('=') => (c, v, true),
+            _ => {
+                let (c, v) = temp
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("{arg} not a valid table.column description"))?;
+                (c, v, false)
+            }
+        };
+        if spec.col_index(c).is_none() {
+            bail!("{t}.{c} not a valid table.column description");
         }
         match per_table.iter_mut().find(|(s, _)| s.name == spec.name) {
             Some((_, v)) => v.push((c.to_string(), value.to_string(), append)),
@@ -302,40 +419,30 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
     }
     store.write(Some(&audit), |tx| {
         for (spec, sets) in &per_table {
-            let mut targets = matching_keys(tx, spec, &keys)?;
+            let mut targets: Vec<Option<Row>> = matching_rows(tx, spec, &keys)?
+                .into_iter()
+                .map(Some)
+                .collect();
             if targets.is_empty() {
-                // No row yet: the keys given must name the new row completely.
-                let mut key = Vec::new();
-                for k in spec.keys {
-                    match keys.iter().find(|(kk, _)| kk == k) {
-                        Some((_, v)) => key.push(v.clone()),
-                        None => {
-                            return Err(crate::store::StoreError::Invalid(format!(
-                                "no row of {} matches, and a new row needs its key column '{k}'",
-                                spec.name
-                            )))
-                        }
-                    }
-                }
-                targets.push(key);
-                // Non-key columns named in the key list are set on the new row too.
+                // No row yet: xCAT's setAttribs inserts one from the keys and the values given,
+                // so a key column may come from either (chtab key=system passwd.username=root …).
+                targets.push(None);
             }
-            for key in targets {
-                let k: Vec<&str> = key.iter().map(String::as_str).collect();
-                let current = tx.get(spec.name, &k)?;
-                let mut values: Vec<(String, Option<String>)> = Vec::new();
+            for current in targets {
+                let mut row: Row = current
+                    .clone()
+                    .unwrap_or_else(|| vec![None; spec.cols.len()]);
                 for (kcol, kval) in &keys {
-                    if !spec.keys.contains(&kcol.as_str()) {
-                        values.push((kcol.clone(), Some(kval.clone())));
+                    if let Some(i) = spec.col_index(kcol) {
+                        row[i] = Some(kval.clone());
                     }
                 }
                 for (c, v, append) in sets {
+                    let Some(i) = spec.col_index(c) else { continue };
                     let new = if *append {
                         let old = current
                             .as_ref()
-                            .and_then(|r| {
-                                spec.col_index(c).and_then(|i| r.get(i).cloned().flatten())
-                            })
+                            .and_then(|r| r.get(i).cloned().flatten())
                             .unwrap_or_default();
                         let mut items: Vec<&str> =
                             old.split(',').filter(|s| !s.is_empty()).collect();
@@ -348,13 +455,23 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         v.clone()
                     };
-                    values.push((c.clone(), Some(new)));
+                    row[i] = Some(new);
                 }
-                let vals: Vec<(&str, Option<&str>)> = values
-                    .iter()
-                    .map(|(c, v)| (c.as_str(), v.as_deref()))
-                    .collect();
-                tx.set(spec.name, &k, &vals)?;
+                let new_key = key_of(spec, &row);
+                if let Some(k) = spec.keys.iter().zip(&new_key).find(|(_, v)| v.is_empty()) {
+                    return Err(crate::store::StoreError::Invalid(format!(
+                        "no row of {} matches, and a new row needs its key column '{}'",
+                        spec.name, k.0
+                    )));
+                }
+                if let Some(cur) = &current {
+                    let old_key = key_of(spec, cur);
+                    if old_key != new_key {
+                        let k: Vec<&str> = old_key.iter().map(String::as_str).collect();
+                        tx.delete(spec.name, &k)?;
+                    }
+                }
+                tx.put(spec.name, row)?;
             }
         }
         Ok(())
