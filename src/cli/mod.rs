@@ -33,6 +33,7 @@ pub mod switchprobe;
 pub mod tables;
 pub mod updatenode;
 pub mod usage;
+pub mod xcatdb;
 
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
@@ -128,6 +129,22 @@ enum Cmd {
     Mknb(discover::MknbArgs),
     /// Poll switches over SNMP: the MACs learned on each port and the node cabled there
     Switchprobe(switchprobe::SwitchprobeArgs),
+    /// Print attributes of the first table row matching key=value pairs
+    Gettab(xcatdb::GettabArgs),
+    /// List the tables holding rows for a node
+    Tabgrep(xcatdb::TabgrepArgs),
+    /// Remove old records from the auditlog or eventlog (or every row of a table with -a)
+    Tabprune(xcatdb::TabpruneArgs),
+    /// Dump every table to <dir>/<table>.csv
+    #[command(name = "dumpxCATdb")]
+    DumpxCATdb(xcatdb::DumpArgs),
+    /// Restore every table from <dir>/<table>.csv
+    #[command(name = "restorexCATdb")]
+    RestorexCATdb(xcatdb::RestoreArgs),
+    /// Change the attributes of node groups (what their members inherit)
+    Nodegrpch(nodes::NodegrpchArgs),
+    /// Remove nodes and everything made for them (hosts lines, rows)
+    Nodepurge(nodes::NodepurgeArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -166,6 +183,13 @@ pub const COMMANDS: &[&str] = &[
     "nodediscoverdef",
     "mknb",
     "switchprobe",
+    "gettab",
+    "tabgrep",
+    "tabprune",
+    "dumpxCATdb",
+    "restorexCATdb",
+    "nodegrpch",
+    "nodepurge",
 ];
 
 #[derive(Debug, Args)]
@@ -311,6 +335,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodediscoverdef(a) => discover::def(&db, a),
         Cmd::Mknb(a) => discover::mknb(&db, a),
         Cmd::Switchprobe(a) => switchprobe::switchprobe(&db, a),
+        Cmd::Gettab(a) => xcatdb::gettab(&db, a),
+        Cmd::Tabgrep(a) => xcatdb::tabgrep(&db, a),
+        Cmd::Tabprune(a) => xcatdb::tabprune(&db, a),
+        Cmd::DumpxCATdb(a) => xcatdb::dumpxcatdb(&db, a),
+        Cmd::RestorexCATdb(a) => xcatdb::restorexcatdb(&db, a),
+        Cmd::Nodegrpch(a) => nodes::nodegrpch(&db, a),
+        Cmd::Nodepurge(a) => nodes::nodepurge(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -188,10 +188,9 @@ pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
     }
     let mut text = lines.join("\n");
     text.push('\n');
-    let tmp = PathBuf::from(format!("{}.bootherd-tmp", a.file.display()));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &a.file)
-        .with_context(|| format!("cannot replace {}", a.file.display()))?;
+    // In place, as xCAT does: /etc/hosts is often a bind mount (containers), which a rename
+    // cannot replace. The .xcatbak copy made above is the way back.
+    std::fs::write(&a.file, text).with_context(|| format!("cannot write {}", a.file.display()))?;
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -337,6 +336,48 @@ pub fn makenetworks(db: &DbOpt, a: MakenetworksArgs) -> anyhow::Result<ExitCode>
         println!("Added network {n}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the lines naming `nodes` (by name, or by their hosts.ip) from a hosts file, in
+/// place, keeping a `.xcatbak` copy first (`makehosts -d` for nodepurge).
+pub fn remove_hosts_lines(
+    r: &Resolver,
+    nodes: &[String],
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let old =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let ip_col = r.column("hosts", "ip")?;
+    let mut ips = Vec::new();
+    for n in nodes {
+        if let Some(ip) = ip_col.get(n)? {
+            ips.push(ip);
+        }
+    }
+    let mut changed = false;
+    let kept: Vec<&str> = old
+        .lines()
+        .filter(|l| {
+            let t = l.split('#').next().unwrap_or("");
+            let mut f = t.split_whitespace();
+            let drop = match f.next() {
+                Some(ip) => ips.iter().any(|x| x == ip) || f.any(|n| nodes.iter().any(|x| x == n)),
+                None => false,
+            };
+            changed |= drop;
+            !drop
+        })
+        .collect();
+    if !changed {
+        return Ok(());
+    }
+    let bak = PathBuf::from(format!("{}.xcatbak", file.display()));
+    std::fs::copy(file, &bak)
+        .with_context(|| format!("cannot back up {} to {}", file.display(), bak.display()))?;
+    let mut text = kept.join("\n");
+    text.push('\n');
+    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

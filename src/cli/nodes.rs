@@ -536,3 +536,92 @@ pub fn noderm(db: &DbOpt, a: NodermArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+#[derive(Debug, Args)]
+pub struct NodegrpchArgs {
+    /// The groups (comma-separated)
+    groups: String,
+    /// table.column=value …
+    #[arg(required = true)]
+    args: Vec<String>,
+}
+
+/// nodegrpch: sets the groups' own rows (what their members inherit), as xCAT's nodech in group
+/// mode does; membership itself cannot change here.
+pub fn nodegrpch(db: &DbOpt, a: NodegrpchArgs) -> anyhow::Result<ExitCode> {
+    let mut assigns = Vec::new();
+    for arg in &a.args {
+        let x = Assignment::parse(arg)?;
+        if x.table.name == "nodelist" && x.column == "groups" {
+            bail!("Group membership is not changeable via nodegrpch");
+        }
+        if x.op != AssignOp::Set {
+            bail!(",= and ^= are not supported by nodegrpch");
+        }
+        assigns.push(x);
+    }
+    let groups: Vec<&str> = a.groups.split(',').filter(|g| !g.is_empty()).collect();
+    if groups.is_empty() {
+        bail!("No noderange to add.");
+    }
+    let store = super::DbOpt::open(db)?;
+    let audit = Audit {
+        command: "nodegrpch".into(),
+        noderange: a.groups.clone(),
+        args: super::audit_args(&a.args),
+    };
+    store.write(Some(&audit), |tx| {
+        for g in &groups {
+            for x in &assigns {
+                x.apply(tx, g)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct NodepurgeArgs {
+    /// The nodes to purge
+    noderange: String,
+    /// The hosts file their lines are removed from
+    #[arg(
+        long = "hosts-file",
+        default_value = "/etc/hosts",
+        value_name = "PATH",
+        hide = true
+    )]
+    hosts_file: std::path::PathBuf,
+}
+
+/// nodepurge: what xCAT's script does in turn — the nodes' lines leave the hosts file
+/// (makehosts -d), then every row of theirs goes (noderm); DHCP answers and boot files follow
+/// the store, so nothing else is left behind.
+pub fn nodepurge(db: &DbOpt, a: NodepurgeArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open()?;
+    let r = Resolver::new(store.clone());
+    let exp = r.noderange(&a.noderange, true)?;
+    if report_missing(&exp.missing) && exp.nodes.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    if a.hosts_file.exists() {
+        super::net::remove_hosts_lines(&r, &exp.nodes, &a.hosts_file)?;
+    }
+    let audit = Audit {
+        command: "nodepurge".into(),
+        noderange: a.noderange.clone(),
+        args: String::new(),
+    };
+    store.write(Some(&audit), |tx| {
+        for n in &exp.nodes {
+            remove_node(tx, n)?;
+        }
+        Ok(())
+    })?;
+    Ok(if exp.missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
