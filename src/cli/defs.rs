@@ -666,7 +666,13 @@ fn define(
     let mut readers: BTreeMap<String, ObjReader<'_>> = BTreeMap::new();
     let mut existing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut planned: Vec<Planned> = Vec::new();
-    let all_nodes: BTreeSet<String> = r.membership()?.nodes.iter().cloned().collect();
+    // Nodes defined in the same request count as existing for group member lists.
+    let mut all_nodes: BTreeSet<String> = r.membership()?.nodes.iter().cloned().collect();
+    all_nodes.extend(
+        reqs.iter()
+            .filter(|q| q.objtype == "node")
+            .map(|q| q.name.clone()),
+    );
     'obj: for mut req in reqs {
         if req.objtype == "site" {
             planned.push(Planned {
@@ -922,6 +928,8 @@ fn define(
         How::Change(m) => m,
         How::Make { .. } => Mode::Replace,
     };
+    // Groups last, so that their member lists find the nodes written with them.
+    planned.sort_by_key(|p| p.req.objtype == "group");
     let mut changed = 0;
     let mut new = Vec::new();
     for p in &planned {
@@ -958,7 +966,8 @@ fn define(
                     .attrs
                     .iter()
                     .filter(|(k, _)| {
-                        !(def.objtype == "group" && matches!(k.as_str(), "members" | "wherevals"))
+                        !(def.objtype == "group"
+                            && matches!(k.as_str(), "members" | "wherevals" | "grouptype"))
                     })
                     .cloned()
                     .collect();
@@ -968,7 +977,8 @@ fn define(
                         .attrs
                         .iter()
                         .any(|(k, v)| k == "grouptype" && v == "dynamic");
-                    if !p.exists || dynamic || p.wherevals.is_some() {
+                    let typed = p.req.attrs.iter().any(|(k, _)| k == "grouptype");
+                    if !p.exists || dynamic || typed || p.wherevals.is_some() {
                         let ty = if dynamic { "dynamic" } else { "static" };
                         let mut vals: Vec<(&str, Option<&str>)> = vec![("grouptype", Some(ty))];
                         if let Some(w) = &p.wherevals {

@@ -74,7 +74,8 @@
 //!   cycles are an error.  (xCAT cuts lines at `:` and skips `^` lines.)
 //! * `node001-node3` counts 1..3 padded to three digits (Perl's string range
 //!   yields nothing); `a:b:c` is not a range (Perl silently drops `:c`).
-//! * The `node` prefix for bare numbers is fixed (no `XCAT_NODE_PREFIX`).
+//! * The `node` prefix for bare numbers comes from `XCAT_NODE_PREFIX` (and a suffix from
+//!   `XCAT_NODE_SUFFIX`), as in xCAT's bypass mode.
 //! * Whitespace around terms is ignored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -146,8 +147,17 @@ pub const MAX_DEPTH: usize = 64;
 /// Largest `^file` that will be read.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Prefix xCAT puts in front of bare numbers (`5` is `node5`).
+/// Prefix xCAT puts in front of bare numbers (`5` is `node5`) unless `XCAT_NODE_PREFIX` says
+/// otherwise; `XCAT_NODE_SUFFIX` (default empty) goes after them.
 const NUMBER_PREFIX: &str = "node";
+
+/// The prefix and suffix for bare numbers, from the environment as xCAT's NodeRange.pm reads it.
+fn number_affixes() -> (String, String) {
+    (
+        std::env::var("XCAT_NODE_PREFIX").unwrap_or_else(|_| NUMBER_PREFIX.to_string()),
+        std::env::var("XCAT_NODE_SUFFIX").unwrap_or_default(),
+    )
+}
 
 /// Expand `range`. With `verify`, only existing nodes are returned and unknown names go to `missing`;
 /// without it (nodeadd, mkdef), names that do not exist yet are returned as they are spelled.
@@ -156,9 +166,12 @@ pub fn expand(
     universe: &dyn NodeUniverse,
     verify: bool,
 ) -> Result<Expansion, NoderangeError> {
+    let (number_prefix, number_suffix) = number_affixes();
     let mut ev = Evaluator {
         universe,
         verify,
+        number_prefix,
+        number_suffix,
         missing: Vec::new(),
         missing_seen: HashSet::new(),
         generated: 0,
@@ -192,6 +205,9 @@ type Set = BTreeSet<String>;
 struct Evaluator<'a> {
     universe: &'a dyn NodeUniverse,
     verify: bool,
+    /// What bare numbers become: `{number_prefix}5{number_suffix}`.
+    number_prefix: String,
+    number_suffix: String,
     missing: Vec<String>,
     missing_seen: HashSet<String>,
     generated: u128,
@@ -323,7 +339,8 @@ impl Evaluator<'_> {
         }
         if is_number(atom) {
             let mut out = Vec::new();
-            self.resolve_name(format!("{NUMBER_PREFIX}{atom}"), &mut out);
+            let name = format!("{}{atom}{}", self.number_prefix, self.number_suffix);
+            self.resolve_name(name, &mut out);
             return Ok(out.into_iter().collect());
         }
         if let Some(re) = atom.strip_prefix('/') {
@@ -358,7 +375,8 @@ impl Evaluator<'_> {
         } else if let Some(members) = u.group_members(&name) {
             out.extend(members);
         } else if is_number(&name) {
-            self.resolve_name(format!("{NUMBER_PREFIX}{name}"), out);
+            let name = format!("{}{name}{}", self.number_prefix, self.number_suffix);
+            self.resolve_name(name, out);
         } else if !self.verify {
             out.push(name);
         } else {
@@ -505,8 +523,9 @@ impl Evaluator<'_> {
         let end = start
             .checked_add(n)
             .ok_or_else(|| format!("'{atom}' counts past the largest supported number"))?;
+        let (np, ns) = (self.number_prefix.clone(), self.number_suffix.clone());
         let (pref, suf) = if pref.is_empty() && suf.is_empty() {
-            (NUMBER_PREFIX, "")
+            (np.as_str(), ns.as_str())
         } else {
             (pref, suf)
         };

@@ -1,0 +1,932 @@
+//! The table and definition commands answer as xCAT's do, called through their command links as
+//! an xCAT administrator or script calls them. Expected text comes from xCAT's source
+//! (xCAT-server/lib/xcat/plugins/DBobjectdefs.pm, tabutils.pm, perl-xCAT/xCAT/DBobjUtils.pm,
+//! xCAT-client/sbin/dumpxCATdb and restorexCATdb) and its man pages.
+
+mod common;
+use common::{bin, Bh};
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// A store plus a directory of command links (`nodels`, `chdef`, … → bootherd).
+struct Xcat {
+    bh: Bh,
+    bindir: PathBuf,
+}
+
+struct Ran {
+    out: String,
+    err: String,
+    code: i32,
+}
+
+impl Ran {
+    fn both(&self) -> String {
+        format!("{}{}", self.out, self.err)
+    }
+}
+
+impl Xcat {
+    fn new() -> Xcat {
+        let bh = Bh::new();
+        let bindir = bh.path("bin");
+        std::fs::create_dir_all(&bindir).expect("mkdir bin");
+        let o = Command::new(bin())
+            .args(["links", bindir.to_str().expect("path")])
+            .output()
+            .expect("links");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Xcat { bh, bindir }
+    }
+
+    fn cmd(&self, name: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(self.bindir.join(name));
+        c.args(args)
+            .env("BOOTHERD_DB", &self.bh.db)
+            .env_remove("XCAT_NODE_PREFIX")
+            .env_remove("XCAT_NODE_SUFFIX")
+            .env_remove("XCAT_SKIPTABLES")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    fn run_in(&self, name: &str, args: &[&str], stdin: &str) -> Ran {
+        let mut c = self.cmd(name, args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let o: Output = child.wait_with_output().expect("wait");
+        Ran {
+            out: String::from_utf8_lossy(&o.stdout).into_owned(),
+            err: String::from_utf8_lossy(&o.stderr).into_owned(),
+            code: o.status.code().unwrap_or(-1),
+        }
+    }
+
+    fn run(&self, name: &str, args: &[&str]) -> Ran {
+        self.run_in(name, args, "")
+    }
+
+    /// Runs and expects exit 0; returns stdout.
+    fn ok(&self, name: &str, args: &[&str]) -> String {
+        let r = self.run(name, args);
+        assert_eq!(
+            r.code, 0,
+            "{name} {args:?} failed:\nstdout: {}\nstderr: {}",
+            r.out, r.err
+        );
+        r.out
+    }
+
+    /// Runs and expects exit 1; returns stdout+stderr.
+    fn fails(&self, name: &str, args: &[&str]) -> String {
+        let r = self.run(name, args);
+        assert_eq!(
+            r.code, 1,
+            "{name} {args:?} should exit 1:\nstdout: {}\nstderr: {}",
+            r.out, r.err
+        );
+        r.both()
+    }
+}
+
+#[test]
+fn help_version_and_usage_name_the_command_as_invoked() {
+    let x = Xcat::new();
+    // -h, -? and --help print the usage and exit 0 (tabutils.pm: $usage->(0)).
+    for (cmd, first) in [
+        ("nodels", "Usage:\n  nodels [noderange] [-b|--blame] [-H|--with-fieldname] [table.attribute | shortname] [-S][...]\n"),
+        ("tabdump", "Usage: tabdump [-d] [table]\n       tabdump      [table]\n"),
+        ("gettab", "Usage: gettab [-H|--with-fieldname] key=value,...  table.attribute ...\n       gettab [-?|-h|--help]\n"),
+        ("nodeadd", "Usage: nodeadd <noderange> groups=<groupnames> [table.column=value] [...]\n"),
+        ("nodech", "Usage: nodech <noderange> table.column=value [...]\n       nodech {-d | --delete} <noderange> <table> [...]\n"),
+        ("nodegrpch", "Usage: nodegrpch <group1,group2,...> [table.column=value] [...]\n"),
+        ("tabgrep", "Usage: tabgrep nodename\n       tabgrep [-?|-h|--help]\n"),
+        ("tabprune", "Usage: tabprune <tablename> [-V] -a\n"),
+        ("chtab", "Usage: chtab\n       To add or update rows for tables:\n"),
+        ("tabch", "Usage: tabch\n       To add or update rows for tables:\n"),
+        ("lsdef", "\nUsage: lsdef - List xCAT data object definitions.\n"),
+        ("makedhcp", "Usage: makedhcp -n\n\tmakedhcp -a\n"),
+    ] {
+        for flag in ["-h", "--help", "-?"] {
+            let r = x.run(cmd, &[flag]);
+            assert_eq!(r.code, 0, "{cmd} {flag}: {}", r.both());
+            assert!(r.out.starts_with(first), "{cmd} {flag} printed:\n{}", r.out);
+            assert!(!r.out.contains("bootherd"), "{cmd} {flag} names bootherd: {}", r.out);
+        }
+    }
+    // -v / --version (and Getopt::Long's -version) print the version and exit 0.
+    for cmd in [
+        "nodeadd",
+        "nodegrpch",
+        "tabdump",
+        "makenetworks",
+        "dumpxCATdb",
+        "tabprune",
+    ] {
+        for flag in ["-v", "--version"] {
+            let out = x.ok(cmd, &[flag]);
+            assert!(out.starts_with("Version "), "{cmd} {flag}: {out}");
+        }
+    }
+    // tabch says "tabch :Version …" (tabutils.pm), under the name it was run as.
+    assert!(x.ok("chtab", &["-v"]).starts_with("chtab :Version "));
+    assert!(x.ok("chtab", &["-version"]).starts_with("chtab :Version "));
+    // No arguments: usage, with xCAT's exit code for each command.
+    let r = x.run("chdef", &[]);
+    assert_eq!(r.code, 0, "defch_usage returns 0");
+    assert!(r
+        .out
+        .starts_with("\nUsage: chdef - Change xCAT data object definitions.\n"));
+    let r = x.run("mkdef", &[]);
+    assert_eq!(r.code, 0);
+    assert!(r
+        .out
+        .contains("Usage: mkdef - Create xCAT data object definitions."));
+    for cmd in [
+        "chtab",
+        "nodeadd",
+        "nodech",
+        "noderm",
+        "gettab",
+        "tabgrep",
+        "nodepurge",
+        "makedhcp",
+    ] {
+        let r = x.run(cmd, &[]);
+        assert_eq!(r.code, 1, "{cmd} with no arguments: {}", r.both());
+        assert!(r.out.contains(&format!("{cmd} ")), "{cmd}: {}", r.out);
+        assert!(r.out.contains("Usage"), "{cmd}: {}", r.out);
+    }
+    // Commands that work without arguments still do.
+    assert_eq!(x.run("nodels", &[]).code, 0);
+    assert!(x.ok("tabdump", &[]).lines().any(|l| l == "nodelist"));
+    // A malformed command line prints the usage and exits 1.
+    let r = x.run("gettab", &["-c"]);
+    assert_eq!(r.code, 1);
+    assert!(r.out.contains("Usage: gettab"), "{}", r.both());
+    let r = x.run("nodegrpch", &["-c"]);
+    assert_eq!(r.code, 1);
+    assert!(r.out.contains("Usage: nodegrpch"), "{}", r.both());
+}
+
+#[test]
+fn chdef_creates_changes_and_renames_as_xcat_does() {
+    let x = Xcat::new();
+    // A missing node is created (DBobjectdefs.pm defch).
+    let out = x.ok(
+        "chdef",
+        &["-t", "node", "-o", "switch-template", "groups=test"],
+    );
+    assert_eq!(
+        out,
+        "1 object definitions have been created or modified.\nNew object definitions 'switch-template' have been created.\n"
+    );
+    assert_eq!(
+        x.ok("lsdef", &["switch-template"]),
+        "Object name: switch-template\n    groups=test\n    objtype=node\n"
+    );
+    // Changing an existing one.
+    assert_eq!(
+        x.ok("chdef", &["switch-template", "groups=linux"]),
+        "1 object definitions have been created or modified.\n"
+    );
+    // -p and -m on lists.
+    x.ok("chdef", &["abcnode1", "-p", "groups=abc"]);
+    x.ok(
+        "chdef",
+        &["-p", "-t", "node", "-o", "abcnode1", "groups=all"],
+    );
+    assert_eq!(
+        x.ok("nodels", &["abcnode1", "groups"]),
+        "abcnode1: abc,all\n"
+    );
+    x.ok(
+        "chdef",
+        &["-m", "-t", "node", "-o", "abcnode1", "groups=abc"],
+    );
+    assert_eq!(x.ok("nodels", &["abcnode1", "groups"]), "abcnode1: all\n");
+    // A new node needs its groups.
+    let e = x.fails("chdef", &["newnode", "arch=x86_64"]);
+    assert!(e.contains("Error: Attribute 'groups' is not specified for node 'newnode', skipping to the next node.\n"), "{e}");
+    assert!(e.contains("Error: One or more errors occured when attempting to create or modify xCAT object definitions.\n"), "{e}");
+    // -m on something that does not exist.
+    let e = x.fails("chdef", &["-m", "ghost", "groups=all"]);
+    assert!(
+        e.contains("The '-m' option is not valid since the 'ghost' definition does not exist."),
+        "{e}"
+    );
+    // Unknown attribute and type.
+    let e = x.fails("chdef", &["abcnode1", "colour=blue"]);
+    assert!(
+        e.contains("Error: 'colour' is not a valid attribute name for an object type of 'node'.\n"),
+        "{e}"
+    );
+    let e = x.fails(
+        "chdef",
+        &["-t", "wrongtype", "-o", "testnode", "groups=all,aix"],
+    );
+    assert!(e.contains("not a valid"), "{e}");
+    // Nothing to change.
+    assert_eq!(
+        x.ok("chdef", &["abcnode1"]),
+        "No object definitions have been created or modified.\n"
+    );
+    // -n renames everything the object has.
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testnode1",
+            "mgt=hmc",
+            "cons=hmc",
+            "groups=all,systemp",
+        ],
+    );
+    assert_eq!(
+        x.ok("chdef", &["testnode1", "-n", "testnode2"]),
+        "Changed the object name from testnode1 to testnode2.\n"
+    );
+    let e = x.fails("lsdef", &["testnode1"]);
+    assert_eq!(
+        e,
+        "Error: Could not find an object named 'testnode1' of type 'node'.\n"
+    );
+    let l = x.ok("lsdef", &["testnode2"]);
+    for want in [
+        "Object name: testnode2\n",
+        "    mgt=hmc\n",
+        "    cons=hmc\n",
+        "    groups=all,systemp\n",
+    ] {
+        assert!(l.contains(want), "{l}");
+    }
+    let e = x.fails("chdef", &["testnode2", "-n", "abcnode1"]);
+    assert!(e.contains("Object abcnode1 already exists."), "{e}");
+    let e = x.fails("chdef", &["nosuch", "-n", "other"]);
+    assert!(e.contains("The nosuch is not a valid object."), "{e}");
+    let e = x.fails("chdef", &["testnode2", "-p", "-n", "x"]);
+    assert!(
+        e.contains("Cannot combine '-n' and '-d','-p','-m','-z','-w' options."),
+        "{e}"
+    );
+    // The site object.
+    assert_eq!(
+        x.ok("chdef", &["-t", "site", "clustersite", "dhcplease=300"]),
+        "1 object definitions have been created or modified.\n"
+    );
+    assert_eq!(
+        x.ok("lsdef", &["-t", "site", "clustersite", "-i", "dhcplease"]),
+        "Object name: clustersite\n    dhcplease=300\n"
+    );
+    // mkdef over an existing definition: a warning, nothing changed, exit 1.
+    let r = x.run("mkdef", &["-t", "node", "testnode2", "groups=x"]);
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("Warning: A definition for 'testnode2' already exists. No changes will be made.  Run again with '-f' option to force replace.\n"), "{}", r.err);
+    assert!(r
+        .err
+        .contains("Error: 0 object definitions have been created or modified.\n"));
+    // rmdef.
+    assert_eq!(
+        x.ok("rmdef", &["testnode2,switch-template"]),
+        "2 object definitions have been removed.\n"
+    );
+    let r = x.run("rmdef", &["testnode2"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.err,
+        "Error: Could not find an object named 'testnode2' of type 'node'.\n"
+    );
+    assert_eq!(
+        r.out,
+        "No objects have been removed from the xCAT database.\n"
+    );
+}
+
+#[test]
+fn networks_need_net_and_mask_and_may_not_repeat_them() {
+    let x = Xcat::new();
+    assert_eq!(
+        x.ok("chdef", &["-t", "network", "aaaaa_not_exist"]),
+        "No object definitions have been created or modified.\n"
+    );
+    for args in [
+        vec!["-t", "network", "aaaaa_not_exist", "mtu=1500"],
+        vec![
+            "-t",
+            "network",
+            "aaaaa_not_exist",
+            "mtu=1500",
+            "net=10.0.0.0",
+        ],
+        vec![
+            "-t",
+            "network",
+            "aaaaa_not_exist",
+            "mtu=1500",
+            "mask=255.255.255.0",
+        ],
+    ] {
+        let e = x.fails("chdef", &args);
+        assert!(
+            e.contains(
+                "Net or mask value should not be empty for xCAT network object 'aaaaa_not_exist'."
+            ),
+            "{e}"
+        );
+    }
+    assert!(x
+        .ok(
+            "chdef",
+            &[
+                "-t",
+                "network",
+                "aaaaa_not_exist",
+                "mask=255.255.255.0",
+                "net=100.0.0.0",
+                "mtu=1500"
+            ]
+        )
+        .starts_with("1 object definitions have been created or modified.\n"));
+    x.ok(
+        "chdef",
+        &["-t", "network", "aaaaa_not_exist", "gateway=10.0.0.101"],
+    );
+    assert!(x
+        .ok(
+            "lsdef",
+            &["-t", "network", "aaaaa_not_exist", "-i", "gateway"]
+        )
+        .contains("gateway=10.0.0.101"));
+    let e = x.fails(
+        "chdef",
+        &[
+            "-t",
+            "network",
+            "bbbbb_not_exist",
+            "mask=255.255.255.0",
+            "net=100.0.0.0",
+        ],
+    );
+    assert!(e.contains("A network definition called 'aaaaa_not_exist' already exists that contains the same net and mask values. Cannot create a definition for 'bbbbb_not_exist'."), "{e}");
+    // The same rule for stanza input.
+    let r = x.run_in(
+        "mkdef",
+        &["-z"],
+        "\nbbbbb_not_exist:\n    objtype=network\n    net=150.0.0.0\n",
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.err.contains("Net or mask value should not be empty"),
+        "{}",
+        r.err
+    );
+    assert_eq!(
+        x.run("lsdef", &["-t", "network", "-o", "bbbbb_not_exist"])
+            .code,
+        1
+    );
+}
+
+#[test]
+fn groups_static_members_and_dynamic_conditions() {
+    let x = Xcat::new();
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testnode1-testnode2",
+            "mgt=hmc",
+            "cons=hmc",
+            "groups=all,systemp",
+        ],
+    );
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testnode3-testnode4",
+            "mgt=hmc",
+            "cons=ipmi",
+            "groups=all,systemx",
+        ],
+    );
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "group",
+            "-o",
+            "testgrp1",
+            "members=testnode1,testnode3",
+        ],
+    );
+    assert_eq!(
+        x.ok("lsdef", &["-s", "testgrp1"]),
+        "testnode1  (node)\ntestnode3  (node)\n"
+    );
+    x.ok(
+        "chdef",
+        &[
+            "-t",
+            "group",
+            "-o",
+            "testgrp1",
+            "-p",
+            "members=testnode2,testnode4",
+        ],
+    );
+    assert_eq!(
+        x.ok("nodels", &["testgrp1"]),
+        "testnode1\ntestnode2\ntestnode3\ntestnode4\n"
+    );
+    x.ok(
+        "chdef",
+        &[
+            "-t",
+            "group",
+            "-o",
+            "testgrp1",
+            "-m",
+            "members=testnode1,testnode2",
+        ],
+    );
+    assert_eq!(x.ok("nodels", &["testgrp1"]), "testnode3\ntestnode4\n");
+    // A plain members= list replaces the membership.
+    x.ok("chdef", &["-t", "group", "testgrp1", "members=testnode2"]);
+    assert_eq!(x.ok("nodels", &["testgrp1"]), "testnode2\n");
+    // Dynamic groups: -w replaces the conditions, -p adds to them, -m takes them away.
+    x.ok(
+        "mkdef",
+        &["-t", "group", "-o", "dyngrp", "-d", "-w", "cons==hmc"],
+    );
+    assert_eq!(x.ok("nodels", &["dyngrp"]), "testnode1\ntestnode2\n");
+    x.ok(
+        "chdef",
+        &["-t", "group", "-o", "dyngrp", "-d", "-w", "mgt==hmc"],
+    );
+    assert_eq!(
+        x.ok("nodels", &["dyngrp"]),
+        "testnode1\ntestnode2\ntestnode3\ntestnode4\n"
+    );
+    x.ok(
+        "chdef",
+        &[
+            "-t",
+            "group",
+            "-o",
+            "dyngrp",
+            "-d",
+            "-p",
+            "-w",
+            "cons==hmc",
+            "-w",
+            "groups=~systemp",
+        ],
+    );
+    assert_eq!(x.ok("nodels", &["dyngrp"]), "testnode1\ntestnode2\n");
+    assert!(x
+        .ok("lsdef", &["-t", "group", "-o", "dyngrp"])
+        .contains("    wherevals=mgt==hmc::cons==hmc::groups=~systemp\n"));
+    x.ok(
+        "chdef",
+        &[
+            "-t",
+            "group",
+            "-o",
+            "dyngrp",
+            "-d",
+            "-m",
+            "-w",
+            "cons==hmc",
+            "-w",
+            "groups=~systemp",
+        ],
+    );
+    assert_eq!(
+        x.ok("nodels", &["dyngrp"]),
+        "testnode1\ntestnode2\ntestnode3\ntestnode4\n"
+    );
+    let e = x.fails("chdef", &["-t", "group", "dyngrp", "mgt=ipmi"]);
+    assert!(
+        e.contains("Can not assign attributes to dynamic node group 'dyngrp'."),
+        "{e}"
+    );
+}
+
+#[test]
+fn stanza_files_out_of_lsdef_and_into_mkdef_and_chdef() {
+    let x = Xcat::new();
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testnode",
+            "groups=all",
+            "arch=x86_64",
+            "ip=10.0.0.5",
+        ],
+    );
+    // lsdef -z: the header, then a blank line, "name:", objtype first, attributes sorted.
+    let z = x.ok("lsdef", &["testnode", "-z"]);
+    assert_eq!(
+        z,
+        "# <xCAT data object stanza file>\n\ntestnode:\n    objtype=node\n    arch=x86_64\n    groups=all\n    ip=10.0.0.5\n"
+    );
+    // chdef -z reads it back (the xCAT chdef_z case: s/all/aix/ then cat | chdef -z).
+    let r = x.run_in("chdef", &["-z"], &z.replace("all", "aix"));
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert!(x
+        .ok("lsdef", &["testnode", "-l"])
+        .contains("    groups=aix\n"));
+    // -z does not combine with a noderange or -t.
+    let e = x.fails("chdef", &["-z", "testnode"]);
+    assert!(
+        e.contains("Cannot use '-z' with '-o' or a noderange."),
+        "{e}"
+    );
+    let e = x.fails("mkdef", &["-z", "-t", "node"]);
+    assert!(
+        e.contains("Cannot combine '-t' and '-a', '-z', or '-x' options."),
+        "{e}"
+    );
+    // mkdef -z on a fresh store, with defaults for a type and several types in one file.
+    let y = Xcat::new();
+    let text = "# <xCAT data object stanza file>\n\ndefault-node:\n    groups=compute,all\n\nn1:\n    objtype=node\n    ip=10.0.0.1\n\nn2:\n    objtype=node\n    ip=10.0.0.2\n    groups=gpu,all\n\nnet1:\n    objtype=network\n    net=10.0.0.0\n    mask=255.255.255.0\n";
+    let r = y.run_in("mkdef", &["-z"], text);
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert_eq!(
+        r.out,
+        "3 object definitions have been created or modified.\n"
+    );
+    assert_eq!(
+        y.ok("nodels", &["n1,n2", "groups"]),
+        "n1: compute,all\nn2: gpu,all\n"
+    );
+    assert!(y
+        .ok("lsdef", &["-t", "network", "-l"])
+        .contains("    net=10.0.0.0\n"));
+    let r = y.run_in("mkdef", &["-z"], "n3:\n    ip=1.2.3.4\n");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.err
+            .contains("No objtype value was specified for 'n3'. Cannot create object definition."),
+        "{}",
+        r.err
+    );
+}
+
+#[test]
+fn tabdump_where_operators_and_chtab_partial_keys() {
+    let x = Xcat::new();
+    x.ok("nodeadd", &["n001-n012", "groups=all"]);
+    x.ok("chtab", &["node=n003", "nodelist.comments=three"]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec![];
+        for w in args {
+            a.push("-w");
+            a.push(*w);
+        }
+        a.push("nodelist");
+        x.ok("tabdump", &a)
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(names(&["node==n002"]), ["n002"]);
+    assert_eq!(names(&["node=~n01%"]), ["n010", "n011", "n012"]);
+    assert_eq!(names(&["node=~/N00_/", "node>=n008"]), ["n008", "n009"]);
+    assert_eq!(names(&["node<n003"]), ["n001", "n002"]);
+    assert_eq!(names(&["node<=n002"]), ["n001", "n002"]);
+    assert_eq!(names(&["node>n011"]), ["n012"]);
+    assert_eq!(names(&["node!~%0_", "node!=n011"]), ["n010", "n012"]);
+    // SQL: a NULL column matches no comparison.
+    assert_eq!(names(&["comments!=x"]), ["n003"]);
+    // Nothing matches: just the header.
+    assert_eq!(names(&["node==zzz"]), Vec::<String>::new());
+    let e = x.fails("tabdump", &["-w", "nosuch==1", "nodelist"]);
+    assert!(
+        e.contains("No column \"nosuch\" in table \"nodelist\""),
+        "{e}"
+    );
+    let e = x.fails("tabdump", &["nosuchtable"]);
+    assert!(e.contains("No such table: nosuchtable"), "{e}");
+    // chtab with part of a key creates the row, the rest of the key coming from the values.
+    x.ok(
+        "chtab",
+        &[
+            "key=system",
+            "passwd.username=root",
+            "passwd.password=cluster",
+        ],
+    );
+    assert_eq!(
+        x.ok("tabdump", &["passwd"]),
+        "#key,username,password,cryptmethod,authdomain,comments,disable\n\"system\",\"root\",\"cluster\",,,,\n"
+    );
+    x.ok("chtab", &["key=system", "passwd.password=other"]);
+    assert!(x
+        .ok("tabdump", &["passwd"])
+        .contains("\"system\",\"root\",\"other\",,,,\n"));
+    let e = x.fails("chtab", &["key=x", "nosuch.value=1"]);
+    assert!(e.contains("Table nosuch does not exist."), "{e}");
+    let e = x.fails("chtab", &["foo=x", "site.value=1"]);
+    assert!(e.contains("No column \"foo\" in table \"site\""), "{e}");
+    let e = x.fails("chtab", &["key=x", "site.nosuch=1"]);
+    assert!(
+        e.contains("site.nosuch not a valid table.column description"),
+        "{e}"
+    );
+}
+
+#[test]
+fn gettab_tabgrep_nodegrpch_nodepurge() {
+    let x = Xcat::new();
+    assert_eq!(x.ok("gettab", &["key=xcatdport", "site.value"]), "3001\n");
+    assert_eq!(
+        x.ok("gettab", &["-H", "key=xcatdport", "site.value"]),
+        "site.value: 3001\n"
+    );
+    let e = x.fails("gettab", &["-H", "groups=master", "site.key"]);
+    assert!(e.contains("Error: Unknown key groups to site"), "{e}");
+    // tabgrep names the tables that hold the node (tables sorted here; xCAT's are hash-ordered).
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "testnode",
+            "groups=all",
+            "mgt=ipmi",
+            "ip=10.9.0.1",
+        ],
+    );
+    assert_eq!(x.ok("tabgrep", &["testnode"]), "hosts\nnodehm\nnodelist\n");
+    let e = x.fails("tabgrep", &["nonode"]);
+    assert!(
+        e.contains("Invalid nodes and/or groups in noderange: nonode"),
+        "{e}"
+    );
+    // nodegrpch sets the group's own row; members inherit it.
+    x.ok(
+        "chdef",
+        &["-t", "node", "-o", "gnode", "groups=rh4.1234567890"],
+    );
+    x.ok("nodegrpch", &["rh4.1234567890", "nodehm.mgt=hmc"]);
+    assert!(x
+        .ok("lsdef", &["-t", "node", "-o", "gnode", "-i", "mgt"])
+        .contains("mgt=hmc"));
+    let e = x.fails("nodegrpch", &["rh4.1234567890", "nodelist.groups=x"]);
+    assert!(
+        e.contains("Group membership is not changeable via nodegrpch"),
+        "{e}"
+    );
+    let e = x.fails("nodegrpch", &["rh4.1234567890", "nodehm.mgt,=x"]);
+    assert!(
+        e.contains(",= and ^= are not supported by nodegrpch"),
+        "{e}"
+    );
+    // nodepurge: the node's hosts lines go, then its definition.
+    let hosts = x.bh.file(
+        "hosts",
+        "127.0.0.1 localhost\n10.9.0.1 testnode testnode.cluster\n10.9.0.2 other\n",
+    );
+    let o = x
+        .cmd("nodepurge", &["testnode", "--hosts-file", &hosts])
+        .output()
+        .expect("nodepurge");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&hosts).expect("hosts"),
+        "127.0.0.1 localhost\n10.9.0.2 other\n"
+    );
+    assert!(std::fs::read_to_string(format!("{hosts}.xcatbak"))
+        .expect("backup")
+        .contains("testnode"));
+    let e = x.fails("lsdef", &["-t", "node", "testnode"]);
+    assert!(
+        e.contains("Could not find an object named 'testnode' of type 'node'."),
+        "{e}"
+    );
+}
+
+#[test]
+fn tabprune_the_audit_and_event_logs() {
+    let x = Xcat::new();
+    x.ok("chtab", &["key=auditskipcmds", "site.value="]);
+    for i in 0..6 {
+        x.ok(
+            "chtab",
+            &["key=domain", &format!("site.value=d{i}.example")],
+        );
+    }
+    let rows = |x: &Xcat| x.ok("tabdump", &["auditlog"]).lines().count() - 1;
+    let before = rows(&x);
+    assert!(before >= 7, "{before} audit rows");
+    // -V -n 3: the three oldest, printed as tabdump prints them.
+    let out = x.ok("tabprune", &["auditlog", "-V", "-n", "3"]);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(out.starts_with("#recid,audittime,"), "{out}");
+    assert_eq!(rows(&x), before - 3);
+    assert_eq!(
+        x.ok("tabprune", &["auditlog", "-p", "50"]),
+        "tabprune of auditlog complete.\n"
+    );
+    assert!(rows(&x) < before - 3);
+    assert_eq!(
+        x.ok("tabprune", &["auditlog", "-a"]),
+        "tabprune of auditlog complete.\n"
+    );
+    assert_eq!(rows(&x), 0);
+    for (args, msg) in [
+        (vec![], "Table name required."),
+        (
+            vec!["nodelist", "-n", "1"],
+            "Table nodelist not supported, see tabprune -h for supported tables.",
+        ),
+        (
+            vec!["auditlog"],
+            "One option -p or -i or -n or -a or -d must be supplied.",
+        ),
+        (
+            vec!["auditlog", "-a", "-n", "2"],
+            "Only one option -p or -i or -n or -a maybe used at a time.",
+        ),
+    ] {
+        let e = x.fails("tabprune", &args);
+        assert_eq!(e, format!("{msg}\n"), "tabprune {args:?}");
+    }
+}
+
+#[test]
+fn dumpxcatdb_and_restorexcatdb_round_trip() {
+    let x = Xcat::new();
+    x.ok(
+        "nodeadd",
+        &[
+            "cn[01-04]",
+            "groups=compute,all",
+            "hosts.ip=|cn(\\d+)|10.0.0.($1+0)|",
+        ],
+    );
+    x.ok(
+        "chtab",
+        &[
+            "key=system",
+            "passwd.username=root",
+            "passwd.password=secret",
+        ],
+    );
+    x.ok("chtab", &["key=auditskipcmds", "site.value="]);
+    let dir = x.bh.path("db");
+    let d = dir.to_str().expect("path");
+    let out = x.ok("dumpxCATdb", &["-p", d, "-V"]);
+    assert!(
+        out.contains("Skipping eventlog\n") && out.contains("Skipping auditlog\n"),
+        "{out}"
+    );
+    assert!(out.contains("Dumping site\n"), "{out}");
+    assert!(out.ends_with("Backup Complete.\n"), "{out}");
+    assert!(dir.join("site.csv").exists() && !dir.join("auditlog.csv").exists());
+    // -a includes the logs; site.skiptables leaves tables out.
+    let all = x.bh.path("all");
+    x.ok("dumpxCATdb", &["-a", "-p", all.to_str().expect("path")]);
+    assert!(all.join("auditlog.csv").exists() && all.join("eventlog.csv").exists());
+    x.ok("chtab", &["key=skiptables", "site.value=hosts,passwd"]);
+    let sk = x.bh.path("skip");
+    let out = x.ok("dumpxCATdb", &["-p", sk.to_str().expect("path"), "-V"]);
+    assert!(out.contains("Skipping passwd\n"), "{out}");
+    assert!(!sk.join("hosts.csv").exists() && !sk.join("passwd.csv").exists());
+    x.ok("chtab", &["key=skiptables", "site.value="]);
+    // Restore into a fresh store: every table reads back as it was dumped.
+    let y = Xcat::new();
+    let out = y.ok("restorexCATdb", &["-p", d]);
+    assert!(out.ends_with("Restore of Database Complete.\n"), "{out}");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("readdir") {
+        let p = e.expect("entry").path();
+        let t = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_string();
+        let want = std::fs::read_to_string(&p).expect("read");
+        assert_eq!(y.ok("tabdump", &[&t]), want, "table {t}");
+        n += 1;
+    }
+    assert!(n > 40, "{n} tables dumped");
+    assert_eq!(y.ok("nodels", &["cn03", "hosts.ip"]), "cn03: 10.0.0.3\n");
+    let e = x.fails("dumpxCATdb", &[]);
+    assert!(
+        e.contains("Requires -p with path to directory to hold db files."),
+        "{e}"
+    );
+    let e = x.fails("restorexCATdb", &["-p", "/nonexistent/dir"]);
+    assert!(e.contains("Input path must exist"), "{e}");
+}
+
+#[test]
+fn bare_numbers_take_xcat_node_prefix_and_suffix() {
+    let x = Xcat::new();
+    x.ok("nodeadd", &["node5,cn5-ib,cn6-ib", "groups=all"]);
+    assert_eq!(x.ok("nodels", &["5"]), "node5\n");
+    let o = x
+        .cmd("nodels", &["5-6"])
+        .env("XCAT_NODE_PREFIX", "cn")
+        .env("XCAT_NODE_SUFFIX", "-ib")
+        .output()
+        .expect("nodels");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "cn5-ib\ncn6-ib\n");
+}
+
+/// The acceptance script: written as for an xCAT management node, run with the command links
+/// first in PATH. It defines a cluster, dumps it with lsdef -z, rebuilds it on a fresh store with
+/// mkdef -z, and checks that dumpxCATdb/restorexCATdb round trips change nothing.
+#[test]
+fn an_xcat_script_defines_dumps_and_restores_a_cluster() {
+    let x = Xcat::new();
+    let fresh = Bh::new();
+    let fresh2 = Bh::new();
+    let work = x.bh.path("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let script = r#"
+set -e
+chtab key=domain site.value=cluster.example
+chtab key=system passwd.username=root passwd.password=cluster
+chdef -t network -o net10 net=10.0.0.0 mask=255.255.0.0 gateway=10.0.0.254 dhcpserver=10.0.0.1
+nodeadd cn[001-008] groups=compute,all
+chtab node=compute nodehm.mgt=ipmi noderes.netboot=xnba 'hosts.ip=|\D+(\d+)$|10.0.1.($1+0)|' 'ipmi.bmc=|\D+(\d+)$|10.0.2.($1+0)|'
+chdef -t group compute os=rhels9.4 arch=x86_64 profile=compute
+chdef gpu01 groups=gpu,compute,all ip=10.0.3.1 mac=52:54:00:00:03:01
+chdef -t group -o gpu -p members=cn008
+chdef -t osimage -o rhels9.4-x86_64-netboot-compute imagetype=linux provmethod=netboot osvers=rhels9.4 osarch=x86_64 profile=compute
+mkdef -t group -o ipmi-nodes -d -w mgt==ipmi
+dumpxCATdb -p db1
+BOOTHERD_DB=$FRESH restorexCATdb -p db1
+BOOTHERD_DB=$FRESH dumpxCATdb -p db2
+for f in db1/*.csv; do cmp "$f" "db2/$(basename "$f")"; done
+lsdef -t node,group,osimage,network -z > before.stanza
+BOOTHERD_DB=$FRESH2 mkdef -z < before.stanza
+BOOTHERD_DB=$FRESH2 lsdef -t node,group,osimage,network -z > after.stanza
+cmp before.stanza after.stanza
+nodels ipmi-nodes
+"#;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&work)
+        .env("PATH", format!("{}:{path}", x.bindir.display()))
+        .env("BOOTHERD_DB", &x.bh.db)
+        .env("FRESH", &fresh.db)
+        .env("FRESH2", &fresh2.db)
+        .env_remove("XCAT_SKIPTABLES")
+        .output()
+        .expect("sh");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "script failed:\nstdout: {out}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The dynamic group holds the ipmi nodes (gpu01 inherits mgt from compute).
+    assert!(
+        out.ends_with("cn001\ncn002\ncn003\ncn004\ncn005\ncn006\ncn007\ncn008\ngpu01\n"),
+        "{out}"
+    );
+    let stanza = std::fs::read_to_string(work.join("before.stanza")).expect("stanza");
+    for want in [
+        "# <xCAT data object stanza file>\n",
+        "\ncn003:\n    objtype=node\n",
+        "    ip=10.0.1.3\n",
+        "    bmc=10.0.2.3\n",
+        "\nnet10:\n    objtype=network\n",
+        "    wherevals=mgt==ipmi\n",
+    ] {
+        assert!(stanza.contains(want), "stanza lacks {want:?}:\n{stanza}");
+    }
+}
