@@ -930,3 +930,52 @@ nodels ipmi-nodes
         assert!(stanza.contains(want), "stanza lacks {want:?}:\n{stanza}");
     }
 }
+
+#[test]
+fn a_lone_capture_over_zero_padded_digits_is_their_number() {
+    let x = Xcat::new();
+    x.ok("nodeadd", &["node001-node003", "groups=compute,all"]);
+    x.ok(
+        "chtab",
+        &["node=compute", r"hosts.hostnames=|\D+(\d+)$|node($1)-ib|"],
+    );
+    assert_eq!(
+        x.ok("nodels", &["node002", "hosts.hostnames"]),
+        "node002: node2-ib\n"
+    );
+}
+
+/// A new store holds what xCAT's xcatconfig (initDB) puts in a new database.
+#[test]
+fn a_new_store_is_seeded_as_xcatconfig_seeds_one() {
+    let x = Xcat::new();
+    assert_eq!(
+        x.ok("tabdump", &["policy"]),
+        "#priority,name,host,commands,noderange,parameters,time,rule,comments,disable\n\
+         \"1\",\"root\",,,,,,\"allow\",,\n\
+         \"2\",,,\"getbmcconfig\",,,,\"allow\",,\n\
+         \"2.1\",,,\"remoteimmsetup\",,,,\"allow\",,\n\
+         \"2.3\",,,\"lsxcatd\",,,,\"allow\",,\n\
+         \"3\",,,\"nextdestiny\",,,,\"allow\",,\n\
+         \"4\",,,\"getdestiny\",,,,\"allow\",,\n\
+         \"4.4\",,,\"getpostscript\",,,,\"allow\",,\n\
+         \"4.5\",,,\"getcredentials\",,,,\"allow\",,\n\
+         \"4.6\",,,\"syncfiles\",,,,\"allow\",,\n\
+         \"4.7\",,,\"litefile\",,,,\"allow\",,\n\
+         \"4.8\",,,\"litetree\",,,,\"allow\",,\n\
+         \"4.9\",,,\"getadapter\",,,,\"allow\",,\n"
+    );
+    let site = x.ok("tabdump", &["site"]);
+    for kv in [
+        "\"SNsyncfiledir\",\"/var/xcat/syncfiles\"",
+        "\"nodesyncfiledir\",\"/var/xcat/node/syncfiles\"",
+        "\"vsftp\",\"n\"",
+        "\"cleanupxcatpost\",\"no\"",
+        "\"xcattlspolicy\",\"modern\"",
+        "\"sshbetweennodes\",\"ALLGROUPS\"",
+        "\"dhcplease\",\"43200\"",
+    ] {
+        assert!(site.contains(kv), "site lacks {kv}: {site}");
+    }
+    assert_eq!(x.ok("gettab", &["key=vsftp", "site.value"]), "n\n");
+}

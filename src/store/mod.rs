@@ -188,10 +188,46 @@ impl Store {
             ("dhcpomapikeyname", "xcat_key"),
             ("omapiport", "7911"),
             ("nfsport", "2049"),
+            // The rest of xcatconfig's initDB keys.
+            ("SNsyncfiledir", "/var/xcat/syncfiles"),
+            ("enableASMI", "no"),
+            ("db2installloc", "/mntdb2"),
+            ("vsftp", "n"),
+            ("cleanupxcatpost", "no"),
+            ("cleanupdiskfullxcatpost", "no"),
+            ("auditnosyslog", "0"),
+            ("xcatsslversion", ""),
+            ("xcattlspolicy", "modern"),
+        ];
+        // xcatconfig's default policy rows (Linux), priority → (commands, name).
+        let policy: &[(&str, Option<&str>, Option<&str>)] = &[
+            ("1", None, Some("root")),
+            ("2", Some("getbmcconfig"), None),
+            ("2.1", Some("remoteimmsetup"), None),
+            ("2.3", Some("lsxcatd"), None),
+            ("3", Some("nextdestiny"), None),
+            ("4", Some("getdestiny"), None),
+            ("4.4", Some("getpostscript"), None),
+            ("4.5", Some("getcredentials"), None),
+            ("4.6", Some("syncfiles"), None),
+            ("4.7", Some("litefile"), None),
+            ("4.8", Some("litetree"), None),
+            ("4.9", Some("getadapter"), None),
         ];
         self.write(None, |tx| {
             for (k, v) in defaults {
                 tx.set("site", &[k], &[("value", Some(v))])?;
+            }
+            for (prio, commands, name) in policy {
+                tx.set(
+                    "policy",
+                    &[prio],
+                    &[
+                        ("name", *name),
+                        ("commands", *commands),
+                        ("rule", Some("allow")),
+                    ],
+                )?;
             }
             Ok(())
         })
