@@ -72,9 +72,21 @@ fn makenetworks_defines_the_networks_on_this_machines_interfaces() {
         !nets.contains("127.0.0"),
         "loopback is not a cluster network: {nets}"
     );
-    // Running it again keeps what is there.
-    let again = run(&["makenetworks"]);
+    // Running it again keeps what is there, with xCAT's warning (networks.pm); a network name
+    // on the command line is ignored as xCAT ignores it, and -V is accepted.
+    let again = run(&["makenetworks", "-V", "10_99_7_0-255_255_255_0"]);
     assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already defined"));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("Warning: The network entry '10_99_7_0-255_255_255_0' already exists in xCAT networks table. Cannot create a definition for '10_99_7_0-255_255_255_0'"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(bh.ok(&["tabdump", "networks"]), nets);
+    // -d -V shows stanzas in networks.pm's order: net, mask, gateway, mgtifname, mtu.
+    let shown = run(&["makenetworks", "-d", "-V"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("10_99_7_0-255_255_255_0:\n    objtype=network\n    net=10.99.7.0\n    mask=255.255.255.0\n    gateway=10.99.7.254\n    mgtifname=mgmt0\n    mtu=1500\n"),
+        "{text}"
+    );
 }

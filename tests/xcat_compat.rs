@@ -979,3 +979,72 @@ fn a_new_store_is_seeded_as_xcatconfig_seeds_one() {
     }
     assert_eq!(x.ok("gettab", &["key=vsftp", "site.value"]), "n\n");
 }
+
+/// makedhcp -n on a machine without the named interfaces (a container, a namespace) warns and
+/// exits 0 as xCAT's does; a node with a MAC and no address is warned about and still defined;
+/// only a broken configuration is an error.
+#[test]
+fn makedhcp_warns_where_xcat_warns() {
+    let x = Xcat::new();
+    x.ok("chtab", &["key=dhcpinterfaces", "site.value=nosuchif0"]);
+    x.ok(
+        "chdef",
+        &[
+            "-t",
+            "network",
+            "-o",
+            "lab",
+            "net=10.77.0.0",
+            "mask=255.255.255.0",
+        ],
+    );
+    let r = x.run("makedhcp", &["-n"]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert!(
+        r.err.contains("Warning: site.dhcpinterfaces: nosuchif0"),
+        "{}",
+        r.err
+    );
+    // MAC, no IP (the xCAT makedhcp_a_linux case): a warning, exit 0.
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testnode1",
+            "groups=compute",
+            "mac=11:22:33:44:55:66",
+            "arch=ppc64",
+        ],
+    );
+    let r = x.run("makedhcp", &["-a"]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert!(
+        r.err
+            .contains("Warning: The hostname testnode1 of node testnode1 could not be resolved.\n"),
+        "{}",
+        r.err
+    );
+    // No MAC: xCAT's warning.
+    x.ok(
+        "mkdef",
+        &["-t", "node", "-o", "testnode2", "groups=compute"],
+    );
+    let r = x.run("makedhcp", &["testnode2"]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert!(
+        r.err
+            .contains("Warning: Unable to find mac address for testnode2\n"),
+        "{}",
+        r.err
+    );
+    // A network whose address is not one: the configuration is broken, exit 1.
+    x.ok(
+        "chtab",
+        &["net=10.0.0.300,mask=255.255.255.0", "networks.netname=bad"],
+    );
+    let r = x.run("makedhcp", &["-n"]);
+    assert_eq!(r.code, 1, "{}", r.both());
+    assert!(r.err.contains("Error: network 'bad'"), "{}", r.err);
+}

@@ -57,9 +57,12 @@ fn new_secret() -> anyhow::Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(chars))
 }
 
-/// Every problem with the configuration that would stop nodes from being answered.
-fn check(r: &Resolver, view: &DhcpView) -> anyhow::Result<Vec<String>> {
-    let mut problems = view.problems.clone();
+/// What is wrong: the configuration's own errors (a broken network or node entry), and warnings
+/// about this machine (no site.dhcpinterfaces, an interface that is not here, no networks yet, no
+/// OMAPI key), which xCAT's `makedhcp -n` also only warns about.
+fn check(r: &Resolver, view: &DhcpView) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let broken = view.problems.clone();
+    let mut problems = Vec::new();
     let addrs: Vec<(String, std::net::Ipv4Addr)> = nix::ifaddrs::getifaddrs()
         .map(|it| {
             it.filter_map(|i| {
@@ -109,7 +112,7 @@ fn check(r: &Resolver, view: &DhcpView) -> anyhow::Result<Vec<String>> {
             "no OMAPI key (passwd key=omapi username={key}); makedhcp -n creates it"
         ));
     }
-    Ok(problems)
+    Ok((broken, problems))
 }
 
 pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
@@ -133,19 +136,22 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
             r.invalidate("passwd");
         }
         let view = config::build(&r, &hostname())?;
-        let problems = check(&r, &view)?;
-        for p in &problems {
+        let (broken, warnings) = check(&r, &view)?;
+        for p in &warnings {
             eprintln!("Warning: {p}");
+        }
+        for p in &broken {
+            eprintln!("Error: {p}");
         }
         println!(
             "DHCP configuration: {} network(s), {} node MAC(s), lease time {} s, {} problem(s).",
             view.subnets.len(),
             view.hosts.len(),
             view.lease_time,
-            problems.len()
+            broken.len() + warnings.len()
         );
         if a.noderange.is_none() && !a.all {
-            return Ok(if problems.is_empty() {
+            return Ok(if broken.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -158,12 +164,13 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
         (None, false) if a.new => return Ok(ExitCode::SUCCESS),
         (None, false) => bail!("give a noderange or -a (see makedhcp --help)"),
     };
-    let exp = r.noderange(&range, true)?;
-    let mut failed = report_missing(&exp.missing);
-    let nodes = if a.all && a.noderange.is_none() {
-        r.membership()?.nodes.iter().cloned().collect()
+    // -a is every node, whatever groups they are in.
+    let (nodes, mut failed) = if a.all && a.noderange.is_none() {
+        (r.membership()?.nodes.iter().cloned().collect(), false)
     } else {
-        exp.nodes
+        let exp = r.noderange(&range, true)?;
+        let failed = report_missing(&exp.missing);
+        (exp.nodes, failed)
     };
 
     if a.delete {
@@ -200,11 +207,9 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
         let entries: Vec<(&String, &config::HostEntry)> =
             view.hosts.iter().filter(|(_, h)| h.node == *node).collect();
         if entries.is_empty() {
-            writeln!(
-                out,
-                "{node}: Error: no MAC address (mac.mac); it cannot be answered by DHCP"
-            )?;
-            failed = true;
+            // A warning in xCAT too: the other nodes are still defined.
+            out.flush()?;
+            eprintln!("Warning: Unable to find mac address for {node}");
             continue;
         }
         let mut entries = entries;
@@ -218,12 +223,13 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             let Some(ip) = h.ip else {
-                writeln!(
-                    out,
-                    "{node}: Error: {mac} has no address (no hosts.ip and '{}' does not resolve)",
+                // xCAT warns and still defines the MAC, which then gets a dynamic address.
+                out.flush()?;
+                eprintln!(
+                    "Warning: The hostname {} of node {node} could not be resolved.",
                     h.hostname
-                )?;
-                failed = true;
+                );
+                writeln!(out, "{node}: {mac} -> dynamic address (no hosts.ip)")?;
                 continue;
             };
             let Some(subnet) = view.subnets.iter().find(|s| s.contains(ip)) else {

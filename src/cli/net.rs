@@ -200,9 +200,23 @@ pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, Args)]
 pub struct MakenetworksArgs {
-    /// Only show what would be defined; change nothing
+    /// Only show what would be defined (as stanzas chdef -z reads); change nothing
     #[arg(short = 'd', long = "display")]
     display: bool,
+    /// Verbose (accepted as xCAT's is)
+    #[arg(short = 'V', long = "verbose")]
+    verbose: bool,
+    /// Ignored, as xCAT's makenetworks ignores them: it always looks at every interface
+    #[arg(hide = true)]
+    ignored: Vec<String>,
+}
+
+/// An interface's MTU, from sysfs.
+fn mtu_of(ifname: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// A network found on an interface.
@@ -289,17 +303,25 @@ pub fn makenetworks(db: &DbOpt, a: MakenetworksArgs) -> anyhow::Result<ExitCode>
         bail!("no IPv4 network found on this machine's interfaces (other than loopback)");
     }
     if a.display {
+        // networks.pm's display: a blank line, "#From <host>.", then the stanza.
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
         let mut out = super::stdout();
         for f in &found {
-            writeln!(out, "#From {}.", f.ifname)?;
+            writeln!(out, "\n#From {host}.")?;
             writeln!(out, "{}:", f.netname())?;
             writeln!(out, "    objtype=network")?;
+            writeln!(out, "    net={}", f.net)?;
+            writeln!(out, "    mask={}", f.mask)?;
             if let Some(g) = f.gateway {
                 writeln!(out, "    gateway={g}")?;
             }
-            writeln!(out, "    mask={}", f.mask)?;
             writeln!(out, "    mgtifname={}", f.ifname)?;
-            writeln!(out, "    net={}", f.net)?;
+            if let Some(m) = mtu_of(&f.ifname) {
+                writeln!(out, "    mtu={m}")?;
+            }
         }
         super::finish(out)?;
         return Ok(ExitCode::SUCCESS);
@@ -314,18 +336,24 @@ pub fn makenetworks(db: &DbOpt, a: MakenetworksArgs) -> anyhow::Result<ExitCode>
         let mut added = Vec::new();
         for f in &found {
             let (net, mask) = (f.net.to_string(), f.mask.to_string());
-            if tx.get("networks", &[&net, &mask])?.is_some() {
-                eprintln!("Warning: network {net}/{mask} is already defined; left as it is");
+            let name = f.netname();
+            let named = tx.rows("networks")?.iter().any(|r| {
+                r.first().and_then(|v| v.as_deref()) == Some(name.as_str())
+            });
+            if named || tx.get("networks", &[&net, &mask])?.is_some() {
+                eprintln!("Warning: The network entry '{name}' already exists in xCAT networks table. Cannot create a definition for '{name}'");
                 continue;
             }
             let gw = f.gateway.map(|g| g.to_string());
+            let mtu = mtu_of(&f.ifname);
             tx.set(
                 "networks",
                 &[&net, &mask],
                 &[
-                    ("netname", Some(&f.netname())),
+                    ("netname", Some(&name)),
                     ("mgtifname", Some(&f.ifname)),
                     ("gateway", gw.as_deref()),
+                    ("mtu", mtu.as_deref()),
                 ],
             )?;
             added.push(f.netname());
