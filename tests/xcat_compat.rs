@@ -1048,3 +1048,30 @@ fn makedhcp_warns_where_xcat_warns() {
     assert_eq!(r.code, 1, "{}", r.both());
     assert!(r.err.contains("Error: network 'bad'"), "{}", r.err);
 }
+
+/// makehosts rewrites the hosts file in place (it may be a bind mount, which a rename cannot
+/// replace) after copying it to <file>.xcatbak, as hosts.pm copies /etc/hosts to
+/// /etc/hosts.xcatbak.
+#[test]
+fn makehosts_edits_the_file_in_place_and_keeps_a_backup() {
+    use std::os::unix::fs::MetadataExt;
+    let x = Xcat::new();
+    x.ok("nodeadd", &["cn1", "groups=all", "hosts.ip=10.5.0.1"]);
+    let hosts = x.bh.file("hosts", "127.0.0.1 localhost\n");
+    let before = std::fs::metadata(&hosts).expect("stat").ino();
+    x.ok("makehosts", &["--file", &hosts]);
+    assert_eq!(
+        std::fs::metadata(&hosts).expect("stat").ino(),
+        before,
+        "same file, not a new one"
+    );
+    let text = std::fs::read_to_string(&hosts).expect("read");
+    assert!(
+        text.starts_with("127.0.0.1 localhost\n10.5.0.1 cn1"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{hosts}.xcatbak")).expect("backup"),
+        "127.0.0.1 localhost\n"
+    );
+}
