@@ -6,8 +6,13 @@
 //! in [`crate::daemon`].
 //!
 //! The binary is multi-call: invoked through a link named after a command it acts as that command,
-//! so xCAT admins keep typing `nodels compute nodetype.os`. Exit status: 0 success, 1 the command
-//! failed (the message says why), 2 the command line itself was wrong.
+//! so xCAT admins keep typing `nodels compute nodetype.os`. xCAT's command-line conventions
+//! (`-h`/`-?`/`--help`, `-v`/`--version`, usage with no arguments, naming the command as invoked)
+//! are applied in [`usage`] before a command parses its arguments. Exit status: 0 success, 1 the
+//! command failed (the message says why) or, for an xCAT command, its command line was wrong (the
+//! usage is printed, as xCAT does); 2 a malformed command line for bootherd's own commands
+//! (`serve`, `links`). [`stanza`] reads and writes xCAT's stanza files; [`xcatdb`] holds gettab,
+//! tabgrep, tabprune, dumpxCATdb and restorexCATdb.
 
 use std::ffi::OsString;
 use std::io::Write;
