@@ -1075,3 +1075,160 @@ fn makehosts_edits_the_file_in_place_and_keeps_a_backup() {
         "127.0.0.1 localhost\n"
     );
 }
+
+/// lsdef --template lists the templates under xCAT's names; mkdef --template fills a new object
+/// from one (MANDATORY attributes must be given, OPTIONAL ones are dropped) or from an existing
+/// object (DBobjectdefs.pm).
+#[test]
+fn object_templates() {
+    let x = Xcat::new();
+    let names: Vec<String> = x
+        .ok("lsdef", &["--template"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("Object name: ").map(str::to_string))
+        .collect();
+    for t in ["x86_64-template", "ppc64le-template", "switch-template"] {
+        assert!(names.iter().any(|n| n == t), "{t} missing: {names:?}");
+    }
+    assert!(x
+        .ok("lsdef", &["--template", "switch-template", "-z"])
+        .starts_with("# <xCAT data object stanza file>\n\nswitch-template:\n    objtype=node\n"));
+    let e = x.fails("lsdef", &["--template", "nosuch-template"]);
+    assert!(
+        e.contains("Could not find nosuch-template in xCAT templates."),
+        "{e}"
+    );
+    let e = x.fails(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "cn1",
+            "--template",
+            "x86_64-template",
+            "ip=10.0.0.1",
+        ],
+    );
+    assert!(
+        e.contains("The attribute \"bmc\" must be specified!"),
+        "{e}"
+    );
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "cn1",
+            "--template",
+            "x86_64-template",
+            "ip=10.0.0.1",
+            "bmc=10.1.0.1",
+        ],
+    );
+    let l = x.ok("lsdef", &["cn1"]);
+    for want in [
+        "    arch=x86_64\n",
+        "    mgt=ipmi\n",
+        "    netboot=xnba\n",
+        "    groups=all\n",
+        "    bmc=10.1.0.1\n",
+    ] {
+        assert!(l.contains(want), "{want:?} missing:\n{l}");
+    }
+    assert!(!l.contains("OPTIONAL") && !l.contains("    mac="), "{l}");
+    // An existing node as the template.
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "cn2",
+            "--template",
+            "cn1",
+            "ip=10.0.0.2",
+        ],
+    );
+    let l = x.ok("lsdef", &["cn2", "-i", "ip,bmc,mgt"]);
+    assert_eq!(
+        l,
+        "Object name: cn2\n    bmc=10.1.0.1\n    ip=10.0.0.2\n    mgt=ipmi\n"
+    );
+    let e = x.fails(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "cn3",
+            "--template",
+            "nosuch",
+            "groups=all",
+        ],
+    );
+    assert!(
+        e.contains("Could not find the template object named 'nosuch' of type 'node'."),
+        "{e}"
+    );
+}
+
+/// mkdef/chdef -t osimage -u fill what xCAT's parse_attr_for_osimage fills without files.
+#[test]
+fn osimage_u_fills_the_definition() {
+    let x = Xcat::new();
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "osimage",
+            "-o",
+            "img1",
+            "-u",
+            "profile=compute",
+            "provmethod=statelite",
+            "osvers=rhels9.4",
+            "osarch=x86_64",
+        ],
+    );
+    assert_eq!(
+        x.ok("lsdef", &["-t", "osimage", "img1"]),
+        "Object name: img1\n    imagetype=linux\n    objtype=osimage\n    osarch=x86_64\n    osdistroname=rhels9.4-x86_64\n    osname=Linux\n    osvers=rhels9.4\n    profile=compute\n    provmethod=statelite\n"
+    );
+    let e = x.fails(
+        "mkdef",
+        &["-t", "osimage", "-o", "img2", "-u", "profile=compute"],
+    );
+    assert!(
+        e.contains("The profile and provmethod are all need to be specified."),
+        "{e}"
+    );
+    let e = x.fails(
+        "mkdef",
+        &[
+            "-t",
+            "osimage",
+            "-o",
+            "img2",
+            "-u",
+            "profile=compute",
+            "provmethod=foo",
+        ],
+    );
+    assert!(e.contains("The provmethod: foo is incorrect."), "{e}");
+    let e = x.fails("mkdef", &["-t", "node", "-o", "n1", "-u", "groups=all"]);
+    assert!(
+        e.contains("Option '-u' only work for objtype 'osimage'."),
+        "{e}"
+    );
+    let e = x.fails(
+        "chdef",
+        &["-t", "osimage", "img1", "-u", "-p", "osarch=ppc64le"],
+    );
+    assert!(e.contains("Cannot use '-u' with '-p' or '-m'."), "{e}");
+    x.ok("chdef", &["-t", "osimage", "img1", "-u", "osarch=ppc64le"]);
+    assert!(x
+        .ok("lsdef", &["-t", "osimage", "img1", "-i", "osdistroname"])
+        .contains("osdistroname=rhels9.4-ppc64le"));
+}

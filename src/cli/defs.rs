@@ -44,6 +44,9 @@ pub struct LsdefArgs {
     /// Write xCAT's stanza format (mkdef -z / chdef -z read it back)
     #[arg(short = 'z', long = "stanza")]
     stanza: bool,
+    /// List the object definition templates (all, or those named)
+    #[arg(long = "template", value_name = "NAMES", num_args = 0..=1, default_missing_value = "")]
+    template: Option<String>,
     /// Verbose (accepted for xCAT compatibility)
     #[arg(short = 'V', long = "verbose")]
     verbose: bool,
@@ -255,7 +258,60 @@ impl<'r> ObjReader<'r> {
     }
 }
 
+/// lsdef --template: the templates, in lsdef's long form or as stanzas.
+fn list_templates(a: &LsdefArgs) -> anyhow::Result<ExitCode> {
+    let all = super::templates::all();
+    let types: Option<Vec<&str>> = a.objtype.as_deref().map(|t| t.split(',').collect());
+    let mut chosen = Vec::new();
+    match a.template.as_deref() {
+        Some(names) if !names.is_empty() => {
+            for n in names.split(',') {
+                match all.iter().find(|t| t.name == n) {
+                    Some(t) => chosen.push(t.clone()),
+                    None => bail!("Could not find {n} in xCAT templates."),
+                }
+            }
+        }
+        _ => chosen = all,
+    }
+    chosen.retain(|t| {
+        types
+            .as_ref()
+            .is_none_or(|ts| ts.contains(&t.objtype().unwrap_or("")))
+    });
+    let mut out = super::stdout();
+    if a.stanza {
+        writeln!(out, "{}", super::stanza::HEADER)?;
+    }
+    for t in &chosen {
+        let ty = t.objtype().unwrap_or("node");
+        let attrs: BTreeMap<String, String> = t
+            .attrs
+            .iter()
+            .filter(|(k, _)| k != "objtype")
+            .cloned()
+            .collect();
+        if a.stanza {
+            let mut text = String::new();
+            super::stanza::write_object(&mut text, &t.name, ty, &attrs);
+            out.write_all(text.as_bytes())?;
+            continue;
+        }
+        writeln!(out, "Object name: {}", t.name)?;
+        let mut attrs = attrs;
+        attrs.insert("objtype".into(), ty.into());
+        for (k, v) in &attrs {
+            writeln!(out, "    {k}={v}")?;
+        }
+    }
+    super::finish(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
+    if a.template.is_some() {
+        return list_templates(&a);
+    }
     let names_arg = a.objects.clone().or(a.names.clone());
     let types: Vec<String> = a
         .objtype
@@ -629,6 +685,104 @@ struct DefOpts {
     /// -d: dynamic groups, with the -w conditions.
     dynamic: bool,
     conds: Vec<String>,
+    /// -u: fill an osimage's attributes from provmethod, profile, osvers and osarch.
+    setattr: bool,
+}
+
+/// The OS this machine runs, as xCAT names it (`rhels9.4`, `ubuntu22.04`, `sles15.5`, …), for
+/// `mkdef -u` without osvers (xCAT's `Utils->osver("all")`).
+fn host_osvers() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    let id = get("ID")?;
+    let ver = get("VERSION_ID").unwrap_or_default();
+    let name = match id.as_str() {
+        "rhel" => "rhels".to_string(),
+        "sles" | "opensuse-leap" => "sles".to_string(),
+        other => other.to_string(),
+    };
+    Some(format!("{name}{ver}"))
+}
+
+/// `mkdef/chdef -t osimage -u`: xCAT's parse_attr_for_osimage for what needs no files: checks
+/// provmethod and profile, defaults osvers (this machine's OS) and osarch (this machine's),
+/// sets imagetype, osname and osdistroname, and clears template for diskless methods.
+fn fill_osimage(
+    attrs: &mut Vec<(String, String)>,
+    existing: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let get = |attrs: &Vec<(String, String)>, k: &str| {
+        attrs
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| existing.get(k).cloned())
+    };
+    let set = |attrs: &mut Vec<(String, String)>, k: &str, v: String| {
+        attrs.retain(|(a, _)| a != k);
+        attrs.push((k.to_string(), v));
+    };
+    let (Some(_profile), Some(prov)) = (get(attrs, "profile"), get(attrs, "provmethod")) else {
+        return Err("The profile and provmethod are all need to be specified.".into());
+    };
+    if !["install", "netboot", "statelite"]
+        .iter()
+        .any(|m| prov.contains(m))
+    {
+        return Err(format!("The provmethod: {prov} is incorrect."));
+    }
+    let osvers = match get(attrs, "osvers") {
+        Some(v) => v,
+        None => host_osvers().ok_or("cannot tell this machine's OS; give osvers=")?,
+    };
+    let mut arch = get(attrs, "osarch").unwrap_or_else(|| {
+        let a = std::env::consts::ARCH;
+        if a == "x86" {
+            "x86".into()
+        } else {
+            a.to_string()
+        }
+    });
+    if osvers.to_ascii_lowercase().starts_with("ubuntu")
+        && arch.to_ascii_lowercase().starts_with("ppc64le")
+    {
+        arch = "ppc64el".into();
+    }
+    let (ostype, imagetype) = if osvers.starts_with("win")
+        || osvers.starts_with("imagex")
+        || osvers.starts_with("hyperv")
+    {
+        ("Windows", "windows")
+    } else {
+        ("Linux", "linux")
+    };
+    match get(attrs, "imagetype") {
+        Some(t) if !t.to_ascii_lowercase().starts_with(imagetype) => {
+            return Err(format!("The input imagetype:{t} not match {imagetype}."))
+        }
+        _ => set(attrs, "imagetype", imagetype.into()),
+    }
+    match get(attrs, "osname") {
+        Some(t)
+            if !t
+                .to_ascii_lowercase()
+                .starts_with(&ostype.to_ascii_lowercase()) =>
+        {
+            return Err(format!("The input osname:{t} not match {ostype}."))
+        }
+        _ => set(attrs, "osname", ostype.into()),
+    }
+    set(attrs, "osvers", osvers.clone());
+    set(attrs, "osarch", arch.clone());
+    set(attrs, "osdistroname", format!("{osvers}-{arch}"));
+    if prov != "install" {
+        set(attrs, "template", String::new());
+    }
+    Ok(())
 }
 
 /// The outcome of [`define`]: what to report, how many objects were created or modified,
@@ -736,6 +890,18 @@ fn define(
         }
         req.attrs = kept;
         let exists = names.contains(&name);
+        if o.setattr && req.objtype == "osimage" {
+            let current = if exists {
+                reader.attrs(&name)?
+            } else {
+                BTreeMap::new()
+            };
+            if let Err(e) = fill_osimage(&mut req.attrs, &current) {
+                resps.push(Resp::Error(e));
+                failed = true;
+                continue;
+            }
+        }
         let get = |k: &str| {
             req.attrs
                 .iter()
@@ -1069,6 +1235,12 @@ pub struct MkdefArgs {
     /// Verbose (accepted for xCAT compatibility)
     #[arg(short = 'V', long = "verbose")]
     verbose: bool,
+    /// osimage: fill imagetype, osname, osarch, osvers, osdistroname from provmethod and profile
+    #[arg(short = 'u')]
+    setattr: bool,
+    /// Create the objects from this template (lsdef --template lists them) or existing object
+    #[arg(long = "template", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    template: Option<String>,
     /// Object names (or noderange), then attr=value pairs
     #[arg()]
     args: Vec<String>,
@@ -1108,7 +1280,13 @@ pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
     if a.stanza && names.is_some() {
         bail!("Cannot use '-z' with '-o' or a noderange.");
     }
-    let objtype = a.objtype.clone().unwrap_or_else(|| "node".into());
+    let objtype = a
+        .objtype
+        .clone()
+        .unwrap_or_else(|| if a.setattr { "osimage" } else { "node" }.into());
+    if a.setattr && objtype != "osimage" {
+        bail!("Option '-u' only work for objtype 'osimage'.");
+    }
     let store = db.open()?;
     let r = Resolver::new(store.clone());
     let reqs = if a.stanza {
@@ -1127,6 +1305,14 @@ pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
         if a.dynamic && objtype != "group" {
             bail!("-d (dynamic) applies only to -t group");
         }
+        let pairs = match a.template.as_deref() {
+            None => pairs,
+            Some("") => bail!("no object definition template specified for mkdef --template!"),
+            Some(t) if t.contains(',') => {
+                bail!("Only 1 template object definition should be specified for mkdef!")
+            }
+            Some(t) => from_template(&r, &objtype, t, &names, pairs)?,
+        };
         if pairs.is_empty() && !(objtype == "group" && a.dynamic) {
             if objtype == "node" {
                 bail!("No object definitions have been created or modified: no attributes were specified. The 'groups' attribute is required when creating node definitions.");
@@ -1151,6 +1337,7 @@ pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
         how: How::Make { force: a.force },
         dynamic: a.dynamic,
         conds: a.conds.clone(),
+        setattr: a.setattr,
     };
     let d = define(&store, reqs, &opts, &audit)?;
     emit(&d.resps);
@@ -1169,6 +1356,37 @@ pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
         eprintln!("Error: {line}");
         Ok(ExitCode::from(1))
     }
+}
+
+/// mkdef --template: the attributes of a shipped template (MANDATORY ones must be given,
+/// OPTIONAL ones are dropped), or of an existing object of the type, under the command line's.
+fn from_template(
+    r: &Resolver,
+    objtype: &str,
+    template: &str,
+    names: &str,
+    pairs: Vec<(String, String)>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    if let Some(t) = super::templates::find(template) {
+        if t.objtype() != Some(objtype) {
+            bail!("Could not find the template object named '{template}' of type '{objtype}'.");
+        }
+        return super::templates::fill(&t, &pairs).map_err(|e| anyhow!(e));
+    }
+    let reader = ObjReader::new(r, objtype)?;
+    if !reader.names(true)?.iter().any(|n| n == template) {
+        bail!("Could not find the template object named '{template}' of type '{objtype}'.");
+    }
+    if names.split(',').any(|n| n == template) {
+        bail!("The template node cannot be the same as the node to create.");
+    }
+    let mut out = pairs;
+    for (k, v) in reader.attrs(template)? {
+        if k != "objtype" && !out.iter().any(|(g, gv)| *g == k && !gv.is_empty()) {
+            out.push((k, v));
+        }
+    }
+    Ok(out)
 }
 
 /// Sets site keys inside a transaction (`chdef -t site key=value`).
@@ -1204,6 +1422,9 @@ pub struct ChdefArgs {
     /// Rename the object
     #[arg(short = 'n', value_name = "NEWNAME")]
     newname: Option<String>,
+    /// osimage: fill imagetype, osname, osarch, osvers, osdistroname from provmethod and profile
+    #[arg(short = 'u')]
+    setattr: bool,
     /// With -t group: make or change a dynamic group from the -w conditions
     #[arg(short = 'd', long = "dynamic")]
     dynamic: bool,
@@ -1230,7 +1451,16 @@ pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
     } else {
         Mode::Replace
     };
-    let objtype = a.objtype.clone().unwrap_or_else(|| "node".into());
+    let objtype = a
+        .objtype
+        .clone()
+        .unwrap_or_else(|| if a.setattr { "osimage" } else { "node" }.into());
+    if a.setattr && objtype != "osimage" {
+        bail!("Option '-u' only work for objtype 'osimage'.");
+    }
+    if a.setattr && (a.plus || a.minus) {
+        bail!("Cannot use '-u' with '-p' or '-m'.");
+    }
     let store = db.open()?;
     if let Some(new) = &a.newname {
         if a.dynamic || a.plus || a.minus || a.stanza || !a.conds.is_empty() {
@@ -1284,6 +1514,7 @@ pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
         how: How::Change(mode),
         dynamic: a.dynamic,
         conds: a.conds.clone(),
+        setattr: a.setattr,
     };
     let d = define(&store, reqs, &opts, &audit)?;
     emit(&d.resps);

@@ -36,6 +36,7 @@ pub mod power;
 pub mod stanza;
 pub mod switchprobe;
 pub mod tables;
+pub mod templates;
 pub mod updatenode;
 pub mod usage;
 pub mod xcatdb;
