@@ -1232,3 +1232,106 @@ fn osimage_u_fills_the_definition() {
         .ok("lsdef", &["-t", "osimage", "img1", "-i", "osdistroname"])
         .contains("osdistroname=rhels9.4-ppc64le"));
 }
+
+/// Validation as xCAT's: nic* attributes per NIC (`nicips.eth0`), merged with the NICs the
+/// object has; `passwd.<user>` FSP logins only when mgt is fsp or bpa; only_if rules judged with
+/// the values the node's groups supply; xCAT's message when a rule refuses.
+#[test]
+fn attributes_validated_as_xcat_validates_them() {
+    let x = Xcat::new();
+    x.ok(
+        "mkdef",
+        &[
+            "n1",
+            "groups=all",
+            "nicips.eth0=10.0.0.1",
+            "nicips.ib0=11.0.0.1",
+            "nichostnamesuffixes.ib0=-ib",
+        ],
+    );
+    assert_eq!(
+        x.ok("lsdef", &["n1"]),
+        "Object name: n1\n    groups=all\n    nichostnamesuffixes.ib0=-ib\n    nicips.eth0=10.0.0.1\n    nicips.ib0=11.0.0.1\n    objtype=node\n"
+    );
+    x.ok("chdef", &["n1", "nicips.eth1=12.0.0.1", "nicips.ib0="]);
+    assert_eq!(
+        x.ok("nodels", &["n1", "nics.nicips"]),
+        "n1: eth0!10.0.0.1,eth1!12.0.0.1\n"
+    );
+    // The stanza form carries them per NIC and reads back the same.
+    let z = x.ok("lsdef", &["n1", "-z"]);
+    assert!(
+        z.contains("    nicips.eth0=10.0.0.1\n    nicips.eth1=12.0.0.1\n"),
+        "{z}"
+    );
+    let y = Xcat::new();
+    assert_eq!(y.run_in("mkdef", &["-z"], &z).code, 0);
+    assert_eq!(y.ok("lsdef", &["n1", "-z"]), z);
+    let e = x.fails("chdef", &["n1", "nicfoo.eth0=1"]);
+    assert!(
+        e.contains("'nicfoo' is not a valid attribute name for an object type of 'node'."),
+        "{e}"
+    );
+    // passwd.HMC and friends (the xCAT chdef_multiple_keys case).
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testfsp",
+            "mgt=fsp",
+            "cons=fsp",
+            "groups=all,fsp",
+            "nodetype=fsp",
+            "passwd.HMC=abc123",
+            "passwd.general=abc123",
+            "passwd.admin=abc123",
+        ],
+    );
+    let l = x.ok("lsdef", &["testfsp"]);
+    for want in [
+        "    passwd.HMC=abc123\n",
+        "    passwd.general=abc123\n",
+        "    passwd.admin=abc123\n",
+    ] {
+        assert!(l.contains(want), "{l}");
+    }
+    x.ok(
+        "chdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testfsp",
+            "groups=fsp",
+            "passwd.HMC=HMC",
+            "passwd.general=general",
+            "passwd.admin=admin",
+        ],
+    );
+    let l = x.ok("lsdef", &["testfsp"]);
+    for want in [
+        "    passwd.HMC=HMC\n",
+        "    passwd.general=general\n",
+        "    passwd.admin=admin\n",
+    ] {
+        assert!(l.contains(want), "{l}");
+    }
+    let e = x.fails("mkdef", &["n2", "groups=all", "passwd.HMC=x"]);
+    assert!(
+        e.contains("Cannot set the attr='passwd.HMC' attribute unless mgt value is bpa or fsp."),
+        "{e}"
+    );
+    x.ok("rmdef", &["testfsp"]);
+    assert_eq!(x.ok("tabdump", &["ppcdirect"]).lines().count(), 1);
+    // bmc needs mgt ipmi or openbmc; a group can supply it.
+    let e = x.fails("mkdef", &["n3", "groups=all", "bmc=10.1.0.3"]);
+    assert!(
+        e.contains("Cannot set the attr='bmc' attribute unless mgt value is ipmi or openbmc."),
+        "{e}"
+    );
+    x.ok("chdef", &["-t", "group", "compute", "mgt=ipmi"]);
+    x.ok("mkdef", &["n3", "groups=compute,all", "bmc=10.1.0.3"]);
+    assert_eq!(x.ok("nodels", &["n3", "ipmi.bmc"]), "n3: 10.1.0.3\n");
+}

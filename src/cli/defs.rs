@@ -111,7 +111,7 @@ impl<'r> ObjReader<'r> {
         }
         let def = objdef(objtype)?;
         let mut tables: Vec<&str> = def.attrs.iter().map(|a| a.table).collect();
-        tables.extend(["nodelist", "nodegroup", "site"]);
+        tables.extend(["nodelist", "nodegroup", "site", "ppcdirect"]);
         r.preload(&tables)?;
         let mut views = Vec::new();
         if objtype == "node" {
@@ -208,6 +208,7 @@ impl<'r> ObjReader<'r> {
                     out.insert(a.attr.to_string(), val);
                 }
             }
+            self.add_ppc(name, &mut out)?;
             out.remove(def.objkey);
             out.retain(|_, v| v != BLANK_OVERRIDE && !v.is_empty());
             out.insert("objtype".into(), "node".into());
@@ -252,9 +253,28 @@ impl<'r> ObjReader<'r> {
             out.entry("grouptype".into())
                 .or_insert_with(|| "static".into());
         }
+        if self.objtype == "group" {
+            self.add_ppc(name, &mut out)?;
+        }
         out.remove(def.objkey);
         out.insert("objtype".into(), self.objtype.clone());
         Ok(out)
+    }
+
+    /// The object's `passwd.<user>` attributes from ppcdirect.
+    fn add_ppc(&self, name: &str, out: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+        let t = self.r.table("ppcdirect")?;
+        for row in &t.rows {
+            let get = |i: usize| row.get(i).and_then(|v| v.as_deref());
+            if get(0) == Some(name) {
+                if let (Some(user), Some(pw)) = (get(1), get(2)) {
+                    if ppc_user(&format!("passwd.{user}")).is_some() && !pw.is_empty() {
+                        out.insert(format!("passwd.{user}"), pw.to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -383,15 +403,17 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
             if !conds.iter().all(|c| c.holds(&attrs)) {
                 continue;
             }
+            let mut attrs = attrs;
+            if let Some(only) = &only {
+                attrs.retain(|k, _| only.iter().any(|o| o == k));
+            }
+            let attrs = expand_nics(attrs);
             if a.stanza {
                 if !stanza_started {
                     writeln!(out, "{}", super::stanza::HEADER)?;
                     stanza_started = true;
                 }
-                let mut shown = attrs.clone();
-                if let Some(only) = &only {
-                    shown.retain(|k, _| only.iter().any(|o| o == k));
-                }
+                let shown = attrs;
                 let mut text = String::new();
                 super::stanza::write_object(&mut text, name, t, &shown);
                 out.write_all(text.as_bytes())?;
@@ -403,11 +425,6 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
             }
             writeln!(out, "Object name: {name}")?;
             for (k, v) in &attrs {
-                if let Some(only) = &only {
-                    if !only.iter().any(|o| o == k) {
-                        continue;
-                    }
-                }
                 writeln!(out, "    {k}={v}")?;
             }
         }
@@ -418,6 +435,80 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The per-NIC attributes (`nicips`, `nichostnamesuffixes`, …) shown one line per NIC, as
+/// xCAT's expandnicsattr does: `nicips=eth0!10.0.0.1,ib0!11.0.0.1` becomes `nicips.eth0=10.0.0.1`
+/// and `nicips.ib0=11.0.0.1`.
+fn expand_nics(attrs: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in attrs {
+        if !k.starts_with("nic") || !v.contains('!') {
+            out.insert(k, v);
+            continue;
+        }
+        for entry in v.split(',') {
+            if let Some((nic, val)) = entry.split_once('!') {
+                if !nic.is_empty() && !val.is_empty() {
+                    out.insert(format!("{k}.{nic}"), val.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `nicips.eth0` → `nicips` (xCAT's `^(nic\w+)\.(.*)$`).
+fn nic_base(attr: &str) -> Option<(&str, &str)> {
+    let (base, nic) = attr.split_once('.')?;
+    (base.starts_with("nic")
+        && base.len() > 3
+        && base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !nic.is_empty())
+    .then_some((base, nic))
+}
+
+/// Folds `nicips.eth1=…` pairs into one `nicips` value, keeping the object's other NICs (as
+/// xCAT's defch/defmk merge the stored value before collapsenicsattr); an empty value drops
+/// that NIC.
+fn collapse_nics(attrs: &mut Vec<(String, String)>, current: &BTreeMap<String, String>) {
+    let mut per: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    attrs.retain(|(k, v)| {
+        let Some((base, nic)) = nic_base(k) else {
+            return true;
+        };
+        let slot = match per.iter().position(|(b, _)| b == base) {
+            Some(i) => i,
+            None => {
+                let old: Vec<(String, String)> = current
+                    .get(base)
+                    .map(|v| {
+                        v.split(',')
+                            .filter_map(|e| e.split_once('!'))
+                            .map(|(n, x)| (n.to_string(), x.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                per.push((base.to_string(), old));
+                per.len() - 1
+            }
+        };
+        let list = &mut per[slot].1;
+        match list.iter_mut().find(|(n, _)| n == nic) {
+            Some(e) => e.1 = v.clone(),
+            None => list.push((nic.to_string(), v.clone())),
+        }
+        false
+    });
+    for (base, list) in per {
+        let joined: Vec<String> = list
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| format!("{n}!{v}"))
+            .collect();
+        attrs.retain(|(k, _)| *k != base);
+        attrs.push((base, joined.join(",")));
+    }
 }
 
 /// `attr=value` pairs from the command line.
@@ -490,15 +581,40 @@ fn pick_def<'a>(
     if let Some(a) = cands.iter().find(|a| a.only_if.is_none()) {
         return Ok(a);
     }
-    let conds: Vec<String> = cands
+    // xCAT's validate_only_if_attrs words it so.
+    let key = cands
         .iter()
-        .filter_map(|a| a.only_if.map(|(k, v)| format!("{k}={v}")))
+        .find_map(|a| a.only_if.map(|(k, _)| k))
+        .unwrap_or("");
+    let mut values: Vec<&str> = cands
+        .iter()
+        .filter_map(|a| a.only_if.map(|(_, v)| v))
         .collect();
+    values.sort();
+    values.dedup();
     bail!(
-        "cannot set '{attr}' for this {}: it applies only when {}",
-        def.objtype,
-        conds.join(" or ")
+        "Cannot set the attr='{attr}' attribute unless {key} value is {}.",
+        values.join(" or ")
     )
+}
+
+/// The `passwd.<user>` attributes of nodes and groups (FSP/BPA logins, only when mgt is fsp or
+/// bpa), stored in `ppcdirect` under (hcp=<object>, username=<user>) as xCAT's Schema.pm maps them.
+const PPC_USERS: &[&str] = &["HMC", "hscroot", "admin", "general", "celogin"];
+
+fn ppc_user(attr: &str) -> Option<&str> {
+    attr.strip_prefix("passwd.")
+        .filter(|u| PPC_USERS.contains(u))
+}
+
+/// Checks a `passwd.<user>` attribute against the object's mgt (its own, or its groups').
+fn check_ppc(attr: &str, known: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let mgt = known.get("mgt").map(String::as_str).unwrap_or("");
+    if defspec::only_if_matches("fsp", mgt) || defspec::only_if_matches("bpa", mgt) {
+        Ok(())
+    } else {
+        bail!("Cannot set the attr='{attr}' attribute unless mgt value is bpa or fsp.")
+    }
 }
 
 /// Writes attributes of one object (any type but site) in `tx`.
@@ -820,6 +936,7 @@ fn define(
     let mut readers: BTreeMap<String, ObjReader<'_>> = BTreeMap::new();
     let mut existing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut planned: Vec<Planned> = Vec::new();
+    let mut group_reader: Option<ObjReader<'_>> = None;
     // Nodes defined in the same request count as existing for group member lists.
     let mut all_nodes: BTreeSet<String> = r.membership()?.nodes.iter().cloned().collect();
     all_nodes.extend(
@@ -878,11 +995,13 @@ fn define(
         };
         let mut kept = Vec::new();
         for (k, v) in std::mem::take(&mut req.attrs) {
-            if special(&k) || def.attrs.iter().any(|a| a.attr == k) {
+            let base = nic_base(&k).map(|(b, _)| b).unwrap_or(&k);
+            let ppc = ppc_user(&k).is_some() && matches!(def.objtype, "node" | "group");
+            if ppc || special(&k) || def.attrs.iter().any(|a| a.attr == base) {
                 kept.push((k, v));
             } else {
                 resps.push(Resp::Error(format!(
-                    "'{k}' is not a valid attribute name for an object type of '{}'.",
+                    "'{base}' is not a valid attribute name for an object type of '{}'.",
                     req.objtype
                 )));
                 failed = true;
@@ -890,6 +1009,14 @@ fn define(
         }
         req.attrs = kept;
         let exists = names.contains(&name);
+        if req.attrs.iter().any(|(k, _)| nic_base(k).is_some()) {
+            let current = if exists {
+                reader.attrs(&name)?
+            } else {
+                BTreeMap::new()
+            };
+            collapse_nics(&mut req.attrs, &current);
+        }
         if o.setattr && req.objtype == "osimage" {
             let current = if exists {
                 reader.attrs(&name)?
@@ -1070,8 +1197,30 @@ fn define(
             BTreeMap::new()
         };
         known.extend(req.attrs.iter().cloned());
+        // A new node's groups supply what only_if rules look at (a bmc is accepted when mgt
+        // comes from a group), as xCAT's validate_only_if_attrs consults group attributes.
+        if req.objtype == "node" {
+            if let Some(groups) = known.get("groups").cloned() {
+                let gr = group_reader.get_or_insert(ObjReader::new(&r, "group")?);
+                for g in groups.split(',').filter(|g| !g.is_empty()) {
+                    for (k, v) in gr.attrs(g)? {
+                        if k != "objtype" && k != "members" && k != "grouptype" {
+                            known.entry(k).or_insert(v);
+                        }
+                    }
+                }
+            }
+        }
         for (k, _) in &req.attrs {
             if special(k) {
+                continue;
+            }
+            if ppc_user(k).is_some() {
+                if let Err(e) = check_ppc(k, &known) {
+                    resps.push(Resp::Error(e.to_string()));
+                    failed = true;
+                    continue 'obj;
+                }
                 continue;
             }
             if let Err(e) = pick_def(def, k, &known) {
@@ -1134,9 +1283,30 @@ fn define(
                     .filter(|(k, _)| {
                         !(def.objtype == "group"
                             && matches!(k.as_str(), "members" | "wherevals" | "grouptype"))
+                            && ppc_user(k).is_none()
                     })
                     .cloned()
                     .collect();
+                for (k, v) in &p.req.attrs {
+                    if let Some(user) = ppc_user(k) {
+                        let old = tx
+                            .get("ppcdirect", &[o, user])?
+                            .and_then(|r| r.get(2).cloned().flatten());
+                        let new = if v.is_empty() && mode == Mode::Replace {
+                            None
+                        } else {
+                            combine(old.as_deref(), v, mode)
+                        };
+                        match new {
+                            Some(pw) => {
+                                tx.set("ppcdirect", &[o, user], &[("password", Some(&pw))])?
+                            }
+                            None => {
+                                tx.delete("ppcdirect", &[o, user])?;
+                            }
+                        }
+                    }
+                }
                 if def.objtype == "group" {
                     let dynamic = p
                         .req
@@ -1643,7 +1813,10 @@ fn rename(
 /// Deletes every row that defines object `name` of type `def`.
 fn remove_object(tx: &mut Txn<'_>, def: &ObjDef, name: &str) -> anyhow::Result<()> {
     match def.objtype {
-        "node" => remove_node(tx, name)?,
+        "node" => {
+            remove_node(tx, name)?;
+            tx.delete_where("ppcdirect", "hcp", name)?;
+        }
         "group" => {
             // Take the group out of every node's list, then drop the group's own rows.
             for row in tx.rows("nodelist")? {
