@@ -1335,3 +1335,70 @@ fn attributes_validated_as_xcat_validates_them() {
     x.ok("mkdef", &["n3", "groups=compute,all", "bmc=10.1.0.3"]);
     assert_eq!(x.ok("nodels", &["n3", "ipmi.bmc"]), "n3: 10.1.0.3\n");
 }
+
+/// lslite in the layout of xCAT's litetree.pm.
+#[test]
+fn lslite_summarises_statelite_settings() {
+    let x = Xcat::new();
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "osimage",
+            "-o",
+            "img1",
+            "-u",
+            "profile=compute",
+            "provmethod=statelite",
+            "osvers=rhels9.4",
+            "osarch=x86_64",
+        ],
+    );
+    x.ok(
+        "mkdef",
+        &[
+            "n1",
+            "groups=all",
+            "os=rhels9.4",
+            "arch=x86_64",
+            "profile=compute",
+            "provmethod=img1",
+        ],
+    );
+    x.ok(
+        "chtab",
+        &["image=ALL,file=/xcatpost", "litefile.options=tmpfs"],
+    );
+    x.ok(
+        "chtab",
+        &["node=n1", "statelite.statemnt=10.0.0.1:/nodedata"],
+    );
+    x.ok(
+        "chtab",
+        &[
+            "priority=2",
+            "litetree.directory=test.server:/statelite/test",
+        ],
+    );
+    let out = x.ok("lslite", &["n1"]);
+    assert!(out.starts_with(">>>Node: n1\n\nOsimage: img1\n\nPersistent directory (statelite table):\n        10.0.0.1:/nodedata\n\n\nLitefiles (litefile table):\n"), "{out}");
+    assert!(
+        out.contains(&format!("        {:<13} /xcatpost\n", "tmpfs")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Litetree path (litetree table):\n        2, test.server:/statelite/test\n"),
+        "{out}"
+    );
+    let img = x.ok("lslite", &["-i", "img1"]);
+    assert!(img.contains("        tmpfs         /xcatpost\n"), "{img}");
+    assert!(!img.contains("Error"), "{img}");
+    let e = x.fails("lslite", &["-i", "nosuch"]);
+    assert!(
+        e.contains("The osimage named 'nosuch' is not defined."),
+        "{e}"
+    );
+    let r = x.run("lslite", &["-h"]);
+    assert_eq!(r.code, 0);
+    assert!(r.out.contains("Usage"), "{}", r.out);
+}

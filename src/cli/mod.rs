@@ -29,6 +29,7 @@ pub mod dhcp;
 pub mod discover;
 pub mod inventory;
 pub mod lite;
+pub mod lslite;
 pub mod net;
 pub mod nodes;
 pub mod nodeset;
@@ -151,6 +152,8 @@ enum Cmd {
     Nodegrpch(nodes::NodegrpchArgs),
     /// Remove nodes and everything made for them (hosts lines, rows)
     Nodepurge(nodes::NodepurgeArgs),
+    /// Statelite summary of nodes, or of an osimage with -i
+    Lslite(lslite::LsliteArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -196,6 +199,7 @@ pub const COMMANDS: &[&str] = &[
     "restorexCATdb",
     "nodegrpch",
     "nodepurge",
+    "lslite",
 ];
 
 #[derive(Debug, Args)]
@@ -348,6 +352,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::RestorexCATdb(a) => xcatdb::restorexcatdb(&db, a),
         Cmd::Nodegrpch(a) => nodes::nodegrpch(&db, a),
         Cmd::Nodepurge(a) => nodes::nodepurge(&db, a),
+        Cmd::Lslite(a) => lslite::lslite(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -65,7 +65,7 @@ pub static USAGES: &[CmdUsage] = &[
     u("litefile", Usage(1), "Usage: %CMD% <noderange>\n       %CMD% [-h|--help|-v|--version]"),
     u("litetree", Usage(1), "Usage: %CMD% <noderange>\n       %CMD% [-h|--help|-v|--version]"),
     u("liteimg", Usage(1), "Usage:\n  %CMD% [-h| --help]\n  %CMD% [-v| --version]\n  %CMD% <imagename>"),
-    u("lslite", Usage(1), "Usage:\n  %CMD% [-h | --help]\n  %CMD% [-V | --verbose] [-i imagename] | [noderange]"),
+    u("lslite", Usage(0), "\n  %CMD% - Display a summary of the statelite information \n\t\tthat has been defined for a noderange or an image.\n  Usage: \n\t%CMD% [-h | --help]\nor\n\t%CMD% [-V | --verbose] [-i imagename] | [noderange]"),
     u("nodediscoverstart", Usage(1), "Usage:\n    %CMD% [-h|--help|-v|--version]\n    %CMD% noderange=<noderange> [hostiprange=<hostiprange>] [bmciprange=<bmciprange>] [groups=<groups>] [rack=<rack>] [chassis=<chassis>] [height=<height>] [unit=<unit>] [osimage=<osimagename>] [-n|--dns] [-s|--skipbmcsetup] [-V|--verbose]"),
     u("nodediscoverstop", Run, "Usage:\n    %CMD% [-h|--help|-v|--version]"),
     u("nodediscoverstatus", Run, "Usage:\n    %CMD% [-h|--help|-v|--version]"),

@@ -22,7 +22,7 @@ pub struct Output {
 }
 
 impl Output {
-    fn print(self) -> anyhow::Result<ExitCode> {
+    pub fn print(self) -> anyhow::Result<ExitCode> {
         use std::io::Write;
         let mut o = super::stdout();
         for l in &self.out {
