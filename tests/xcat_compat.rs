@@ -1402,3 +1402,85 @@ fn lslite_summarises_statelite_settings() {
     assert_eq!(r.code, 0);
     assert!(r.out.contains("Usage"), "{}", r.out);
 }
+
+/// regnotif: the daemon runs a registered command for each matching change, with the change on
+/// its standard input in xCAT's NotifHandler format; unregnotif stops it.
+#[test]
+fn regnotif_commands_run_on_table_changes() {
+    let x = Xcat::new();
+    // Registration, as the xCAT regnotif_o case checks it.
+    x.ok("regnotif", &["test.pm", "nodelist", "-o", "a,d"]);
+    assert!(x
+        .ok("tabdump", &["notification"])
+        .contains("\"test.pm\",\"nodelist\",\"a,d\""));
+    x.ok("unregnotif", &["test.pm"]);
+    assert_eq!(x.ok("tabdump", &["notification"]).lines().count(), 1);
+    for args in [vec!["test.pm", "-o", "a,d"], vec!["nodelist"], vec![]] {
+        let r = x.run("regnotif", &args);
+        assert_eq!(r.code, 0);
+        assert!(r.out.contains("Usage"), "{args:?}: {}", r.both());
+    }
+    assert!(x
+        .ok("regnotif", &["x", "nodelist", "-o", "q"])
+        .contains("Invalid table operations: q"));
+    // A command that appends what it reads to a file.
+    let log = x.bh.path("notif.log");
+    let script = x.bh.file(
+        "notif.sh",
+        &format!(
+            "#!/bin/sh\ncat >> {}\necho --- >> {}\n",
+            log.display(),
+            log.display()
+        ),
+    );
+    std::process::Command::new("chmod")
+        .args(["+x", &script])
+        .status()
+        .expect("chmod");
+    x.ok("regnotif", &[&script, "nodelist,nodehm", "-o", "a,u"]);
+    let ns = common::Netns::new("notif");
+    let d = common::Daemon::start(
+        &x.bh,
+        &ns,
+        &[
+            "--no-dhcp",
+            "--no-tftp",
+            "--no-http",
+            "--no-nfs",
+            "--no-status-port",
+            "--no-findme-udp",
+        ],
+    );
+    // Each change is waited for: the command sees the row as it is when it runs.
+    let wait = |n: usize| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.matches("---").count() >= n || std::time::Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    x.ok("nodeadd", &["n1", "groups=all"]);
+    wait(1);
+    x.ok("chtab", &["node=n1", "nodehm.mgt=ipmi"]);
+    wait(2);
+    x.ok("chtab", &["node=n1", "nodehm.mgt=openbmc"]);
+    let text = wait(3);
+    assert_eq!(
+        text,
+        "a\nnodelist\n[old data]\n[new data]\nnode,groups\nn1,all\n---\n\
+         a\nnodehm\n[old data]\n[new data]\nnode,mgt\nn1,ipmi\n---\n\
+         u\nnodehm\n[old data]\n[new data]\nnode,mgt\nn1,openbmc\n---\n",
+        "{}",
+        d.dump()
+    );
+    // d is not registered; after unregnotif nothing runs at all.
+    x.ok("noderm", &["n1"]);
+    x.ok("unregnotif", &[&script]);
+    x.ok("nodeadd", &["n2", "groups=all"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), text);
+    d.stop();
+}

@@ -154,6 +154,10 @@ enum Cmd {
     Nodepurge(nodes::NodepurgeArgs),
     /// Statelite summary of nodes, or of an osimage with -i
     Lslite(lslite::LsliteArgs),
+    /// Register a command the daemon runs when tables change (-o a,u,d)
+    Regnotif(xcatdb::RegnotifArgs),
+    /// Remove a regnotif registration
+    Unregnotif(xcatdb::UnregnotifArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -200,6 +204,8 @@ pub const COMMANDS: &[&str] = &[
     "nodegrpch",
     "nodepurge",
     "lslite",
+    "regnotif",
+    "unregnotif",
 ];
 
 #[derive(Debug, Args)]
@@ -353,6 +359,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodegrpch(a) => nodes::nodegrpch(&db, a),
         Cmd::Nodepurge(a) => nodes::nodepurge(&db, a),
         Cmd::Lslite(a) => lslite::lslite(&db, a),
+        Cmd::Regnotif(a) => xcatdb::regnotif(&db, a),
+        Cmd::Unregnotif(a) => xcatdb::unregnotif(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -466,10 +466,21 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
                 }
                 if let Some(cur) = &current {
                     let old_key = key_of(spec, cur);
-                    if old_key != new_key {
-                        let k: Vec<&str> = old_key.iter().map(String::as_str).collect();
-                        tx.delete(spec.name, &k)?;
+                    if old_key == new_key {
+                        // Same row: an update of its columns (what change followers see as one).
+                        let k: Vec<&str> = new_key.iter().map(String::as_str).collect();
+                        let vals: Vec<(&str, Option<&str>)> = spec
+                            .cols
+                            .iter()
+                            .zip(&row)
+                            .filter(|(c, _)| !spec.keys.contains(c))
+                            .map(|(c, v)| (*c, v.as_deref()))
+                            .collect();
+                        tx.set(spec.name, &k, &vals)?;
+                        continue;
                     }
+                    let k: Vec<&str> = old_key.iter().map(String::as_str).collect();
+                    tx.delete(spec.name, &k)?;
                 }
                 tx.put(spec.name, row)?;
             }

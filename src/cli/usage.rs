@@ -72,6 +72,8 @@ pub static USAGES: &[CmdUsage] = &[
     u("nodediscoverls", Run, "Usage:\n    %CMD% [-t seq|profile|switch|blade|manual|undef|all] [-l]\n    %CMD% [-u uuid] [-l]\n    %CMD% [-h|--help|-v|--version]"),
     u("nodediscoverdef", Usage(1), "Usage:\n    %CMD% -u uuid -n node\n    %CMD% -r -u uuid\n    %CMD% -r -t {seq|profile|switch|blade|manual|undef|all}\n    %CMD% [-h|--help|-v|--version]"),
     u("mknb", Run, "Usage: %CMD% <arch>\n       %CMD% [-h|--help|-v|--version]"),
+    u("regnotif", Usage(0), "Usage:\n  %CMD% filename tablename[,tablename]... [-o|--operation tableop[,tableop][,tableop]]]\n       where tableop can be 'a' for add, 'd' for delete and 'u' for update\n  %CMD% [-h|--help|-v|--version]"),
+    u("unregnotif", Usage(0), "Usage:\n  %CMD% filename\n  %CMD% [-h|--help|-v|--version]"),
     u("switchprobe", Run, "Usage: %CMD% [<noderange>] [-V|--verbose | -c|--check]"),
 ];
 

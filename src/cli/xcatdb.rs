@@ -546,3 +546,71 @@ pub fn restorexcatdb(db: &DbOpt, a: RestoreArgs) -> anyhow::Result<ExitCode> {
     let store = db.open()?;
     restore_lines(&store, &a)?.print()
 }
+
+#[derive(Debug, Args)]
+pub struct RegnotifArgs {
+    /// The table operations to be told about: a (add), d (delete), u (update), comma-separated
+    #[arg(short = 'o', long = "operation", value_name = "OPS")]
+    ops: Option<String>,
+    /// The command to run, then the tables (comma-separated)
+    args: Vec<String>,
+}
+
+const REGNOTIF_USAGE: &str = "Usage:\n  regnotif filename tablename[,tablename]... [-o|--operation tableop[,tableop][,tableop]]]\n       where tableop can be 'a' for add, 'd' for delete and 'u' for update\n  regnotif [-h|--help|-v|--version]";
+
+/// regnotif: records a notification row (notification.pm); the daemon runs the command.
+pub fn regnotif_lines(store: &Store, a: &RegnotifArgs) -> anyhow::Result<Output> {
+    let mut out = Output::default();
+    if a.args.len() < 2 {
+        out.out.push(REGNOTIF_USAGE.into());
+        return Ok(out);
+    }
+    let ops = a.ops.clone().unwrap_or_else(|| "a,d,u".into());
+    let re = regex::Regex::new(r"^(a|d|u)(,(a|d|u)){0,2}$").map_err(|e| anyhow!("{e}"))?;
+    if !re.is_match(&ops) {
+        out.out.push(format!("Invalid table operations: {ops}"));
+        return Ok(out);
+    }
+    let (file, tables) = (&a.args[0], &a.args[1]);
+    let audit = Audit {
+        command: "regnotif".into(),
+        noderange: String::new(),
+        args: format!("{file} {tables} -o {ops}"),
+    };
+    store.write(Some(&audit), |tx| {
+        tx.set(
+            "notification",
+            &[file],
+            &[("tables", Some(tables)), ("tableops", Some(&ops))],
+        )
+    })?;
+    Ok(out)
+}
+
+pub fn regnotif(db: &DbOpt, a: RegnotifArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open()?;
+    regnotif_lines(&store, &a)?.print()
+}
+
+#[derive(Debug, Args)]
+pub struct UnregnotifArgs {
+    /// The command registered with regnotif
+    file: Option<String>,
+}
+
+pub fn unregnotif(db: &DbOpt, a: UnregnotifArgs) -> anyhow::Result<ExitCode> {
+    let Some(file) = a.file else {
+        println!("Usage:\n  unregnotif filename\n  unregnotif [-h|--help|-v|--version]");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let store = db.open()?;
+    let audit = Audit {
+        command: "unregnotif".into(),
+        noderange: String::new(),
+        args: file.clone(),
+    };
+    store.write(Some(&audit), |tx| {
+        tx.delete("notification", &[&file]).map(|_| ())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -22,6 +22,7 @@ use crate::store::Store;
 pub mod dhcp;
 pub mod notify;
 pub mod statusport;
+pub mod tablenotif;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -181,6 +182,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         let l = statusport::bind(&resolver).await?;
         services.spawn(statusport::serve(l, resolver.clone(), shutdown_rx.clone()));
     }
+    // regnotif registrations: their commands run for each matching change.
+    services.spawn(tablenotif::run(
+        store.clone(),
+        changes_tx.subscribe(),
+        shutdown_rx.clone(),
+    ));
     {
         let store = store.clone();
         let resolver = resolver.clone();
