@@ -132,3 +132,20 @@ pub fn bad_command_line(u: &CmdUsage, invoked: &str) -> ExitCode {
     println!("{}", text(u, invoked));
     ExitCode::from(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_xcat_usage_naming_it() {
+        for c in super::super::COMMANDS {
+            let u = find(c).unwrap_or_else(|| {
+                panic!("no usage for {c}: add xCAT's usage text to usage::USAGES")
+            });
+            let t = text(u, "INVOKED");
+            assert!(t.contains("INVOKED"), "{c}: {t}");
+            assert!(t.contains("Usage") || t.contains(" -h"), "{c}: {t}");
+        }
+    }
+}
