@@ -1484,3 +1484,45 @@ fn regnotif_commands_run_on_table_changes() {
     assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), text);
     d.stop();
 }
+
+/// lsdef -a lists every object as "name (type)"; with several types the long form names the type
+/// (DBobjectdefs.pm defls).
+#[test]
+fn lsdef_all_and_several_types() {
+    let x = Xcat::new();
+    x.ok("mkdef", &["-t", "node", "-o", "testnode", "groups=all"]);
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "network",
+            "-o",
+            "testnetwork",
+            "net=1.2.3.0",
+            "mask=255.255.255.0",
+        ],
+    );
+    for flag in ["-a", "--all"] {
+        let out = x.ok("lsdef", &[flag]);
+        for want in [
+            "testnode (node)\n",
+            "testnetwork (network)\n",
+            "clustersite (site)\n",
+        ] {
+            assert!(out.contains(want), "{flag}: {out}");
+        }
+    }
+    let e = x.fails("lsdef", &["-a", "-t", "node"]);
+    assert!(
+        e.contains("The flags '-a' and '-t' cannot be used together."),
+        "{e}"
+    );
+    assert_eq!(
+        x.ok("lsdef", &["-t", "node,network", "-l"]),
+        "Object name: testnode  (node)\n    groups=all\n    objtype=node\nObject name: testnetwork  (network)\n    mask=255.255.255.0\n    net=1.2.3.0\n    objtype=network\n"
+    );
+    assert_eq!(
+        x.ok("lsdef", &["-t", "network", "-i", "net"]),
+        "Object name: testnetwork\n    net=1.2.3.0\n"
+    );
+}

@@ -44,6 +44,9 @@ pub struct LsdefArgs {
     /// Write xCAT's stanza format (mkdef -z / chdef -z read it back)
     #[arg(short = 'z', long = "stanza")]
     stanza: bool,
+    /// Every object of every type
+    #[arg(short = 'a', long = "all")]
+    all: bool,
     /// List the object definition templates (all, or those named)
     #[arg(long = "template", value_name = "NAMES", num_args = 0..=1, default_missing_value = "")]
     template: Option<String>,
@@ -333,13 +336,28 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
         return list_templates(&a);
     }
     let names_arg = a.objects.clone().or(a.names.clone());
-    let types: Vec<String> = a
-        .objtype
-        .as_deref()
-        .unwrap_or("node")
-        .split(',')
-        .map(str::to_string)
-        .collect();
+    if a.all && a.objtype.is_some() {
+        bail!("The flags '-a' and '-t' cannot be used together.");
+    }
+    let types: Vec<String> = if a.all {
+        // Every type, in xCAT's (sorted) order.
+        let mut t: Vec<String> = defspec::OBJECTS
+            .iter()
+            .map(|o| o.objtype.to_string())
+            .collect();
+        t.push("site".into());
+        t.sort();
+        t
+    } else {
+        a.objtype
+            .as_deref()
+            .unwrap_or("node")
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    };
+    let several = types.len() > 1;
+    let mut found_any = false;
     let conds: Vec<AttrCond> = a
         .conds
         .iter()
@@ -389,10 +407,14 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
         };
         let detailed = !a.short && (a.long || a.stanza || only.is_some() || names_arg.is_some());
         if names.is_empty() && names_arg.is_none() {
-            out.flush()?;
-            eprintln!("Could not find any object definitions to display.");
+            // With several types, said once at the end if none had any.
+            if !several {
+                out.flush()?;
+                eprintln!("Could not find any object definitions to display.");
+            }
             continue;
         }
+        found_any = true;
         for name in &names {
             let need_attrs = detailed || !conds.is_empty();
             let attrs = if need_attrs {
@@ -420,16 +442,27 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             if !detailed {
-                writeln!(out, "{name}  ({t})")?;
+                if a.all {
+                    writeln!(out, "{name} ({t})")?;
+                } else {
+                    writeln!(out, "{name}  ({t})")?;
+                }
                 continue;
             }
-            writeln!(out, "Object name: {name}")?;
+            if several {
+                writeln!(out, "Object name: {name}  ({t})")?;
+            } else {
+                writeln!(out, "Object name: {name}")?;
+            }
             for (k, v) in &attrs {
                 writeln!(out, "    {k}={v}")?;
             }
         }
     }
     super::finish(out)?;
+    if several && !found_any && names_arg.is_none() {
+        eprintln!("Could not find any object definitions to display.");
+    }
     Ok(if failed {
         ExitCode::from(1)
     } else {
