@@ -527,6 +527,26 @@ fn groups_static_members_and_dynamic_conditions() {
         e.contains("Can not assign attributes to dynamic node group 'dyngrp'."),
         "{e}"
     );
+    // A group that matches nothing is an empty noderange (the xCAT mkdef dyngrp3 case).
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "group",
+            "-o",
+            "dyngrp3",
+            "-d",
+            "-w",
+            "mgt==hmc",
+            "-w",
+            "cons==nosuch",
+        ],
+    );
+    let e = x.fails("lsdef", &["-s", "dyngrp3"]);
+    assert!(
+        e.contains("No node in 'dyngrp3', check the noderange syntax."),
+        "{e}"
+    );
 }
 
 #[test]

@@ -378,7 +378,7 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
             Some(n) if t == "node" => {
                 let all: BTreeSet<String> = reader.names(true)?.into_iter().collect();
                 let mut v = Vec::new();
-                for name in r.noderange(n, false)?.nodes {
+                for name in node_names(&r, n)? {
                     if all.contains(&name) {
                         v.push(name);
                     } else {
@@ -1460,10 +1460,20 @@ fn split_names(objects: Option<String>, args: &[String]) -> (Option<String>, Vec
     (names, rest)
 }
 
+/// A noderange as the *def commands expand it (names need not exist); an empty expansion is
+/// xCAT's processArgs error.
+fn node_names(r: &Resolver, range: &str) -> anyhow::Result<Vec<String>> {
+    let v = r.noderange(range, false)?.nodes;
+    if v.is_empty() {
+        bail!("No node in '{range}', check the noderange syntax.");
+    }
+    Ok(v)
+}
+
 /// The object names a command line names: a noderange for nodes, a comma list otherwise.
 fn cli_names(r: &Resolver, objtype: &str, names: &str) -> anyhow::Result<Vec<String>> {
     if objtype == "node" {
-        Ok(r.noderange(names, false)?.nodes)
+        node_names(r, names)
     } else if objtype == "site" {
         Ok(vec![SITE_OBJECT.to_string()])
     } else {
@@ -1908,7 +1918,7 @@ pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
     let reader = ObjReader::new(&r, &a.objtype)?;
     let existing: BTreeSet<String> = reader.names(true)?.into_iter().collect();
     let wanted: Vec<String> = if a.objtype == "node" {
-        r.noderange(&names, false)?.nodes
+        node_names(&r, &names)?
     } else {
         names.split(',').map(str::to_string).collect()
     };
