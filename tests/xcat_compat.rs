@@ -276,6 +276,16 @@ fn chdef_creates_changes_and_renames_as_xcat_does() {
     assert!(e.contains("Object abcnode1 already exists."), "{e}");
     let e = x.fails("chdef", &["nosuch", "-n", "other"]);
     assert!(e.contains("The nosuch is not a valid object."), "{e}");
+    let e = x.fails("mkdef", &["-p", "newnode", "groups=all"]);
+    assert!(
+        e.contains("The '-p' and '-m' options are not valid for the mkdef command."),
+        "{e}"
+    );
+    let e = x.fails("chdef", &["-f", "testnode2", "groups=all"]);
+    assert!(
+        e.contains("The '-f' option is not valid for the chdef command."),
+        "{e}"
+    );
     let e = x.fails("chdef", &["testnode2", "-p", "-n", "x"]);
     assert!(
         e.contains("Cannot combine '-n' and '-d','-p','-m','-z','-w' options."),

@@ -1441,6 +1441,12 @@ pub struct MkdefArgs {
     /// osimage: fill imagetype, osname, osarch, osvers, osdistroname from provmethod and profile
     #[arg(short = 'u')]
     setattr: bool,
+    /// Not for mkdef (xCAT refuses it with its own message)
+    #[arg(short = 'p', long = "plus", hide = true)]
+    plus: bool,
+    /// Not for mkdef (xCAT refuses it with its own message)
+    #[arg(short = 'm', long = "minus", hide = true)]
+    minus: bool,
     /// Create the objects from this template (lsdef --template lists them) or existing object
     #[arg(long = "template", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
     template: Option<String>,
@@ -1486,6 +1492,9 @@ fn cli_names(r: &Resolver, objtype: &str, names: &str) -> anyhow::Result<Vec<Str
 }
 
 pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
+    if a.plus || a.minus {
+        bail!("The '-p' and '-m' options are not valid for the mkdef command.");
+    }
     let (names, rest) = split_names(a.objects.clone(), &a.args);
     if a.stanza && (a.objtype.is_some()) {
         bail!("Cannot combine '-t' and '-a', '-z', or '-x' options.");
@@ -1638,6 +1647,9 @@ pub struct ChdefArgs {
     /// osimage: fill imagetype, osname, osarch, osvers, osdistroname from provmethod and profile
     #[arg(short = 'u')]
     setattr: bool,
+    /// Not for chdef (xCAT refuses it with its own message)
+    #[arg(short = 'f', long = "force", hide = true)]
+    force: bool,
     /// With -t group: make or change a dynamic group from the -w conditions
     #[arg(short = 'd', long = "dynamic")]
     dynamic: bool,
@@ -1656,6 +1668,9 @@ pub struct ChdefArgs {
 }
 
 pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
+    if a.force {
+        bail!("The '-f' option is not valid for the chdef command.");
+    }
     let (names, rest) = split_names(a.objects.clone(), &a.args);
     let mode = if a.plus {
         Mode::Plus
