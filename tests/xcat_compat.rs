@@ -1556,3 +1556,32 @@ fn lsdef_all_and_several_types() {
         "Object name: testnetwork\n    net=1.2.3.0\n"
     );
 }
+
+/// tabdump -d site lists the site keys under the key column, as xCAT's description does.
+#[test]
+fn tabdump_d_site_lists_the_keys() {
+    let x = Xcat::new();
+    let d = x.ok("tabdump", &["-d", "site"]);
+    assert!(
+        d.starts_with("key:\t\tAttribute Name:  Description\n"),
+        "{d}"
+    );
+    for k in [
+        "dhcpinterfaces",
+        "installdir",
+        "tftpdir",
+        "master",
+        "skiptables",
+        "xcatdport",
+    ] {
+        assert!(d.contains(&format!("\n {k}:  ")), "{k} missing:\n{d}");
+    }
+    let cols: Vec<&str> = d
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .map(|l| l.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(cols, ["key", "value", "comments", "disable"]);
+    let e = x.fails("tabdump", &["-d", "nosuch"]);
+    assert!(e.contains("table nosuch does not exist."), "{e}");
+}

@@ -138,6 +138,54 @@ impl ColCond {
     }
 }
 
+/// The site keys bootherd reads or seeds, for `tabdump -d site` (bootherd's own words).
+const SITE_KEYS: &[(&str, &str)] = &[
+    ("auditnosyslog", "1: commands go only to the auditlog table, not to syslog. Default 0."),
+    ("auditskipcmds", "Commands (or ALL) whose writes are not recorded in the auditlog table."),
+    ("blademaxp", "Most blade management operations run at once. Default 64."),
+    ("consoleondemand", "yes: consoles are opened only when used. Default no."),
+    ("databaseloc", "Where a database instance directory is created. Default /var/lib."),
+    ("defserialflow", "Serial console flow control for discovery (genesis) when the node has none."),
+    ("defserialport", "Serial console port for discovery (genesis) when the node has none."),
+    ("defserialspeed", "Serial console speed for discovery (genesis) when the node has none."),
+    ("dhcpinterfaces", "Interfaces DHCP answers on (xCAT syntax, e.g. eth1,eth2). Unset: every interface on a defined network."),
+    ("dhcplease", "DHCP lease time in seconds. Default 43200."),
+    ("dhcpomapialgorithm", "HMAC algorithm of the OMAPI key (default HMAC-MD5)."),
+    ("dhcpomapikeyname", "Name of the OMAPI key in the passwd table (key=omapi). Default xcat_key."),
+    ("dnshandler", "How DNS is updated. Default ddns."),
+    ("domain", "DNS domain of the cluster; nodes' long names are node.domain."),
+    ("excludenodes", "Nodes and groups left out of every noderange."),
+    ("FQDNfirst", "yes: makehosts writes the long name before the short one."),
+    ("genpasswords", "yes: discovery gives each BMC a generated password."),
+    ("hierarchicalattrs", "Table columns whose node and group values are joined instead of the first winning."),
+    ("httpport", "HTTP port for install files and callbacks. Default 80."),
+    ("installdir", "Root of install files (images, postscripts, templates). Default /install."),
+    ("ipmiciphersuites", "IPMI cipher suites to try, in order (bootherd only, e.g. 17,3)."),
+    ("ipmimaxp", "Most IPMI operations run at once. Default 64."),
+    ("ipmiretries", "Times an IPMI request is sent before giving up. Default 3."),
+    ("ipmitimeout", "Seconds to wait for each IPMI reply. Default 2."),
+    ("managedaddressmode", "How installed nodes configure their address (dhcp by default; static, autoula)."),
+    ("master", "Address of this management node as nodes reach it. Unset: the address a request came to."),
+    ("maxssh", "Most ssh sessions at once. Default 8."),
+    ("nameservers", "DNS servers given to nodes (<xcatmaster> for the node's master)."),
+    ("nfsport", "NFS port for statelite and NFS-root images. Default 2049."),
+    ("nodestatus", "n: node status is not updated during deployment and power operations."),
+    ("nodesyncfiledir", "Where synced files land on nodes. Default /var/xcat/node/syncfiles."),
+    ("omapiport", "OMAPI port. Default 7911."),
+    ("powerinterval", "Seconds between power-on batches (0: none)."),
+    ("secureroot", "1: #CRYPT# in install templates writes * (no root password) instead of the hash."),
+    ("sharedtftp", "1: the TFTP root is shared by service nodes. Default 1."),
+    ("skiptables", "Tables dumpxCATdb and restorexCATdb leave out."),
+    ("snmpc", "SNMP community for switches without switches.password. Default public."),
+    ("SNsyncfiledir", "Where synced files are kept on service nodes. Default /var/xcat/syncfiles."),
+    ("sshbetweennodes", "Groups (or ALLGROUPS, NOGROUPS) whose nodes may ssh to each other."),
+    ("tftpdir", "Root of TFTP files. Default /tftpboot."),
+    ("xcatconfdir", "xCAT configuration directory. Default /etc/xcat."),
+    ("xcatdebugmode", "1 or 2: more detail in logs and on nodes."),
+    ("xcatdport", "Port for discovery reports (findme) and xCAT requests. Default 3001."),
+    ("xcatiport", "Port for node status callbacks. Default 3002."),
+];
+
 /// xCAT aligns descriptions with one tab after names of 7+ characters, two after shorter ones.
 fn desc_line(name: &str, desc: &str) -> String {
     let gap = if name.len() < 7 { "\t\t" } else { "\t" };
@@ -170,6 +218,15 @@ pub fn tabdump(db: &DbOpt, a: TabdumpArgs) -> anyhow::Result<ExitCode> {
     if a.describe {
         let mut out = super::stdout();
         for (c, d) in spec.cols.iter().zip(spec.descriptions) {
+            // As xCAT's site.key description does, the keys themselves are listed under it.
+            if spec.name == "site" && *c == "key" {
+                writeln!(out, "{}", desc_line(c, "Attribute Name:  Description\n"))?;
+                for (k, d) in SITE_KEYS {
+                    writeln!(out, " {k}:  {d}")?;
+                }
+                writeln!(out)?;
+                continue;
+            }
             writeln!(out, "{}", desc_line(c, d))?;
         }
         super::finish(out)?;
