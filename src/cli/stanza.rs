@@ -142,9 +142,9 @@ pub fn write_object(out: &mut String, name: &str, objtype: &str, attrs: &BTreeMa
         out.push_str("    ");
         out.push_str(k);
         out.push('=');
-        // The reader drops one surrounding pair of quotes; a value that itself starts or ends
-        // with one is quoted so that it reads back whole.
-        if v.starts_with('"') || v.ends_with('"') {
+        // The reader drops one surrounding pair of quotes, and takes a line ending in `:` for
+        // an object header: such values are quoted so that they read back whole.
+        if v.starts_with('"') || v.ends_with('"') || v.ends_with(':') {
             out.push('"');
             out.push_str(v);
             out.push('"');
@@ -218,5 +218,22 @@ mod fuzz_found {
         assert!(once[0].attrs.contains(&("".into(), "\"\"%=#%:%%:%".into())));
         let twice = parse(&write(&once)).expect("again");
         assert_eq!(once, twice);
+    }
+
+    /// Also found by the fuzz target: a value ending in `:` must not read back as a header.
+    #[test]
+    fn values_ending_with_a_colon_round_trip() {
+        let text = "\0:\n\u{5}\0;\0\0=  \u{1}ult-:\"";
+        let first = parse(text).expect("parses");
+        let once = parse(&write(&first)).expect("what lsdef -z writes parses");
+        assert!(once[0].attrs.contains(&first[0].attrs[0]), "{once:?}");
+        let mut a = BTreeMap::new();
+        a.insert("url".to_string(), "http:".to_string());
+        let mut t = String::new();
+        write_object(&mut t, "n1", "node", &a);
+        assert_eq!(
+            parse(&t).expect("parses")[0].attrs[1],
+            ("url".into(), "http:".into())
+        );
     }
 }
