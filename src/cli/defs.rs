@@ -970,6 +970,7 @@ fn define(
     let mut existing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut planned: Vec<Planned> = Vec::new();
     let mut group_reader: Option<ObjReader<'_>> = None;
+    let mut group_attrs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     // Nodes defined in the same request count as existing for group member lists.
     let mut all_nodes: BTreeSet<String> = r.membership()?.nodes.iter().cloned().collect();
     all_nodes.extend(
@@ -1232,13 +1233,17 @@ fn define(
         known.extend(req.attrs.iter().cloned());
         // A new node's groups supply what only_if rules look at (a bmc is accepted when mgt
         // comes from a group), as xCAT's validate_only_if_attrs consults group attributes.
-        if req.objtype == "node" {
+        // (An existing node's own attributes already include what its groups give it.)
+        if req.objtype == "node" && creating {
             if let Some(groups) = known.get("groups").cloned() {
                 let gr = group_reader.get_or_insert(ObjReader::new(&r, "group")?);
                 for g in groups.split(',').filter(|g| !g.is_empty()) {
-                    for (k, v) in gr.attrs(g)? {
+                    if !group_attrs.contains_key(g) {
+                        group_attrs.insert(g.to_string(), gr.attrs(g)?);
+                    }
+                    for (k, v) in group_attrs.get(g).into_iter().flatten() {
                         if k != "objtype" && k != "members" && k != "grouptype" {
-                            known.entry(k).or_insert(v);
+                            known.entry(k.clone()).or_insert(v.clone());
                         }
                     }
                 }
