@@ -1585,3 +1585,22 @@ fn tabdump_d_site_lists_the_keys() {
     let e = x.fails("tabdump", &["-d", "nosuch"]);
     assert!(e.contains("table nosuch does not exist."), "{e}");
 }
+
+/// lsdef -i shows each asked-for attribute even when it is not set (xCAT's defls), which scripts
+/// rely on (`lsdef -t site clustersite -i dhcpsetup | grep dhcpsetup=`).
+#[test]
+fn lsdef_i_shows_unset_attributes() {
+    let x = Xcat::new();
+    assert_eq!(
+        x.ok(
+            "lsdef",
+            &["-t", "site", "clustersite", "-i", "dhcpsetup,dhcplease"]
+        ),
+        "Object name: clustersite\n    dhcplease=43200\n    dhcpsetup=\n"
+    );
+    x.ok("mkdef", &["n1", "groups=all"]);
+    assert_eq!(
+        x.ok("lsdef", &["n1", "-i", "ip,groups"]),
+        "Object name: n1\n    groups=all\n    ip=\n"
+    );
+}

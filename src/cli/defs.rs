@@ -428,6 +428,16 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
             let mut attrs = attrs;
             if let Some(only) = &only {
                 attrs.retain(|k, _| only.iter().any(|o| o == k));
+                // "since they asked for this attr show it even if not set" (defls).
+                for o in only {
+                    let valid = t == "site"
+                        || reader
+                            .def
+                            .is_some_and(|d| d.attrs.iter().any(|a| a.attr == o.as_str()));
+                    if valid && !o.starts_with("nic") {
+                        attrs.entry(o.clone()).or_default();
+                    }
+                }
             }
             let attrs = expand_nics(attrs);
             if a.stanza {
