@@ -1604,3 +1604,59 @@ fn lsdef_i_shows_unset_attributes() {
         "Object name: n1\n    groups=all\n    ip=\n"
     );
 }
+
+/// The xcatdefaults scripts: lsdef shows them first in a node's lists (not in -z output), and
+/// chdef drops ones already there with xCAT's warning (the xCAT chdef_t_node case).
+#[test]
+fn xcatdefaults_scripts_in_node_definitions() {
+    let x = Xcat::new();
+    x.ok(
+        "chtab",
+        &[
+            "node=xcatdefaults",
+            "postscripts.postscripts=syslog,remoteshell,syncfiles",
+            "postscripts.postbootscripts=otherpkgs",
+        ],
+    );
+    x.ok("mkdef", &["-t", "node", "-o", "testnode", "groups=all"]);
+    let l = x.ok("lsdef", &["testnode"]);
+    assert!(
+        l.contains("    postscripts=syslog,remoteshell,syncfiles\n"),
+        "{l}"
+    );
+    assert!(l.contains("    postbootscripts=otherpkgs\n"), "{l}");
+    assert!(!x.ok("lsdef", &["testnode", "-z"]).contains("postscripts"));
+    let r = x.run(
+        "chdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testnode",
+            "postscripts=syslog,remoteshell,syncfiles,mine",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.both());
+    for s in ["syslog", "remoteshell", "syncfiles"] {
+        assert!(
+            r.err.contains(&format!(
+                "Warning: testnode: postscripts '{s}' is already included in the 'xcatdefaults'.\n"
+            )),
+            "{}",
+            r.err
+        );
+    }
+    assert!(!r.both().contains("Error"), "{}", r.both());
+    let r = x.run(
+        "chdef",
+        &["-t", "node", "-o", "testnode", "postbootscripts=otherpkgs"],
+    );
+    assert!(r.err.contains("Warning: testnode: postbootscripts 'otherpkgs' is already included in the 'xcatdefaults'."), "{}", r.err);
+    assert_eq!(
+        x.ok("nodels", &["testnode", "postscripts.postscripts"]),
+        "testnode: mine\n"
+    );
+    assert!(x
+        .ok("lsdef", &["testnode"])
+        .contains("    postscripts=syslog,remoteshell,syncfiles,mine\n"));
+}

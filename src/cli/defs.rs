@@ -358,6 +358,7 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
     };
     let several = types.len() > 1;
     let mut found_any = false;
+    let mut defaults_for_lsdef: Option<(Vec<String>, Vec<String>)> = None;
     let conds: Vec<AttrCond> = a
         .conds
         .iter()
@@ -426,6 +427,21 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             let mut attrs = attrs;
+            // lsdef shows what a node runs: the xcatdefaults scripts first (not in -z output).
+            if t == "node" && !a.stanza && (detailed || !conds.is_empty()) {
+                let d = defaults_for_lsdef.get_or_insert_with(|| xcat_defaults(r.store()));
+                for (col, list) in [("postscripts", &d.0), ("postbootscripts", &d.1)] {
+                    if list.is_empty() {
+                        continue;
+                    }
+                    let joined = list.join(",");
+                    let v = match attrs.get(col) {
+                        Some(own) => format!("{joined},{own}"),
+                        None => joined,
+                    };
+                    attrs.insert(col.to_string(), v);
+                }
+            }
             if let Some(only) = &only {
                 attrs.retain(|k, _| only.iter().any(|o| o == k));
                 // "since they asked for this attr show it even if not set" (defls).
@@ -478,6 +494,31 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The postscripts and postbootscripts of the `xcatdefaults` row (every node runs them first).
+fn xcat_defaults(store: &crate::store::Store) -> (Vec<String>, Vec<String>) {
+    let Ok(spec) = table_spec("postscripts") else {
+        return (Vec::new(), Vec::new());
+    };
+    let row = store
+        .get("postscripts", &["xcatdefaults"])
+        .ok()
+        .flatten()
+        .filter(|r| !crate::store::is_disabled(spec, r));
+    let list = |col: &str| -> Vec<String> {
+        row.as_ref()
+            .and_then(|r| {
+                spec.col_index(col)
+                    .and_then(|i| r.get(i).cloned().flatten())
+            })
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    (list("postscripts"), list("postbootscripts"))
 }
 
 /// The per-NIC attributes (`nicips`, `nichostnamesuffixes`, …) shown one line per NIC, as
@@ -980,6 +1021,7 @@ fn define(
     let mut existing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut planned: Vec<Planned> = Vec::new();
     let mut group_reader: Option<ObjReader<'_>> = None;
+    let mut xcatdefaults: Option<(Vec<String>, Vec<String>)> = None;
     let mut group_attrs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     // Nodes defined in the same request count as existing for group member lists.
     let mut all_nodes: BTreeSet<String> = r.membership()?.nodes.iter().cloned().collect();
@@ -1060,6 +1102,31 @@ fn define(
                 BTreeMap::new()
             };
             collapse_nics(&mut req.attrs, &current);
+        }
+        // Scripts the xcatdefaults row already runs are dropped with xCAT's warning (setobjdefs).
+        if name != "xcatdefaults" {
+            for (k, v) in req.attrs.iter_mut() {
+                if k != "postscripts" && k != "postbootscripts" {
+                    continue;
+                }
+                let defaults = xcatdefaults.get_or_insert_with(|| xcat_defaults(store));
+                let have = if k == "postscripts" {
+                    &defaults.0
+                } else {
+                    &defaults.1
+                };
+                let mut kept = Vec::new();
+                for item in v.split(',').filter(|i| !i.is_empty()) {
+                    if have.iter().any(|h| h == item) {
+                        resps.push(Resp::Warn(format!(
+                            "{name}: {k} '{item}' is already included in the 'xcatdefaults'."
+                        )));
+                    } else {
+                        kept.push(item.to_string());
+                    }
+                }
+                *v = kept.join(",");
+            }
         }
         if o.setattr && req.objtype == "osimage" {
             let current = if exists {
