@@ -372,10 +372,11 @@ fn nodeadd_nodech_noderm_and_the_audit_log() {
     ]);
     assert_eq!(bh.ok(&["nodels"]), "cn01\ncn02\ncn03\ncn04\n");
     assert_eq!(bh.ok(&["nodels", "cn02", "mgt"]), "cn02: ipmi\n");
+    // `,=` puts a new value first, as xCAT's nodech does (its nodech case: groups=rhels5.6,all,rhels5.5).
     bh.ok(&["nodech", "compute", "groups,=gpu"]);
     assert_eq!(
         bh.ok(&["nodels", "cn01", "groups"]),
-        "cn01: compute,all,gpu\n"
+        "cn01: gpu,compute,all\n"
     );
     bh.ok(&["nodech", "cn01", "groups^=gpu"]);
     assert_eq!(bh.ok(&["nodels", "cn01", "groups"]), "cn01: compute,all\n");

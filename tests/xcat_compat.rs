@@ -1660,3 +1660,41 @@ fn xcatdefaults_scripts_in_node_definitions() {
         .ok("lsdef", &["testnode"])
         .contains("    postscripts=syslog,remoteshell,syncfiles,mine\n"));
 }
+
+/// nodech's list operators as xCAT's (its nodech case): `,=` puts new values first, `^=` takes
+/// values out, `=@=` keeps a leading `=`.
+#[test]
+fn nodech_list_operators() {
+    let x = Xcat::new();
+    x.ok(
+        "chdef",
+        &["-t", "node", "-o", "testnode", "groups=all,rhels5.5"],
+    );
+    x.ok("nodech", &["testnode", "groups,=rhels5.5,rhels5.6"]);
+    assert_eq!(
+        x.ok("nodels", &["testnode", "groups"]),
+        "testnode: rhels5.6,all,rhels5.5\n"
+    );
+    x.ok("nodech", &["testnode", "groups^=rhels5.4,rhels5.5"]);
+    assert_eq!(
+        x.ok("nodels", &["testnode", "groups"]),
+        "testnode: rhels5.6,all\n"
+    );
+    x.ok(
+        "nodech",
+        &["testnode", "groups^=rhels5.6", "groups,=rhels5.4"],
+    );
+    assert_eq!(
+        x.ok("nodels", &["testnode", "groups"]),
+        "testnode: rhels5.4,all\n"
+    );
+    x.ok("nodech", &["testnode", "nodetype.os=@=helloworld"]);
+    assert!(x
+        .ok("lsdef", &["-t", "node", "-i", "os", "testnode"])
+        .contains("os==helloworld"));
+    x.ok("nodech", &["testnode", "tags=rhels5.4"]);
+    assert_eq!(
+        x.ok("nodels", &["testnode", "groups"]),
+        "testnode: rhels5.4\n"
+    );
+}

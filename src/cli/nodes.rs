@@ -301,8 +301,9 @@ impl Assignment {
                     .collect();
                 for v in self.value.split(',').filter(|s| !s.is_empty()) {
                     if self.op == AssignOp::Append {
+                        // xCAT's nodech unshifts each new value: `groups,=a,b` on `all` is `b,a,all`.
                         if !items.iter().any(|i| i == v) {
-                            items.push(v.to_string());
+                            items.insert(0, v.to_string());
                         }
                     } else {
                         items.retain(|i| i != v);
