@@ -352,3 +352,176 @@ ls -a "$d" > "$d/../ls.txt"
     let ls = std::fs::read_to_string(up.join("ls.txt")).expect("ls");
     assert!(!ls.contains(".new"), "a partial archive was left: {ls}");
 }
+
+fn write(p: &Path, text: &str) {
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+#[test]
+fn imgexport_bundles_and_imgimport_restores_netboot_and_statelite_images() {
+    let a = Bh::new();
+    let inst_a = installdir(&a);
+    let dir = inst_a.join("netboot/debian12/x86_64/compute");
+    write(&dir.join("kernel"), "KERNEL");
+    write(&dir.join("initrd-stateless.gz"), "STATELESS");
+    write(&dir.join("initrd-statelite.gz"), "STATELITE");
+    write(&dir.join("rootimg.cpio.gz"), "PACKED");
+    write(&dir.join("rootimg/etc/hostname.d/x"), "in the tree\n");
+    std::os::unix::fs::symlink("hostname.d/x", dir.join("rootimg/etc/link")).expect("symlink");
+    let pkglist = a.path("lists/compute.pkglist");
+    write(&pkglist, "bash\n");
+    let motd = a.path("motd");
+    write(&motd, "hello\n");
+    for (name, pm) in [("nb", "netboot"), ("sl", "statelite")] {
+        a.ok(&[
+            "mkdef",
+            "-t",
+            "osimage",
+            "-o",
+            name,
+            "imagetype=linux",
+            &format!("provmethod={pm}"),
+            "osvers=debian12",
+            "osarch=x86_64",
+            "profile=compute",
+            &format!("pkglist={}", pkglist.display()),
+            &format!("rootimgdir={}", dir.display()),
+        ]);
+    }
+    a.ok(&[
+        "chtab",
+        "image=sl,file=/var/log/",
+        "litefile.options=persistent",
+    ]);
+    let out_dir = a.path("bundles");
+    std::fs::create_dir_all(&out_dir).expect("mkdir");
+    let out = a.ok(&[
+        "imgexport",
+        "nb",
+        &out_dir.display().to_string(),
+        "-e",
+        &format!("{}:/etc", motd.display()),
+    ]);
+    assert!(out.contains("Exporting nb to"), "{out}");
+    let bundle = out_dir.join("nb.tgz");
+    let list = common::sh(&["tar", "-tzf", &bundle.display().to_string()]);
+    for f in [
+        "nb/manifest.xml",
+        "nb/kernel",
+        "nb/initrd-stateless.gz",
+        "nb/rootimg.cpio.gz",
+        "nb/compute.pkglist",
+        "nb/extra/motd",
+    ] {
+        assert!(
+            list.lines().any(|l| l.trim_end_matches('/') == f),
+            "{f} not in the bundle:\n{list}"
+        );
+    }
+    let manifest = common::sh(&[
+        "tar",
+        "-xzOf",
+        &bundle.display().to_string(),
+        "nb/manifest.xml",
+    ]);
+    assert!(
+        manifest.starts_with("<?xml version=\"1.0\"?>\n<xcatimage>"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains(&format!(
+            "<rootimg>{}</rootimg>",
+            dir.join("rootimg.cpio.gz").display()
+        )),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("<provmethod>netboot</provmethod>"),
+        "{manifest}"
+    );
+    a.ok(&["imgexport", "sl", &out_dir.display().to_string()]);
+
+    // Another appliance, under a new profile: files under its own installdir, boot files in its TFTP root.
+    let b = Bh::new();
+    let inst_b = installdir(&b);
+    let tftp_b = b.path("tftpboot");
+    b.ok(&[
+        "chtab",
+        "key=tftpdir",
+        &format!("site.value={}", tftp_b.display()),
+    ]);
+    let out = b.ok(&["imgimport", &bundle.display().to_string(), "-f", "gpu"]);
+    assert!(
+        out.contains("Successfully imported the image debian12-x86_64-netboot-gpu."),
+        "{out}"
+    );
+    let newdir = inst_b.join("netboot/debian12/x86_64/gpu");
+    assert_eq!(
+        std::fs::read_to_string(newdir.join("rootimg.cpio.gz")).expect("packed"),
+        "PACKED"
+    );
+    assert_eq!(
+        std::fs::read_to_string(newdir.join("kernel")).expect("kernel"),
+        "KERNEL"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tftp_b.join("xcat/osimage/debian12-x86_64-netboot-gpu/kernel"))
+            .expect("tftp kernel"),
+        "KERNEL"
+    );
+    let def = b.ok(&[
+        "lsdef",
+        "-t",
+        "osimage",
+        "-o",
+        "debian12-x86_64-netboot-gpu",
+        "-l",
+    ]);
+    assert_eq!(attr(&def, "profile").as_deref(), Some("gpu"));
+    assert_eq!(attr(&def, "rootimgdir"), Some(newdir.display().to_string()));
+    assert_eq!(attr(&def, "pkglist"), Some(pkglist.display().to_string()));
+
+    let c = Bh::new();
+    let inst_c = installdir(&c);
+    let out = c.ok(&[
+        "imgimport",
+        &out_dir.join("sl.tgz").display().to_string(),
+        "-f",
+        "lite2",
+    ]);
+    assert!(
+        out.contains("Successfully imported the image debian12-x86_64-statelite-lite2."),
+        "{out}"
+    );
+    let tree = inst_c.join("netboot/debian12/x86_64/lite2/rootimg");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("etc/hostname.d/x")).expect("tree"),
+        "in the tree\n"
+    );
+    assert_eq!(
+        std::fs::read_link(tree.join("etc/link")).expect("link"),
+        Path::new("hostname.d/x")
+    );
+    let lf = c.ok(&["tabdump", "litefile"]);
+    assert!(
+        lf.contains("\"debian12-x86_64-statelite-lite2\",\"/var/log/\",\"persistent\""),
+        "{lf}"
+    );
+
+    // Not a bundle.
+    let junk = c.path("junk.tgz");
+    common::sh(&[
+        "tar",
+        "-czf",
+        &junk.display().to_string(),
+        "-C",
+        &c.path("").display().to_string(),
+        "bootherd.db",
+    ]);
+    let e = c.fail(&["imgimport", &junk.display().to_string()]);
+    assert!(
+        e.contains("Failed to find manifest.xml file in image bundle"),
+        "{e}"
+    );
+}

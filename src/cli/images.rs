@@ -193,3 +193,86 @@ pub fn rmimage(db: &DbOpt, a: RmimageArgs) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+#[derive(Debug, Args)]
+pub struct ImgexportArgs {
+    /// The osimage to export
+    image: String,
+    /// The bundle to write (a file name, or a directory for <image>.tgz; default ./<image>.tgz)
+    destination: Option<PathBuf>,
+    /// Extra files to carry, as file:dir (put in dir on import); repeatable
+    #[arg(short = 'e', long = "extra")]
+    extra: Vec<String>,
+    /// Not supported by bootherd: the postscripts of a node
+    #[arg(short = 'p', long = "postscripts")]
+    postscripts: Option<String>,
+    /// Not supported by bootherd: export to a remote host
+    #[arg(short = 'R', long = "remotehost")]
+    remotehost: Option<String>,
+    /// Print each step
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+}
+
+pub fn imgexport(db: &DbOpt, a: ImgexportArgs) -> anyhow::Result<ExitCode> {
+    if a.postscripts.is_some() || a.remotehost.is_some() {
+        bail!("imgexport: -p and -R are not supported by bootherd; copy the bundle with scp");
+    }
+    let store = db.open()?;
+    let verbose = a.verbose;
+    let mut say = |l: &str| {
+        if verbose || !l.starts_with('/') {
+            println!("{l}")
+        }
+    };
+    match crate::image::port::export(
+        &store,
+        &a.image,
+        a.destination.as_deref(),
+        &a.extra,
+        &mut say,
+    ) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Error: {}", super::chain(&e));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ImgimportArgs {
+    /// The image bundle (.tgz) made by imgexport (bootherd's or xCAT's)
+    bundle: PathBuf,
+    /// Import under a new profile name (the image is renamed <os>-<arch>-<provmethod>-<profile>)
+    #[arg(short = 'f', long = "profile")]
+    profile: Option<String>,
+    /// Not supported by bootherd: set the postscripts of nodes
+    #[arg(short = 'p', long = "postscripts")]
+    postscripts: Option<String>,
+    /// Not supported by bootherd: import from a remote host
+    #[arg(short = 'R', long = "remotehost")]
+    remotehost: Option<String>,
+    /// Accepted for xCAT compatibility (bundles are always gzipped tar files)
+    #[arg(short = 'n', long = "nozip")]
+    nozip: bool,
+    /// Print each step
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+}
+
+pub fn imgimport(db: &DbOpt, a: ImgimportArgs) -> anyhow::Result<ExitCode> {
+    if a.postscripts.is_some() || a.remotehost.is_some() {
+        bail!("imgimport: -p and -R are not supported by bootherd");
+    }
+    let _ = (a.nozip, a.verbose);
+    let store = db.open()?;
+    let mut say = |l: &str| println!("{l}");
+    match crate::image::port::import(&store, &a.bundle, a.profile.as_deref(), &mut say) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Error: {}", super::chain(&e));
+            Ok(ExitCode::from(1))
+        }
+    }
+}

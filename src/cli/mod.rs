@@ -135,6 +135,10 @@ enum Cmd {
     Packimage(images::PackimageArgs),
     /// Remove an osimage's files (and with --xcatdef its definition)
     Rmimage(images::RmimageArgs),
+    /// Bundle an osimage (definition and files) in xCAT's imgexport format
+    Imgexport(images::ImgexportArgs),
+    /// Define an osimage and put its files in place from an imgexport bundle
+    Imgimport(images::ImgimportArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -177,6 +181,8 @@ pub const COMMANDS: &[&str] = &[
     "genimage",
     "packimage",
     "rmimage",
+    "imgexport",
+    "imgimport",
 ];
 
 #[derive(Debug, Args)]
@@ -279,6 +285,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Genimage(a) => images::genimage(&db, a),
         Cmd::Packimage(a) => images::packimage(&db, a),
         Cmd::Rmimage(a) => images::rmimage(&db, a),
+        Cmd::Imgexport(a) => images::imgexport(&db, a),
+        Cmd::Imgimport(a) => images::imgimport(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -64,6 +64,7 @@ fn fail<T>(step: &'static str, msg: impl Into<String>) -> Result<T, StepError> {
 /// Progress and the build log.
 pub struct Progress {
     log: Option<std::fs::File>,
+    start: std::time::Instant,
     pub log_path: PathBuf,
     tty: bool,
     quiet: bool,
@@ -76,6 +77,7 @@ impl Progress {
         }
         Progress {
             log: std::fs::File::create(&log_path).ok(),
+            start: std::time::Instant::now(),
             log_path,
             tty: std::io::stdout().is_terminal(),
             quiet,
@@ -91,8 +93,9 @@ impl Progress {
     }
 
     fn log_line(&mut self, l: &str) {
+        let t = self.start.elapsed().as_secs_f64();
         if let Some(f) = self.log.as_mut() {
-            let _ = writeln!(f, "{l}");
+            let _ = writeln!(f, "[{t:7.1}s] {l}");
         }
     }
 
@@ -633,6 +636,8 @@ fn install_debian(
         .arg("--variant=minbase")
         .arg(format!("--architectures={debarch}"))
         .arg(format!("--include={}", first.join(",")))
+        // The tree is thrown away if the build fails, so dpkg need not fsync every file.
+        .arg("--dpkgopt=force-unsafe-io")
         .arg("--skip=download/empty")
         .arg("--skip=essential/unlink")
         .arg("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/")
@@ -641,6 +646,9 @@ fn install_debian(
             q(&cache.display().to_string())
         ))
         .arg("--aptopt=Acquire::Retries \"3\"");
+    // The image's own initramfs is never used (bootherd builds the node's): the kernel's
+    // postinst need not spend a minute making one.
+    cmd.env("INITRD", "No");
     for (k, v) in &pkgs.env {
         cmd.env(k, v);
     }

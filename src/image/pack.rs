@@ -390,6 +390,30 @@ fn stream(
     c: Compress,
     tmp: &Path,
 ) -> anyhow::Result<u64> {
+    stream_prefixed(root, "", ex, method, c, tmp)
+}
+
+/// A cpio (newc, gzip) of the whole tree under `root`, its names starting `<prefix>/`
+/// (imgexport's `rootimgtree.gz`).
+pub fn cpio_gz_tree(root: &Path, prefix: &str, out: &Path) -> anyhow::Result<u64> {
+    stream_prefixed(
+        root,
+        prefix,
+        &ExList::default(),
+        Method::Cpio,
+        Compress::Gzip,
+        out,
+    )
+}
+
+fn stream_prefixed(
+    root: &Path,
+    prefix: &str,
+    ex: &ExList,
+    method: Method,
+    c: Compress,
+    tmp: &Path,
+) -> anyhow::Result<u64> {
     let file =
         std::fs::File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut cmd = c.command()?;
@@ -406,7 +430,16 @@ fn stream(
             let mut ino = 1u64;
             let r = walk(root, ex, |rel, path, md| {
                 ino += 1;
-                let name = rel.strip_prefix("./").unwrap_or(rel);
+                let stripped = rel.strip_prefix("./").unwrap_or(rel);
+                let joined;
+                let name = if prefix.is_empty() {
+                    stripped
+                } else if rel == "." {
+                    prefix
+                } else {
+                    joined = format!("{prefix}/{stripped}");
+                    joined.as_str()
+                };
                 if md.file_type().is_symlink() {
                     let t = std::fs::read_link(path)?;
                     let t = t.as_os_str().as_encoded_bytes();
@@ -430,10 +463,8 @@ fn stream(
                         )));
                     }
                     pad(&mut w, n as usize)
-                } else if rel != "." {
-                    cpio_header(&mut w, ino, md, 0, name)
                 } else {
-                    cpio_header(&mut w, ino, md, 0, ".")
+                    cpio_header(&mut w, ino, md, 0, name)
                 }
             });
             r.and_then(|n| {
