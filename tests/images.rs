@@ -525,3 +525,169 @@ fn imgexport_bundles_and_imgimport_restores_netboot_and_statelite_images() {
         "{e}"
     );
 }
+
+/// The RHEL-family path without a RHEL repository: a copycds'd RHEL-style ISO whose BaseOS
+/// repository (createrepo_c) holds one RPM (rpmbuild) named `kernel`, carrying Debian's kernel
+/// under another version, its NIC modules xz-compressed as RHEL ships them, and a static busybox.
+/// genimage installs it with `dnf --installroot` from the copied media, finds the kernel, builds
+/// the initramfs with the modules uncompressed, and packimage packs the root.
+#[test]
+fn genimage_builds_a_rhel_family_image_with_dnf_from_copied_media() {
+    let assets = common::vm::assets();
+    common::need(&[
+        ("rpmbuild", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("dnf", "dnf"),
+    ]);
+    let bh = Bh::new();
+    let inst = installdir(&bh);
+    let tftp = bh.path("tftpboot");
+    bh.ok(&[
+        "chtab",
+        "key=tftpdir",
+        &format!("site.value={}", tftp.display()),
+    ]);
+    bh.ok(&[
+        "chtab",
+        "key=imagepkgcache",
+        &format!("site.value={}", bh.path("cache").display()),
+    ]);
+    // The RPM's payload.
+    let kver = "5.14.0-bootherd.x86_64";
+    let src = bh.path("rpmsrc");
+    std::fs::create_dir_all(src.join("boot")).expect("mkdir");
+    std::fs::copy(
+        assets.join("vmlinuz"),
+        src.join(format!("boot/vmlinuz-{kver}")),
+    )
+    .expect("kernel");
+    let mods = assets.join("modules/kernel");
+    for m in [
+        "drivers/net/virtio_net.ko",
+        "drivers/net/net_failover.ko",
+        "net/core/failover.ko",
+    ] {
+        let to = src.join(format!("lib/modules/{kver}/kernel/{m}.xz"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        let xz = Command::new("xz")
+            .arg("-c")
+            .arg(mods.join(m))
+            .output()
+            .expect("xz");
+        assert!(xz.status.success(), "xz {m}");
+        std::fs::write(&to, xz.stdout).expect("write module");
+    }
+    std::fs::create_dir_all(src.join("usr/bin")).expect("mkdir");
+    std::fs::copy(assets.join("busybox"), src.join("usr/bin/busybox")).expect("busybox");
+    let spec = bh.file(
+        "kernel.spec",
+        "%global debug_package %{nil}\nName: kernel\nVersion: 5.14.0\nRelease: 1\nSummary: test kernel\nLicense: GPL\nBuildArch: x86_64\nAutoReqProv: no\n%description\ntest\n%install\ncp -a %{_sourcedir}/. %{buildroot}/\n%files\n/boot\n/lib/modules\n/usr/bin/busybox\n",
+    );
+    let top = bh.path("rpmtop");
+    let o = Command::new("rpmbuild")
+        .args(["--quiet", "--define", &format!("_topdir {}", top.display())])
+        .args(["--define", &format!("_sourcedir {}", src.display())])
+        .args(["--define", "__os_install_post %{nil}", "-bb", &spec])
+        .output()
+        .expect("rpmbuild");
+    assert!(
+        o.status.success(),
+        "rpmbuild: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let media = bh.path("rhel.src");
+    std::fs::create_dir_all(media.join("BaseOS/Packages")).expect("mkdir");
+    std::fs::copy(
+        top.join("RPMS/x86_64/kernel-5.14.0-1.x86_64.rpm"),
+        media.join("BaseOS/Packages/kernel-5.14.0-1.x86_64.rpm"),
+    )
+    .expect("rpm");
+    common::sh(&[
+        "createrepo_c",
+        "-q",
+        &media.join("BaseOS").display().to_string(),
+    ]);
+    let iso = make_iso(
+        &bh,
+        "rhel",
+        &[(
+            ".discinfo",
+            "1713373534.419286\nRed Hat Enterprise Linux 9.4\nx86_64\n1\n",
+        )],
+    );
+    bh.ok(&["copycds", &iso]);
+    let img = "rhels9.4-x86_64-netboot-compute";
+    let def = bh.ok(&["lsdef", "-t", "osimage", "-o", img, "-l"]);
+    assert!(
+        attr(&def, "pkglist").is_some_and(|p| p.ends_with("netboot/rh/compute.pkglist")),
+        "{def}"
+    );
+    // The shipped profile names packages this repository does not have: dnf says which.
+    let e = bh.fail(&["genimage", img, "--noupdate"]);
+    assert!(e.contains("step 'install' failed"), "{e}");
+    assert!(e.contains("was not found in"), "{e}");
+    let pl = bh.file("kernel-only.pkglist", "kernel\n");
+    bh.ok(&[
+        "chdef",
+        "-t",
+        "osimage",
+        "-o",
+        img,
+        &format!("pkglist={pl}"),
+        "postinstall=",
+    ]);
+    let out = bh.ok(&["genimage", img, "-n", "virtio_net"]);
+    assert!(out.contains(&format!("kernel {kver}")), "{out}");
+    let root = inst.join("netboot/rhels9.4/x86_64/compute/rootimg");
+    assert!(root.join(format!("boot/vmlinuz-{kver}")).is_file());
+    assert!(root.join("opt/xcat/xcatdsklspost").is_file());
+    assert!(
+        !root
+            .join(bh.path("cache").strip_prefix("/").expect("abs"))
+            .exists(),
+        "dnf's cache left in the image"
+    );
+    // The initramfs holds the module uncompressed, in load order after its dependencies.
+    let initrd = tftp.join(format!("xcat/osimage/{img}/initrd-stateless.gz"));
+    let x = bh.path("initrd");
+    std::fs::create_dir_all(&x).expect("mkdir");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -dc {} | cpio -idm --quiet", initrd.display()))
+        .current_dir(&x)
+        .status()
+        .expect("cpio");
+    assert!(st.success());
+    let order = std::fs::read_to_string(x.join("modules.order")).expect("modules.order");
+    let pos = |m: &str| order.lines().position(|l| l == m);
+    assert!(
+        pos("failover.ko") < pos("net_failover.ko")
+            && pos("net_failover.ko") < pos("virtio_net.ko")
+            && pos("failover.ko").is_some(),
+        "{order}"
+    );
+    let head = std::fs::read(x.join("lib/modules/virtio_net.ko")).expect("module");
+    assert!(
+        head.starts_with(b"\x7fELF"),
+        "the module is stored uncompressed"
+    );
+    assert_eq!(
+        attr(
+            &bh.ok(&["lsdef", "-t", "osimage", "-o", img, "-l"]),
+            "netdrivers"
+        )
+        .as_deref(),
+        Some("virtio_net")
+    );
+    let out = bh.ok(&["packimage", img, "-c", "xz"]);
+    assert!(out.contains("rootimg.cpio.xz written"), "{out}");
+    // rmimage removes the files and, with --xcatdef, the definition.
+    let out = bh.ok(&["rmimage", img, "--xcatdef"]);
+    assert!(
+        out.contains("Image files have been removed successfully"),
+        "{out}"
+    );
+    assert!(!root.exists());
+    assert!(!tftp.join(format!("xcat/osimage/{img}")).exists());
+    assert!(!bh.ok(&["lsdef", "-t", "osimage"]).contains(img));
+}

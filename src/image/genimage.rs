@@ -68,6 +68,27 @@ pub struct Progress {
     pub log_path: PathBuf,
     tty: bool,
     quiet: bool,
+    /// Packages fetched (apt's `Get:` lines) and their bytes.
+    pub fetched: (u64, f64),
+}
+
+/// The size apt prints at the end of a `Get:` line (`[4,523 kB]`), in bytes.
+pub fn apt_get_size(line: &str) -> Option<f64> {
+    if !line.starts_with("Get:") {
+        return None;
+    }
+    let open = line.rfind('[')?;
+    let inner = line[open + 1..].strip_suffix(']')?;
+    let (num, unit) = inner.split_once(' ')?;
+    let n: f64 = num.replace(',', "").parse().ok()?;
+    let mult = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return None,
+    };
+    Some(n * mult)
 }
 
 impl Progress {
@@ -81,6 +102,7 @@ impl Progress {
             log_path,
             tty: std::io::stdout().is_terminal(),
             quiet,
+            fetched: (0, 0.0),
         }
     }
 
@@ -102,9 +124,22 @@ impl Progress {
     /// A tool's output line: logged; on a terminal, shown as a one-line status.
     fn tool(&mut self, l: &str) {
         self.log_line(l);
+        if let Some(b) = apt_get_size(l) {
+            self.fetched.0 += 1;
+            self.fetched.1 += b;
+        }
         if self.tty && !self.quiet {
-            let s: String = l.chars().take(100).collect();
-            print!("\r\x1b[K  {s}");
+            let s: String = l.chars().take(80).collect();
+            let dl = if self.fetched.0 > 0 {
+                format!(
+                    "[downloaded {} packages, {:.1} MB] ",
+                    self.fetched.0,
+                    self.fetched.1 / 1e6
+                )
+            } else {
+                String::new()
+            };
+            print!("\r\x1b[K  {dl}{s}");
             let _ = std::io::stdout().flush();
         }
     }
@@ -724,7 +759,14 @@ fn install_debian(
         cache.display()
     ));
     match run(p, "install", "mmdebstrap", &mut cmd) {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            let (n, b) = p.fetched;
+            p.say(&format!(
+                "genimage: installed; {n} packages downloaded ({:.1} MB), the rest from the cache",
+                b / 1e6
+            ));
+            Ok(())
+        }
         Err(mut e) => {
             if let Some(pkg) = missing_package(&p.log_path) {
                 e.msg = format!(
@@ -849,7 +891,9 @@ fn install_rh(
             "genimage: installing {} packages with {dnf}",
             list.len()
         ));
-        if let Err(mut e) = run(p, "install", dnf, &mut cmd) {
+        let res = run(p, "install", dnf, &mut cmd);
+        keep_dnf_cache(work, cache);
+        if let Err(mut e) = res {
             if let Some(pkg) = missing_package(&p.log_path) {
                 e.msg = format!(
                     "package '{pkg}' was not found in {}: {}",
@@ -875,15 +919,43 @@ fn install_rh(
             cmd.arg(format!("--repofrompath=xcat-otherpkgs,file://{otherdir}"));
         }
         cmd.arg(verb).args(list);
-        run(p, "install", dnf, &mut cmd)?;
+        let res = run(p, "install", dnf, &mut cmd);
+        keep_dnf_cache(work, cache);
+        res?;
     }
     if !req.noupdate {
         let mut cmd = Command::new(dnf);
         base(&mut cmd);
         cmd.arg("update");
-        run(p, "install", dnf, &mut cmd)?;
+        let res = run(p, "install", dnf, &mut cmd);
+        keep_dnf_cache(work, cache);
+        res?;
     }
     Ok(())
+}
+
+/// dnf puts its cache under the install root; move it out, into the package cache, so the image
+/// does not carry it and the next build finds it.
+fn keep_dnf_cache(root: &Path, cache: &Path) {
+    let inside = root.join(cache.strip_prefix("/").unwrap_or(cache));
+    if !inside.is_dir() {
+        return;
+    }
+    let _ = std::fs::create_dir_all(cache);
+    let _ = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", inside.display()))
+        .arg(cache)
+        .status();
+    let _ = std::fs::remove_dir_all(&inside);
+    // Remove the now-empty parents dnf created for it, up to the root.
+    let mut d = inside.parent().map(Path::to_path_buf);
+    while let Some(p) = d {
+        if p == root || std::fs::remove_dir(&p).is_err() {
+            break;
+        }
+        d = p.parent().map(Path::to_path_buf);
+    }
 }
 
 fn write(step: &'static str, path: &Path, text: &str, mode: u32) -> Result<(), StepError> {
@@ -1226,6 +1298,20 @@ mod tests {
         let e = apt_sources("/nonexistent", None).expect_err("no repo");
         assert!(e.contains("not a Debian repository"));
         assert!(apt_sources("", None).is_err());
+    }
+
+    #[test]
+    fn apt_download_sizes() {
+        assert_eq!(
+            apt_get_size("Get:57 http://deb.debian.org/debian bookworm/main amd64 systemd amd64 252.39-1~deb12u1 [3,032 kB]"),
+            Some(3_032_000.0)
+        );
+        assert_eq!(
+            apt_get_size("Get:1 http://x bookworm InRelease [151 kB]"),
+            Some(151_000.0)
+        );
+        assert_eq!(apt_get_size("Hit:1 http://x bookworm InRelease"), None);
+        assert_eq!(apt_get_size("Get:2 http://x [weird]"), None);
     }
 
     #[test]
