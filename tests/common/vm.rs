@@ -40,7 +40,8 @@ pub fn tftp_root(bh: &Bh) -> PathBuf {
     tftp
 }
 
-/// A namespace with bridge br0 at `<net>.1/24` and tap0 in it, for the VM.
+/// A namespace with bridge br0 at `<net>.1/24` (and an IPv6 link-local address) and tap0 in it,
+/// for the VM.
 pub fn bridge(tag: &str, net: &str) -> Netns {
     let ns = Netns::new(tag);
     ns.exec(&[
@@ -55,6 +56,9 @@ pub fn bridge(tag: &str, net: &str) -> Netns {
         "stp_state",
         "0",
     ]);
+    // IPv6 on the bridge only (test namespaces have it off): the server's link-local address is
+    // where router advertisements come from.
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.br0.disable_ipv6=0"]);
     ns.exec(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", "br0"]);
     ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
     ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
@@ -132,4 +136,53 @@ pub fn run_until(
     let _ = vm.kill();
     let _ = vm.wait();
     (ok, std::fs::read_to_string(serial).unwrap_or_default())
+}
+
+/// Seconds of the day in a log line's leading timestamp (`2026-12-06T01:04:15.812345Z …`).
+fn log_secs(line: &str) -> Option<f64> {
+    let plain = super::plain(line);
+    let stamp = plain.split_whitespace().next()?;
+    let (_, time) = stamp.split_once('T')?;
+    let time = time.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// From the daemon's own log: seconds from the commit of `ip`'s lease (the ACK, sent after the
+/// commit) to the first TFTP log line for `ip` after it (a TFTP line is written when its transfer
+/// ends, so this is an upper bound on "lease → first file request"). The last ACK before the first
+/// TFTP line counts: a firmware that asks again (iPXE after the NIC ROM, …) restarts the clock.
+pub fn lease_to_first_tftp(log: &[String], ip: &str) -> Option<f64> {
+    let ack = format!("Some(Ack) {ip} ");
+    let client = format!("client={ip}:");
+    let mut last_ack: Option<f64> = None;
+    for l in log {
+        if l.contains(&ack) {
+            last_ack = log_secs(l).or(last_ack);
+        } else if l.contains("TFTP") && l.contains(&client) {
+            let (a, t) = (last_ack?, log_secs(l)?);
+            let d = t - a;
+            return Some(if d < 0.0 { d + 86400.0 } else { d });
+        }
+    }
+    None
+}
+
+/// Same clock, from the first OFFER to `ip` (the DHCP exchange itself included).
+pub fn offer_to_first_tftp(log: &[String], ip: &str) -> Option<f64> {
+    let offer = format!("Some(Offer) {ip} ");
+    let client = format!("client={ip}:");
+    let first = log
+        .iter()
+        .find(|l| l.contains(&offer))
+        .and_then(|l| log_secs(l))?;
+    let t = log
+        .iter()
+        .find(|l| l.contains("TFTP") && l.contains(&client))
+        .and_then(|l| log_secs(l))?;
+    let d = t - first;
+    Some(if d < 0.0 { d + 86400.0 } else { d })
 }
