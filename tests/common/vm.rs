@@ -90,6 +90,42 @@ pub fn qemu(
     memory_mb: u32,
     extra: &[&str],
 ) -> std::process::Child {
+    qemu_nic(ns, serial, mac, memory_mb, "", extra)
+}
+
+/// UEFI firmware for [`qemu`]: Debian's OVMF (package `ovmf`), code read-only and a private copy
+/// of the variable store under `bh`.
+pub fn ovmf(bh: &Bh) -> Vec<String> {
+    let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
+    let vars = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    assert!(
+        code.is_file() && vars.is_file(),
+        "{} is missing: apt-get install ovmf (tests/run.sh does)",
+        code.display()
+    );
+    let mine = bh.path("OVMF_VARS.fd");
+    std::fs::copy(vars, &mine).expect("copy the OVMF variable store");
+    vec![
+        "-drive".into(),
+        format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            code.display()
+        ),
+        "-drive".into(),
+        format!("if=pflash,format=raw,unit=1,file={}", mine.display()),
+    ]
+}
+
+/// [`qemu`] with `nic_opts` appended to the NIC's `-device` (`,romfile=` leaves the NIC without
+/// its iPXE ROM, so UEFI firmware boots with its own network stack).
+pub fn qemu_nic(
+    ns: &Netns,
+    serial: &Path,
+    mac: &str,
+    memory_mb: u32,
+    nic_opts: &str,
+    extra: &[&str],
+) -> std::process::Child {
     ns.command("qemu-system-x86_64")
         .args([
             "-machine",
@@ -112,7 +148,7 @@ pub fn qemu(
             "-netdev",
             "tap,id=n0,ifname=tap0,script=no,downscript=no",
             "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+            &format!("virtio-net-pci,netdev=n0,mac={mac}{nic_opts}"),
         ])
         .args(extra)
         .stdout(std::process::Stdio::null())
@@ -151,28 +187,31 @@ fn log_secs(line: &str) -> Option<f64> {
     Some(h * 3600.0 + m * 60.0 + s)
 }
 
-/// From the daemon's own log: seconds from the commit of `ip`'s lease (the ACK, sent after the
-/// commit) to the first TFTP log line for `ip` after it (a TFTP line is written when its transfer
-/// ends, so this is an upper bound on "lease → first file request"). The last ACK before the first
-/// TFTP line counts: a firmware that asks again (iPXE after the NIC ROM, …) restarts the clock.
-pub fn lease_to_first_tftp(log: &[String], ip: &str) -> Option<f64> {
+/// From the daemon's own log, for each lease of `ip` (each DHCP ACK, sent after its lease is
+/// committed): seconds to the first file the client then asked for (the first TFTP or HTTP log
+/// line from `ip` before its next ACK). TFTP lines are written when a transfer ends, so those
+/// figures are upper bounds on "lease → first request". Leases followed by no file are left out.
+pub fn lease_to_first_file(log: &[String], ip: &str) -> Vec<f64> {
     let ack = format!("Some(Ack) {ip} ");
     let client = format!("client={ip}:");
-    let mut last_ack: Option<f64> = None;
+    let mut out = Vec::new();
+    let mut open: Option<f64> = None;
     for l in log {
         if l.contains(&ack) {
-            last_ack = log_secs(l).or(last_ack);
-        } else if l.contains("TFTP") && l.contains(&client) {
-            let (a, t) = (last_ack?, log_secs(l)?);
-            let d = t - a;
-            return Some(if d < 0.0 { d + 86400.0 } else { d });
+            open = log_secs(l);
+        } else if l.contains(&client) && (l.contains("TFTP") || l.contains("HTTP")) {
+            if let (Some(a), Some(t)) = (open.take(), log_secs(l)) {
+                let d = t - a;
+                out.push(if d < 0.0 { d + 86400.0 } else { d });
+            }
         }
     }
-    None
+    out
 }
 
-/// Same clock, from the first OFFER to `ip` (the DHCP exchange itself included).
-pub fn offer_to_first_tftp(log: &[String], ip: &str) -> Option<f64> {
+/// Seconds from the daemon's first OFFER to `ip` to the first file `ip` asked for (the whole
+/// DHCP exchange included).
+pub fn offer_to_first_file(log: &[String], ip: &str) -> Option<f64> {
     let offer = format!("Some(Offer) {ip} ");
     let client = format!("client={ip}:");
     let first = log
@@ -181,7 +220,7 @@ pub fn offer_to_first_tftp(log: &[String], ip: &str) -> Option<f64> {
         .and_then(|l| log_secs(l))?;
     let t = log
         .iter()
-        .find(|l| l.contains("TFTP") && l.contains(&client))
+        .find(|l| l.contains(&client) && (l.contains("TFTP") || l.contains("HTTP")))
         .and_then(|l| log_secs(l))?;
     let d = t - first;
     Some(if d < 0.0 { d + 86400.0 } else { d })
