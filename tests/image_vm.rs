@@ -97,7 +97,10 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
     // The shipped Debian profile, plus a test exlist that leaves the kernel modules out of the
     // RAM image (the initramfs already loaded what the VM needs), so it boots faster under TCG.
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("netboot-templates/netboot/debian");
-    let exlist = bh.file("test.exlist", "./lib/modules/*/kernel*\n");
+    let exlist = bh.file(
+        "test.exlist",
+        "./lib/modules/*/kernel*\n./usr/lib/modules/*/kernel*\n",
+    );
     let rootimgdir = install.join("netboot/debian12/x86_64/compute");
     bh.ok(&[
         "mkdef",
