@@ -74,8 +74,17 @@ pub static USAGES: &[CmdUsage] = &[
     u("mknb", Run, "Usage: %CMD% <arch>\n       %CMD% [-h|--help|-v|--version]"),
     u("regnotif", Usage(0), "Usage:\n  %CMD% filename tablename[,tablename]... [-o|--operation tableop[,tableop][,tableop]]]\n       where tableop can be 'a' for add, 'd' for delete and 'u' for update\n  %CMD% [-h|--help|-v|--version]"),
     u("unregnotif", Usage(0), "Usage:\n  %CMD% filename\n  %CMD% [-h|--help|-v|--version]"),
+    u("copycds", Usage(1), "Usage: %CMD% [{-n|--name|--osver} distroname] [{-a|--arch} architecture] [{-p|--path} ospkgpath] [-o|--noosimage] [-w|--nonoverwrite] {iso | device-path} ...\n       %CMD% [-i|--inspection] {iso | device-path}\n       %CMD% [-h|--help]"),
+    u("genimage", Run, "Usage:\n  %CMD% [-o osver] [-a arch] [-p profile] [-i nodebootif] [-n nodenetdrivers] [--onlyinitrd] [-r otherifaces] [-k kernelver] [-g krpmver] [-m statelite] [-l rootlimitsize] [--permission permission] [--interactive] [--dryrun] [--ignorekernelchk] [--noupdate] imagename\n  %CMD% [-h | --help | -v | --version]"),
+    u("packimage", Usage(1), "Usage:\n  %CMD% [-h| --help]\n  %CMD% [-v| --version]\n  %CMD% [-m|--method cpio|tar|squashfs] [-c|--compress gzip|pigz|xz] [--nosyncfiles] imagename"),
+    u("rmimage", Usage(1), "Usage:\n  %CMD% [-h | --help]\n  %CMD% [-V | --verbose] imagename [--xcatdef]"),
+    u("imgexport", Usage(1), "Usage:\n  %CMD% [-h| --help]\n  %CMD% image_name [destination] [[-e|--extra file:dir] ... ] [-p|--postscripts node_name] [-R|--remotehost user@host] [-v|--verbose]"),
+    u("imgimport", Usage(1), "Usage:\n  %CMD% [-h|--help]\n  %CMD% bundle_file_name [-p|--postscripts nodelist] [-f|--profile new_profile] [-R|--remotehost user@host] [-v|--verbose]"),
     u("switchprobe", Run, "Usage: %CMD% [<noderange>] [-V|--verbose | -c|--check]"),
 ];
+
+/// Commands whose `-v` means `--verbose`.
+const VERBOSE_V: &[&str] = &["imgexport", "imgimport"];
 
 /// The usage entry for a command name.
 pub fn find(cmd: &str) -> Option<&'static CmdUsage> {
@@ -107,9 +116,11 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
         println!("{}", text(u, invoked));
         return Some(ExitCode::SUCCESS);
     }
+    // imgexport and imgimport use -v for --verbose, as xCAT's do.
+    let v_is_version = !VERBOSE_V.contains(&u.name);
     if args
         .iter()
-        .any(|a| a == "-v" || a == "--version" || a == "-version")
+        .any(|a| (a == "-v" && v_is_version) || a == "--version" || a == "-version")
     {
         if u.name == "tabch" || u.name == "chtab" {
             println!("{invoked} :{}", version());
