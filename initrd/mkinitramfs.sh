@@ -43,7 +43,7 @@ for t in cpio gzip find; do
     command -v $t >/dev/null || { echo "mkinitramfs: needs $t" >&2; exit 1; }
 done
 
-WANT="nfsv3 virtio_net virtio_pci e1000 e1000e igb ixgbe tg3 bnx2 bnxt_en i40e $EXTRA"
+WANT="nfsv3 virtio_net virtio_pci virtio_rng e1000 e1000e igb ixgbe tg3 bnx2 bnxt_en i40e $EXTRA"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/root/bin" "$work/root/lib/modules" "$work/root/etc"

@@ -251,7 +251,8 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
     let ns = vm::bridge("iv", "10.99.74");
     let d = Daemon::start(&bh, &ns, &[]);
     let serial = bh.path("serial-netboot.txt");
-    let mut vmproc = vm::qemu(&ns, &serial, MAC, 1536, &[]);
+    // A hardware RNG, as real nodes have: the image makes its ssh host keys at boot.
+    let mut vmproc = vm::qemu(&ns, &serial, MAC, 1536, &["-device", "virtio-rng-pci"]);
     let ok = vm::wait_serial(&serial, "Multi-User System", Duration::from_secs(420));
     // The image's own sshd answers (host keys made at boot): OpenSSH's ssh-keyscan asks it.
     let keys = if ok {
@@ -332,7 +333,7 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
             &bh.path(&format!("serial-lite{n}.txt")),
             MAC,
             1024,
-            &[],
+            &["-device", "virtio-rng-pci"],
             "BOOTHERD-MARKER: root ",
             Duration::from_secs(420),
         )
