@@ -54,6 +54,9 @@ pub struct DhcpServer {
     /// MACs already logged as "not served", so a client retrying every few seconds logs once.
     logged: Mutex<HashSet<String>>,
     pub stats: Stats,
+    /// Keeps the view as current as the store before each request (read your writes); `None`
+    /// for a fixed view (unit tests).
+    keeper: Option<Arc<super::keeper::ViewKeeper>>,
     /// UDP port clients listen on (68; tests may move it).
     pub client_port: u16,
     /// UDP port relays listen on (67).
@@ -82,8 +85,22 @@ impl DhcpServer {
             writer,
             logged: Mutex::new(HashSet::new()),
             stats: Stats::default(),
+            keeper: None,
             client_port: 68,
             relay_port: 67,
+        }
+    }
+
+    /// Rebuilds the view before a request whenever the store changed under it.
+    pub fn with_keeper(mut self, keeper: Arc<super::keeper::ViewKeeper>) -> DhcpServer {
+        self.keeper = Some(keeper);
+        self
+    }
+
+    /// Brings the view up to date with the store (see [`super::keeper`]).
+    pub async fn refresh(&self) {
+        if let Some(k) = &self.keeper {
+            k.refresh(|v| self.set_view(v)).await;
         }
     }
 
@@ -531,6 +548,8 @@ impl DhcpServer {
                 return;
             }
         };
+        // Every store commit made before this request arrived is in the view it is decided on.
+        self.refresh().await;
         match self.decide(&p, &iface, now()) {
             Decision::Drop(why) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);

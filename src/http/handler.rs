@@ -218,6 +218,9 @@ pub enum Routed {
 #[derive(Clone, Default)]
 pub struct Routes {
     routes: Vec<(Vec<String>, Arc<dyn Handler>)>,
+    /// Run on the blocking pool before the first blocking handler is asked (catching the store's
+    /// caches up: every handler that reads the store is a blocking one).
+    before_blocking: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Routes {
@@ -235,6 +238,14 @@ impl Routes {
     /// Appends `other`'s routes after these.
     pub fn extend(&mut self, other: Routes) {
         self.routes.extend(other.routes);
+        if other.before_blocking.is_some() {
+            self.before_blocking = other.before_blocking;
+        }
+    }
+
+    /// Sets what runs before the blocking handlers are asked (once per request that reaches them).
+    pub fn before_blocking(&mut self, f: Arc<dyn Fn() + Send + Sync>) {
+        self.before_blocking = Some(f);
     }
 
     fn applies(&self, i: usize, req: &RequestInfo) -> bool {
@@ -268,6 +279,9 @@ impl Routes {
 
     /// `handle` of route `from` and those after it (on the blocking pool).
     pub fn route_from(&self, req: &RequestInfo, from: usize) -> Response {
+        if let Some(f) = &self.before_blocking {
+            f();
+        }
         (from..self.routes.len())
             .filter(|i| self.applies(*i, req))
             .find_map(|i| self.routes[i].1.handle(req))

@@ -164,6 +164,14 @@ pub async fn start_with(
         }
     }
     let mut routes = extra;
+    // Read your writes: a request answered from the store sees every commit made before it
+    // arrived. Static files never ask the store, so their fast path does not pay for this.
+    let r = resolver.clone();
+    routes.before_blocking(Arc::new(move || {
+        if let Err(e) = r.catch_up() {
+            warn!("cannot read the change log: {e}");
+        }
+    }));
     routes.add(
         &["install"],
         Arc::new(files::StaticTree::new("install", site.installdir.clone())),

@@ -50,6 +50,8 @@ pub struct Service {
     pub pmap_port: Option<u16>,
     conns: Arc<Semaphore>,
     budget: Arc<Semaphore>,
+    /// Run before each MOUNT and NFS call: brings the export table up to date with the store.
+    refresh: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Service {
@@ -60,7 +62,14 @@ impl Service {
             pmap_port,
             conns: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             budget: Arc::new(Semaphore::new(BUDGET_KIB)),
+            refresh: None,
         }
+    }
+
+    /// Sets what brings the export table up to date before each MOUNT and NFS call.
+    pub fn with_refresh(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Service {
+        self.refresh = Some(f);
+        self
     }
 }
 
@@ -77,6 +86,13 @@ pub fn answer(svc: &Service, peer: IpAddr, record: &[u8], udp: bool) -> Option<W
             return rpc::denied(&refusal);
         }
     };
+    // Every store commit made before the call arrived is in the export table it is checked
+    // against (the portmapper's answers do not depend on the store).
+    if call.prog != portmap::PROGRAM {
+        if let Some(f) = &svc.refresh {
+            f();
+        }
+    }
     let mut w = rpc::accepted(call.xid, Accept::Success, 128);
     let mismatch = |v: u32| Err(Accept::ProgMismatch { low: v, high: v });
     let r = match (call.prog, call.vers) {

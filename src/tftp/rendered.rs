@@ -82,6 +82,11 @@ impl RenderedSource {
 
 impl FileSource for RenderedSource {
     fn open(&self, path: &TftpPath, client: SocketAddr) -> Result<Content, OpenError> {
+        // Every commit made before the request arrived is seen (read your writes): nodeset's
+        // change is in the file it returns. Cheap when nothing was committed.
+        self.resolver
+            .catch_up()
+            .map_err(|e| OpenError::Io(format!("cannot read the change log: {e}")))?;
         let rel = path.relative();
         let idx = self.index()?;
         if let Some(f) = render::lookup(&self.resolver, &idx, &rel, &self.ctx)
