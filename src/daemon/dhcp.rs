@@ -152,10 +152,10 @@ pub async fn start(
                         // Requests rebuild a stale view themselves; this only saves the next
                         // one the wait.
                         if batch.touches(config::DEPENDS_ON) {
-                            srv.refresh().await;
+                            srv.refresh(None).await;
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => srv.refresh().await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => srv.refresh(None).await,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = stop.changed() => return,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::config::{self, DhcpView};
-use crate::store::resolver::Resolver;
+use crate::store::resolver::{Resolver, Ticket};
 use crate::store::watch::ChangeBatch;
 
 /// Builds the view and knows when it is out of date.
@@ -22,6 +22,13 @@ pub struct ViewKeeper {
     built: AtomicU64,
     /// One rebuild at a time; requests arriving meanwhile wait for it and use its result.
     rebuilding: tokio::sync::Mutex<()>,
+}
+
+impl ViewKeeper {
+    /// Notes a request's arrival (see [`Resolver::ticket`]).
+    pub fn ticket(&self) -> Ticket {
+        self.resolver.ticket()
+    }
 }
 
 impl ViewKeeper {
@@ -70,11 +77,19 @@ impl ViewKeeper {
         self.wanted.load(Ordering::SeqCst)
     }
 
-    /// Catches the store up and, when the view is out of date, rebuilds it and hands it to
-    /// `install` before returning. Cheap when nothing changed: one commit-position question
+    /// Catches the store up (for a request that `arrived`, or now) and, when the view is out of
+    /// date, rebuilds it and hands it to `install` before returning. Cheap when nothing changed: one commit-position question
     /// and two atomic loads. A view that cannot be built leaves the old one in use (logged).
-    pub async fn refresh(self: &Arc<Self>, install: impl FnOnce(DhcpView)) {
-        if let Err(e) = self.resolver.catch_up() {
+    pub async fn refresh(
+        self: &Arc<Self>,
+        arrived: Option<Ticket>,
+        install: impl FnOnce(DhcpView),
+    ) {
+        let caught = match arrived {
+            Some(t) => self.resolver.catch_up_since(t),
+            None => self.resolver.catch_up(),
+        };
+        if let Err(e) = caught {
             warn!("DHCP: cannot read the change log: {e}");
         }
         if self.built.load(Ordering::SeqCst) == self.wanted.load(Ordering::SeqCst) {

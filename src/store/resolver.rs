@@ -258,8 +258,16 @@ pub struct Resolver {
     /// One more than the store's commit position up to which every change has been applied
     /// (0: not yet caught up).
     caught_up: AtomicU64,
+    /// Catch-ups begun (each asks the commit position after this is bumped) and the highest
+    /// one finished: a request whose [`Ticket`] is older than a finished catch-up is covered.
+    begun: AtomicU64,
+    finished: AtomicU64,
     listeners: RwLock<Vec<Listener>>,
 }
+
+/// When a request arrived, in catch-ups begun ([`Resolver::ticket`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -291,6 +299,8 @@ impl Resolver {
             regex_cache: Mutex::new(HashMap::new()),
             follow: Mutex::new(follow),
             caught_up: AtomicU64::new(0),
+            begun: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
             listeners: RwLock::new(Vec::new()),
         }
     }
@@ -357,6 +367,30 @@ impl Resolver {
     /// the backend ([`Store::commit_position`]) and an atomic comparison. Services call it once
     /// per request, before answering.
     pub fn catch_up(&self) -> Result<(), StoreError> {
+        let me = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        self.catch_up_to_now()?;
+        self.finished.fetch_max(me, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Taken when a request arrives: [`Resolver::catch_up_since`] with it is then as good as
+    /// [`Resolver::catch_up`] called at that moment.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.begun.load(Ordering::SeqCst))
+    }
+
+    /// [`Resolver::catch_up`] for a request that arrived at `t` — free (one atomic load) when a
+    /// catch-up begun after `t` has already finished, as under load, when many requests arrive
+    /// while one catches up: a catch-up begun after the request arrived saw every commit made
+    /// before it arrived.
+    pub fn catch_up_since(&self, t: Ticket) -> Result<(), StoreError> {
+        if self.finished.load(Ordering::SeqCst) > t.0 {
+            return Ok(());
+        }
+        self.catch_up()
+    }
+
+    fn catch_up_to_now(&self) -> Result<(), StoreError> {
         // The position is read before the log, so everything it counts is in what we read.
         let pos = self.store.commit_position()?.saturating_add(1);
         if self.caught_up.load(Ordering::SeqCst) >= pos {

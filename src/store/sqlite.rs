@@ -329,8 +329,10 @@ fn changes_since(conn: &Connection, after: u64, limit: usize) -> Result<Vec<Chan
 
 fn change_bounds(conn: &Connection) -> Result<(u64, u64), StoreError> {
     let (lo, hi): (Option<i64>, Option<i64>) = conn
+        // Two subqueries: SQLite answers a lone min() or max() of the key from the b-tree's
+        // ends, but min() and max() together would scan the whole log.
         .query_row(
-            "SELECT min(seq), max(seq) FROM bootherd_changelog",
+            "SELECT (SELECT min(seq) FROM bootherd_changelog), (SELECT max(seq) FROM bootherd_changelog)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
