@@ -98,7 +98,6 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Every batch of changed table names goes to each service that cares.
     let (changes_tx, _) = broadcast::channel::<Arc<ChangeBatch>>(64);
-    resolver.on_change(announce(changes_tx.clone()));
 
     let mut services = tokio::task::JoinSet::new();
     if !a.no_dhcp {
@@ -168,6 +167,13 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         let l = statusport::bind(&resolver).await?;
         services.spawn(statusport::serve(l, resolver.clone(), shutdown_rx.clone()));
     }
+    // What the services wrote while starting (the NFS handle key) is caught up quietly; from
+    // here on every change is logged and broadcast.
+    let r = resolver.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.catch_up()).await {
+        warn!("cannot read the change log: {e}");
+    }
+    resolver.on_change(announce(changes_tx));
     services.spawn(follow_changes(
         resolver.clone(),
         Duration::from_millis(a.poll_ms.max(10)),
