@@ -36,7 +36,7 @@ use base64::Engine;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
-use crate::store::resolver::Resolver;
+use crate::store::resolver::{Resolver, Ticket};
 use crate::store::watch::ChangeBatch;
 use crate::store::Store;
 
@@ -140,6 +140,16 @@ fn reload(resolver: &Resolver, fs: &vfs::Fs, warned: &mut HashSet<String>) -> an
     Ok(!fs.apply(plan).is_empty())
 }
 
+impl server::Freshness for Exports {
+    fn arrived(&self) -> Ticket {
+        self.resolver.ticket()
+    }
+
+    fn refresh(&self, arrived: Ticket) {
+        Exports::refresh(self, Some(arrived))
+    }
+}
+
 /// Keeps the export table as current as the store: asked before every MOUNT and NFS call, it
 /// catches the store up and recomputes the exports first when a table they come from changed
 /// (read your writes: a node added or moved a moment ago can mount).
@@ -168,9 +178,14 @@ impl Exports {
         }
     }
 
-    /// Blocking. Cheap when nothing changed: one commit-position question, two atomic loads.
-    fn refresh(&self) {
-        if let Err(e) = self.resolver.catch_up() {
+    /// Blocking. Cheap when nothing changed: one commit-position question (none when a check
+    /// begun after `arrived` already finished), two atomic loads.
+    fn refresh(&self, arrived: Option<Ticket>) {
+        let caught = match arrived {
+            Some(t) => self.resolver.catch_up_since(t),
+            None => self.resolver.catch_up(),
+        };
+        if let Err(e) = caught {
             warn!("nfs: cannot read the change log: {e}");
         }
         if self.built.load(Ordering::SeqCst) == self.wanted.load(Ordering::SeqCst) {
@@ -262,10 +277,9 @@ pub async fn start(
             Err(e) => warn!("nfs: portmapper not started on UDP port 111 ({e})"),
         }
     }
-    let k = keeper.clone();
     let svc = Arc::new(
         server::Service::new(fs.clone(), port, pmap_tcp.as_ref().map(|_| portmap::PORT))
-            .with_refresh(Arc::new(move || k.refresh())),
+            .with_freshness(keeper.clone()),
     );
     info!(
         port,
@@ -329,7 +343,7 @@ pub async fn start(
                 if retry_only {
                     k.reload_now(true)
                 } else {
-                    k.refresh()
+                    k.refresh(None)
                 }
             })
             .await;
