@@ -48,9 +48,18 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/root/bin" "$work/root/lib/modules" "$work/root/etc"
 
-# Module name → file (names use _ and - interchangeably).
-find "$MODS/kernel" -name '*.ko' |
-    awk -F/ '{ n = $NF; sub(/\.ko$/, "", n); gsub(/-/, "_", n); print n, $0 }' >"$work/index"
+# Module name → file (names use _ and - interchangeably). Compressed modules (.ko.xz, .ko.zst,
+# .ko.gz: RHEL, newer Debian) are read and copied uncompressed, so busybox insmod loads them.
+find "$MODS/kernel" \( -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' -o -name '*.ko.gz' \) |
+    awk -F/ '{ n = $NF; sub(/\.ko(\.(xz|zst|gz))?$/, "", n); gsub(/-/, "_", n); print n, $0 }' >"$work/index"
+raw() {
+    case "$1" in
+    *.xz) xz -dc "$1" ;;
+    *.zst) zstd -dc "$1" ;;
+    *.gz) gzip -dc "$1" ;;
+    *) cat "$1" ;;
+    esac
+}
 path_of() {
     awk -v n="$(echo "$1" | tr '-' '_')" '$1 == n { print $2; found = 1; exit } END { exit !found }' "$work/index"
 }
@@ -62,7 +71,7 @@ add() {
     grep -qx "$1" "$work/seen" && return 0
     echo "$1" >>"$work/seen"
     path_of "$1" >/dev/null || { echo "mkinitramfs: module $1 not found (built in?)" >&2; return 0; }
-    for d in $(tr '\0' '\n' <"$(path_of "$1")" | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' '); do
+    for d in $(raw "$(path_of "$1")" | tr '\0' '\n' | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' '); do
         add "$d"
     done
     path_of "$1" >>"$work/order"
@@ -71,8 +80,12 @@ for m in $WANT; do add "$m"; done
 
 : >"$work/root/modules.order"
 while read -r f; do
-    cp "$f" "$work/root/lib/modules/"
-    basename "$f" >>"$work/root/modules.order"
+    b=$(basename "$f")
+    b=${b%.xz}
+    b=${b%.zst}
+    b=${b%.gz}
+    raw "$f" >"$work/root/lib/modules/$b"
+    echo "$b" >>"$work/root/modules.order"
 done <"$work/order"
 
 cp "$BB" "$work/root/bin/busybox"

@@ -13,5 +13,6 @@ pub mod http;
 pub mod image;
 pub mod nfs;
 pub mod power;
+pub mod ra;
 pub mod store;
 pub mod tftp;

@@ -218,7 +218,7 @@ fn pxe_boot_files_by_architecture_and_ipxe_detection() {
         // The daemon reloads its view from the change log.
         std::thread::sleep(std::time::Duration::from_millis(600));
         let arch_opt = format!("0x5d:{arch}");
-        let mut args = vec!["-x", arch_opt.as_str()];
+        let mut args = vec!["-x", arch_opt.as_str(), "-O", "175"];
         if let Some(u) = uc {
             args.extend_from_slice(&["-x", u]);
         }
@@ -230,6 +230,21 @@ fn pxe_boot_files_by_architecture_and_ipxe_detection() {
             *want,
             "netboot {netboot}, arch {arch}, user class {uc:?}"
         );
+        // iPXE is told not to wait for ProxyDHCP offers (encapsulated option 175.176 = 1, iPXE's
+        // DHCP_EB_NO_PXEDHCP) when the answer names its boot file; other firmware is not.
+        let no_pxedhcp = env.get("opt175").map(String::as_str);
+        if uc.is_some() && !want.is_empty() {
+            assert_eq!(
+                no_pxedhcp,
+                Some("b00101"),
+                "{netboot}/{arch} to iPXE: {env:?}"
+            );
+        } else {
+            assert_eq!(
+                no_pxedhcp, None,
+                "{netboot}/{arch}, user class {uc:?}: {env:?}"
+            );
+        }
     }
 }
 

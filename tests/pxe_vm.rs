@@ -1,7 +1,9 @@
 //! End to end: a QEMU VM (software emulation, iPXE NIC ROM) defined as a node with netboot pxe
 //! PXE-boots from bootherd — DHCP → pxelinux.0 → its rendered config → kernel and a busybox
 //! initramfs over TFTP → a marker on the serial console. After `nodeset <node> boot` the next boot
-//! is told LOCALBOOT.
+//! is told LOCALBOOT. The same with xNBA's script over HTTP, and with OVMF's own UEFI PXE chaining
+//! xNBA's EFI build. Every boot is checked for waits between its lease and its first file, on the
+//! daemon's own log clock.
 
 mod common;
 use common::vm::{self, assets, wait_serial};
@@ -168,6 +170,7 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         "pxelinux fetched its rendered config by MAC:\n{}",
         d.dump()
     );
+    no_wait_after_lease(&d, "10.99.70.70", "SeaBIOS + iPXE ROM, pxelinux", 1);
 
     // Local boot next time: pxelinux is told LOCALBOOT and hands back to the BIOS (no disk here).
     bh.ok(&["nodeset", "vm70", "boot"]);
@@ -242,4 +245,68 @@ fn a_vm_with_netboot_xnba_boots_its_ipxe_script_and_kernel_over_http() {
         console.contains("BOOTIF=01-52-54-00-99-70-01"),
         "iPXE filled in BOOTIF: {console}"
     );
+    no_wait_after_lease(&d, "10.99.71.71", "SeaBIOS + iPXE ROM, xNBA script", 1);
+}
+
+/// Most the firmware may take, by the daemon's clock, between a lease and the first file it asks
+/// for: with nothing to wait for it is well under a second even in software emulation. iPXE took
+/// 13 s here, waiting for an IPv6 router advertisement (and for ProxyDHCP offers) before booting.
+const MAX_LEASE_TO_FILE_SECS: f64 = 3.0;
+
+/// Every lease of `ip` in the daemon's log (at least `leases`) was followed by a file request
+/// within [`MAX_LEASE_TO_FILE_SECS`].
+fn no_wait_after_lease(d: &Daemon, ip: &str, firmware: &str, leases: usize) {
+    let log = d.log.lock().map(|l| l.clone()).unwrap_or_default();
+    let waits = vm::lease_to_first_file(&log, ip);
+    eprintln!(
+        "{firmware}: lease → first file {waits:.3?} s; first offer → first file {:.3?} s",
+        vm::offer_to_first_file(&log, ip)
+    );
+    assert!(
+        waits.len() >= leases,
+        "{firmware}: expected {leases} lease(s) of {ip} each followed by a file request, found {waits:?}:\n{}",
+        d.dump()
+    );
+    for w in &waits {
+        assert!(
+            *w < MAX_LEASE_TO_FILE_SECS,
+            "{firmware}: {w:.1} s between a lease of {ip} and the first file it asked for ({waits:.3?}):\n{}",
+            d.dump()
+        );
+    }
+}
+
+/// EDK2's own UEFI PXE (OVMF, the NIC without its iPXE ROM) with netboot xnba: DHCP → xNBA's EFI
+/// build (iPXE) over TFTP → iPXE's own DHCP → its rendered script and the kernel over HTTP. Neither
+/// firmware sits between its lease and its first file.
+#[test]
+fn a_uefi_vm_pxe_boots_xnba_without_waiting_after_its_leases() {
+    let (bh, ns, d) = vm_lab("vu", "10.99.72", "vm72", 72, "xnba", false);
+    let serial = bh.path("serial.txt");
+    let fw = vm::ovmf(&bh);
+    let fw: Vec<&str> = fw.iter().map(String::as_str).collect();
+    let mut vm = vm::qemu_nic(&ns, &serial, MAC, 512, ",romfile=", &fw);
+    let booted = wait_serial(
+        &serial,
+        "BOOTHERD-MARKER: /init reached",
+        Duration::from_secs(300),
+    );
+    let _ = vm.kill();
+    let _ = vm.wait();
+    let console = std::fs::read_to_string(&serial).unwrap_or_default();
+    assert!(
+        booted,
+        "the UEFI VM did not reach its initramfs.\nserial:\n{console}\ndaemon:\n{}",
+        d.dump()
+    );
+    assert!(
+        console.contains("Start PXE over IPv4"),
+        "EDK2's own PXE booted (not an iPXE ROM): {console}"
+    );
+    assert!(
+        console.contains("http://10.99.72.1/tftpboot/xcat/xnba/nodes/vm72.uefi"),
+        "{console}"
+    );
+    // EDK2's lease → xnba.efi by TFTP; iPXE's lease → its script by HTTP.
+    no_wait_after_lease(&d, "10.99.72.72", "OVMF UEFI PXE, then iPXE EFI", 2);
 }

@@ -15,7 +15,8 @@ fi
 # Debian packages the tests drive (real peers). Installed only when something is missing.
 PKGS=(iproute2 gcc make pkg-config isc-dhcp-client isc-dhcp-server busybox python3 python3-venv tftp-hpa atftp curl wget openssh-server openssh-client
   qemu-system-x86 ipxe-qemu pxelinux syslinux-common ipxe grub-efi-amd64-signed shim-signed cpio
-  openipmi ipmitool libnfs-utils snmpsim snmp)
+  openipmi ipmitool libnfs-utils snmpsim snmp
+  xorriso libarchive-tools mmdebstrap squashfs-tools pigz xz-utils zstd rpm createrepo-c dnf ovmf ndisc6)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -186,8 +186,22 @@ pub fn node_boot(r: &Resolver, node: &str, ctx: &RenderCtx) -> Result<NodeBoot, 
                 }
                 "netboot" => {
                     (kernel, initrd) = image_files("netboot", image);
+                    // The URL the HTTP service really serves: rootimgdir under site.installdir
+                    // is /install/…; the packed file is whichever packimage last wrote.
+                    let installdir = r.site("installdir")?.unwrap_or_else(|| "/install".into());
+                    let installdir = installdir.trim_end_matches('/');
+                    let urlpath = match rootimgdir.strip_prefix(installdir) {
+                        Some(rest) if !installdir.is_empty() && rest.starts_with('/') => {
+                            format!("/install{rest}")
+                        }
+                        _ => rootimgdir.clone(),
+                    };
+                    let packed =
+                        crate::image::spec::packed_image(std::path::Path::new(&rootimgdir))
+                            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                            .unwrap_or_else(|| "rootimg.cpio.gz".into());
                     parts.push(format!(
-                        "imgurl=http://{server}:{httpport}{rootimgdir}/rootimg.cpio.gz"
+                        "imgurl=http://{server}:{httpport}{urlpath}/{packed}"
                     ));
                     parts.push(format!("XCAT={xcatmaster}:{xcatdport}"));
                     parts.push(format!("NODE={node}"));

@@ -1160,7 +1160,7 @@ pub(crate) fn pkglist_entries(files: &[PathBuf]) -> Result<Vec<String>, Template
 }
 
 /// Whether a password is already in crypt(3) form (then it is passed through).
-fn is_crypted(p: &str) -> bool {
+pub(crate) fn is_crypted(p: &str) -> bool {
     [
         "$1$", "$2a$", "$2b$", "$2y$", "$5$", "$6$", "$7$", "$y$", "$gy$",
     ]

@@ -127,13 +127,31 @@ pub fn liteimg(db: &DbOpt, a: LiteimgArgs) -> anyhow::Result<ExitCode> {
     let installdir = PathBuf::from(r.site("installdir")?.unwrap_or_else(|| "/install".into()));
     let script = liteimg::shipped_script();
     let mut out = |l: &str| println!("{l}");
-    let res = Liteimg::new(root, a.verbose, &mut out).run(
+    let res = Liteimg::new(root.clone(), a.verbose, &mut out).run(
         &files,
         &script,
         Some(&installdir.join("postscripts")),
     );
     match res {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => {
+            // As xCAT's liteimg: the kernel and statelite initrd genimage built go where nodeset's
+            // boot files point.
+            let tftpdir = PathBuf::from(r.site("tftpdir")?.unwrap_or_else(|| "/tftpboot".into()));
+            if let Some(dir) = root.parent() {
+                let dest = tftpdir.join("xcat/osimage").join(&image);
+                for f in ["kernel", "initrd-statelite.gz"] {
+                    let src = dir.join(f);
+                    if src.is_file() {
+                        std::fs::create_dir_all(&dest)?;
+                        let tmp = dest.join(format!(".{f}.new"));
+                        std::fs::copy(&src, &tmp)?;
+                        std::fs::rename(&tmp, dest.join(f))?;
+                        println!("{} copied to {}", src.display(), dest.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Err(LiteError::Invalid(msg)) => {
             for l in msg.lines() {
                 eprintln!("Error: {l}");

@@ -22,6 +22,7 @@ pub mod bmc;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
+pub mod images;
 pub mod inventory;
 pub mod lite;
 pub mod net;
@@ -126,6 +127,18 @@ enum Cmd {
     Mknb(discover::MknbArgs),
     /// Poll switches over SNMP: the MACs learned on each port and the node cabled there
     Switchprobe(switchprobe::SwitchprobeArgs),
+    /// Copy distribution media (ISO, tar or directory) into the install tree and define its osimages
+    Copycds(images::CopycdsArgs),
+    /// Build a netboot/statelite osimage's root (mmdebstrap or dnf), kernel and initramfs
+    Genimage(images::GenimageArgs),
+    /// Pack a netboot osimage's root for stateless boot (cpio/tar/squashfs; gzip/xz/zstd)
+    Packimage(images::PackimageArgs),
+    /// Remove an osimage's files (and with --xcatdef its definition)
+    Rmimage(images::RmimageArgs),
+    /// Bundle an osimage (definition and files) in xCAT's imgexport format
+    Imgexport(images::ImgexportArgs),
+    /// Define an osimage and put its files in place from an imgexport bundle
+    Imgimport(images::ImgimportArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -164,6 +177,12 @@ pub const COMMANDS: &[&str] = &[
     "nodediscoverdef",
     "mknb",
     "switchprobe",
+    "copycds",
+    "genimage",
+    "packimage",
+    "rmimage",
+    "imgexport",
+    "imgimport",
 ];
 
 #[derive(Debug, Args)]
@@ -262,6 +281,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodediscoverdef(a) => discover::def(&db, a),
         Cmd::Mknb(a) => discover::mknb(&db, a),
         Cmd::Switchprobe(a) => switchprobe::switchprobe(&db, a),
+        Cmd::Copycds(a) => images::copycds(&db, a),
+        Cmd::Genimage(a) => images::genimage(&db, a),
+        Cmd::Packimage(a) => images::packimage(&db, a),
+        Cmd::Rmimage(a) => images::rmimage(&db, a),
+        Cmd::Imgexport(a) => images::imgexport(&db, a),
+        Cmd::Imgimport(a) => images::imgimport(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -54,13 +54,14 @@ async fn build_view(keeper: Arc<ViewKeeper>) -> anyhow::Result<DhcpView> {
     Ok(view)
 }
 
-/// Starts DHCP. `Ok(None)` when there is nothing to serve (no interface on a defined network).
+/// Starts DHCP; returns the service and the names of the interfaces it answers on (router
+/// advertisements go to the same ones). `Ok(None)` is kept for "nothing at all to run".
 pub async fn start(
     store: Arc<Store>,
     resolver: Arc<Resolver>,
     mut changes: broadcast::Receiver<Arc<crate::store::watch::ChangeBatch>>,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<Option<Task>> {
+) -> anyhow::Result<Option<(Task, Vec<String>)>> {
     let keeper = ViewKeeper::new(resolver.clone(), hostname());
     let view = build_view(keeper.clone()).await?;
     let s = store.clone();
@@ -109,8 +110,9 @@ pub async fn start(
     let omapi_task = crate::dhcp::omapi::server::serve(omapi, store.clone(), shutdown.clone());
     if chosen.is_empty() {
         warn!("DHCP: no interface to serve (set site.dhcpinterfaces, or define the network of an interface with makenetworks)");
-        return Ok(Some(Box::pin(omapi_task)));
+        return Ok(Some((Box::pin(omapi_task), Vec::new())));
     }
+    let names: Vec<String> = chosen.iter().map(|i| i.name.clone()).collect();
     let mut sockets = Vec::new();
     for i in chosen {
         let sock = server::bind(&i.name, 67)
@@ -162,7 +164,10 @@ pub async fn start(
             }
         }
     };
-    Ok(Some(Box::pin(async move {
-        tokio::join!(server::run(server, sockets, shutdown), reload, omapi_task);
-    })))
+    Ok(Some((
+        Box::pin(async move {
+            tokio::join!(server::run(server, sockets, shutdown), reload, omapi_task);
+        }),
+        names,
+    )))
 }

@@ -24,6 +24,7 @@ use crate::store::Store;
 
 pub mod dhcp;
 pub mod notify;
+pub mod ra;
 pub mod statusport;
 
 #[derive(Debug, Args)]
@@ -109,8 +110,20 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         )
         .await
         .context("cannot start the DHCP service")?;
-        if let Some(task) = dhcp {
+        if let Some((task, interfaces)) = dhcp {
             services.spawn(task);
+            // Router advertisements on the same interfaces (site.routeradvertisements=no: off).
+            let ra = ra::start(
+                interfaces,
+                resolver.clone(),
+                changes_tx.subscribe(),
+                shutdown_rx.clone(),
+            )
+            .await
+            .context("cannot start router advertisements")?;
+            if let Some(task) = ra {
+                services.spawn(task);
+            }
         }
     }
     if !a.no_tftp {

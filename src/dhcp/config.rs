@@ -242,6 +242,10 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
         let (Some(net), Some(mask)) = (get("net"), get("mask")) else {
             continue;
         };
+        if crate::ra::parse_v6_network(&net, &mask).is_some() {
+            // An IPv6 network: no DHCPv4 there; router advertisements name it on-link.
+            continue;
+        }
         let (Ok(net), Ok(mask)) = (
             net.trim().parse::<Ipv4Addr>(),
             mask.trim().parse::<Ipv4Addr>(),

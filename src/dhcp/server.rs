@@ -26,6 +26,10 @@ use super::packet::{opt, MessageType, Packet};
 /// Requests handled at once; beyond this, datagrams wait in the kernel's socket buffer.
 const MAX_IN_FLIGHT: usize = 1024;
 
+/// iPXE's encapsulated options (175) holding only `no-pxedhcp` (176) = 1 (`DHCP_EB_NO_PXEDHCP` in
+/// iPXE's `include/ipxe/dhcp.h`): do not wait for ProxyDHCP offers.
+pub const IPXE_NO_PXEDHCP: [u8; 3] = [176, 1, 1];
+
 /// An interface the server answers on.
 #[derive(Debug, Clone)]
 pub struct Iface {
@@ -410,8 +414,33 @@ impl DhcpServer {
         r
     }
 
+    /// A reply with everything the client gets from us; to iPXE, when it names a boot file, also
+    /// iPXE's "no-pxedhcp" (175.176 = 1): the offer is complete, so iPXE requests it at once
+    /// instead of waiting seconds for ProxyDHCP offers no one sends. A reply without a boot file
+    /// leaves the client free to wait for another server's.
     #[allow(clippy::too_many_arguments)]
     fn reply(
+        &self,
+        p: &Packet,
+        mtype: MessageType,
+        ip: Ipv4Addr,
+        view: &DhcpView,
+        subnet: &Subnet,
+        host: Option<&super::config::HostEntry>,
+        iface: &Iface,
+    ) -> Packet {
+        let mut r = self.reply_body(p, mtype, ip, view, subnet, host, iface);
+        let ipxe = p.get(opt::IPXE_ENCAP).is_some()
+            || p.user_classes().iter().any(|u| u == "iPXE" || u == "xNBA");
+        let boots = r.file.iter().any(|b| *b != 0) || r.get(opt::PXELINUX_CONFIGFILE).is_some();
+        if ipxe && boots {
+            r.set(opt::IPXE_ENCAP, IPXE_NO_PXEDHCP.to_vec());
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reply_body(
         &self,
         p: &Packet,
         mtype: MessageType,

@@ -40,7 +40,8 @@ pub fn tftp_root(bh: &Bh) -> PathBuf {
     tftp
 }
 
-/// A namespace with bridge br0 at `<net>.1/24` and tap0 in it, for the VM.
+/// A namespace with bridge br0 at `<net>.1/24` (and an IPv6 link-local address) and tap0 in it,
+/// for the VM.
 pub fn bridge(tag: &str, net: &str) -> Netns {
     let ns = Netns::new(tag);
     ns.exec(&[
@@ -55,6 +56,9 @@ pub fn bridge(tag: &str, net: &str) -> Netns {
         "stp_state",
         "0",
     ]);
+    // IPv6 on the bridge only (test namespaces have it off): the server's link-local address is
+    // where router advertisements come from.
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.br0.disable_ipv6=0"]);
     ns.exec(&["ip", "addr", "add", &format!("{net}.1/24"), "dev", "br0"]);
     ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
     ns.exec(&["ip", "link", "set", "tap0", "master", "br0"]);
@@ -86,6 +90,42 @@ pub fn qemu(
     memory_mb: u32,
     extra: &[&str],
 ) -> std::process::Child {
+    qemu_nic(ns, serial, mac, memory_mb, "", extra)
+}
+
+/// UEFI firmware for [`qemu`]: Debian's OVMF (package `ovmf`), code read-only and a private copy
+/// of the variable store under `bh`.
+pub fn ovmf(bh: &Bh) -> Vec<String> {
+    let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
+    let vars = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    assert!(
+        code.is_file() && vars.is_file(),
+        "{} is missing: apt-get install ovmf (tests/run.sh does)",
+        code.display()
+    );
+    let mine = bh.path("OVMF_VARS.fd");
+    std::fs::copy(vars, &mine).expect("copy the OVMF variable store");
+    vec![
+        "-drive".into(),
+        format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            code.display()
+        ),
+        "-drive".into(),
+        format!("if=pflash,format=raw,unit=1,file={}", mine.display()),
+    ]
+}
+
+/// [`qemu`] with `nic_opts` appended to the NIC's `-device` (`,romfile=` leaves the NIC without
+/// its iPXE ROM, so UEFI firmware boots with its own network stack).
+pub fn qemu_nic(
+    ns: &Netns,
+    serial: &Path,
+    mac: &str,
+    memory_mb: u32,
+    nic_opts: &str,
+    extra: &[&str],
+) -> std::process::Child {
     ns.command("qemu-system-x86_64")
         .args([
             "-machine",
@@ -108,7 +148,7 @@ pub fn qemu(
             "-netdev",
             "tap,id=n0,ifname=tap0,script=no,downscript=no",
             "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+            &format!("virtio-net-pci,netdev=n0,mac={mac}{nic_opts}"),
         ])
         .args(extra)
         .stdout(std::process::Stdio::null())
@@ -132,4 +172,56 @@ pub fn run_until(
     let _ = vm.kill();
     let _ = vm.wait();
     (ok, std::fs::read_to_string(serial).unwrap_or_default())
+}
+
+/// Seconds of the day in a log line's leading timestamp (`2026-12-06T01:04:15.812345Z …`).
+fn log_secs(line: &str) -> Option<f64> {
+    let plain = super::plain(line);
+    let stamp = plain.split_whitespace().next()?;
+    let (_, time) = stamp.split_once('T')?;
+    let time = time.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// From the daemon's own log, for each lease of `ip` (each DHCP ACK, sent after its lease is
+/// committed): seconds to the first file the client then asked for (the first TFTP or HTTP log
+/// line from `ip` before its next ACK). TFTP lines are written when a transfer ends, so those
+/// figures are upper bounds on "lease → first request". Leases followed by no file are left out.
+pub fn lease_to_first_file(log: &[String], ip: &str) -> Vec<f64> {
+    let ack = format!("Some(Ack) {ip} ");
+    let client = format!("client={ip}:");
+    let mut out = Vec::new();
+    let mut open: Option<f64> = None;
+    for l in log {
+        if l.contains(&ack) {
+            open = log_secs(l);
+        } else if l.contains(&client) && (l.contains("TFTP") || l.contains("HTTP")) {
+            if let (Some(a), Some(t)) = (open.take(), log_secs(l)) {
+                let d = t - a;
+                out.push(if d < 0.0 { d + 86400.0 } else { d });
+            }
+        }
+    }
+    out
+}
+
+/// Seconds from the daemon's first OFFER to `ip` to the first file `ip` asked for (the whole
+/// DHCP exchange included).
+pub fn offer_to_first_file(log: &[String], ip: &str) -> Option<f64> {
+    let offer = format!("Some(Offer) {ip} ");
+    let client = format!("client={ip}:");
+    let first = log
+        .iter()
+        .find(|l| l.contains(&offer))
+        .and_then(|l| log_secs(l))?;
+    let t = log
+        .iter()
+        .find(|l| l.contains(&client) && (l.contains("TFTP") || l.contains("HTTP")))
+        .and_then(|l| log_secs(l))?;
+    let d = t - first;
+    Some(if d < 0.0 { d + 86400.0 } else { d })
 }
