@@ -8,6 +8,7 @@
 #                SERVER_CPU (0)  GEN_CPU (1)   — CPU lists for taskset; empty = no pinning
 #                BENCH_NICE (-20) — nice value for the server and the generator; empty = leave as is
 #                BOOTHERD_BENCH_LOG (warn) — RUST_LOG for `bootherd serve` (its log: bench/out/dhcp/scratch/bootherd.log)
+#                BOOTHERD_BIN — a bootherd binary to measure (default: cargo build --release)
 # Each round runs every server once (interleaved), each on a fresh, empty lease store; the table reports each
 # server's best round, because other work on the machine can only slow a run down (the "other load" column
 # shows how much there was), and lists all runs.
@@ -202,12 +203,12 @@ start_dnsmasq() {
 # Returns non-zero (with NOTE set) when bootherd cannot be started at all; a started bootherd that does not
 # answer DHCP is caught by the generator's warm-up (nothing completed after WARMUP s) -> "not available".
 start_bootherd() {
-    log "building bootherd (cargo build --release)"
-    if ! (cd "$ROOT" && cargo build --release --quiet) > "$W/bootherd-build.log" 2>&1; then
+    log "building bootherd (cargo build --release, unless BOOTHERD_BIN is set)"
+    if [ -z "${BOOTHERD_BIN:-}" ] && ! (cd "$ROOT" && cargo build --release --quiet) > "$W/bootherd-build.log" 2>&1; then
         NOTE="not available (cargo build failed, see bench/out/dhcp/scratch/bootherd-build.log)"
         return 1
     fi
-    local B=$ROOT/target/release/bootherd
+    local B=${BOOTHERD_BIN:-$ROOT/target/release/bootherd}
     export BOOTHERD_DB=sqlite:$W/bench.db
     rm -f "$W"/bench.db*
     {

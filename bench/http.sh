@@ -9,6 +9,7 @@
 #                CONNS_LARGE (8)        wrk connections for the 100 MiB file
 #                THREADS (2)            wrk threads
 #                BOOTHERD_BENCH_LOG (warn) — RUST_LOG for `bootherd serve`
+#                BOOTHERD_BIN — a bootherd binary to measure (default: cargo build --release)
 #
 # Each server serves the same two random files, 1 MiB and 100 MiB, as /install/1M.bin and
 # /install/100M.bin (bootherd: site.installdir; nginx: root above it). Each time a server starts:
@@ -169,10 +170,10 @@ EOF
 # below turns that into "not available".
 BUILT=
 start_bootherd() {
-    local B=$ROOT/target/release/bootherd
+    local B=${BOOTHERD_BIN:-$ROOT/target/release/bootherd}
     if [ -z "$BUILT" ]; then
-        log "building bootherd (cargo build --release)"
-        if ! (cd "$ROOT" && cargo build --release --quiet) > "$OUT/bootherd-build.log" 2>&1; then
+        log "building bootherd (cargo build --release, unless BOOTHERD_BIN is set)"
+        if [ -z "${BOOTHERD_BIN:-}" ] && ! (cd "$ROOT" && cargo build --release --quiet) > "$OUT/bootherd-build.log" 2>&1; then
             NOTE="not available (cargo build failed, see bench/out/http/bootherd-build.log)"
             return 1
         fi

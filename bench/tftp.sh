@@ -9,6 +9,7 @@
 #                PAR_MODES ("lockstep windowed")  which parallel runs: blksize 1468 alone / with windowsize 16
 #                SKIP_512 (unset)    set to skip the slow 512-byte lockstep transfer (tftp-hpa client)
 #                BOOTHERD_BENCH_LOG (warn) — RUST_LOG for `bootherd serve`
+#                BOOTHERD_BIN — a bootherd binary to measure (default: cargo build --release)
 #
 # Single transfers: one MB-sized random file, fetched once per server and client mode, timed from client
 # start to client exit, compared byte for byte. Clients: tftp-hpa (512-byte lockstep, it negotiates
@@ -171,12 +172,12 @@ start_atftpd() {
 # without a TFTP service starts fine and answers nothing: the probe transfer below turns that into
 # "not available".
 start_bootherd() {
-    log "building bootherd (cargo build --release)"
-    if ! (cd "$ROOT" && cargo build --release --quiet) > "$OUT/bootherd-build.log" 2>&1; then
+    log "building bootherd (cargo build --release, unless BOOTHERD_BIN is set)"
+    if [ -z "${BOOTHERD_BIN:-}" ] && ! (cd "$ROOT" && cargo build --release --quiet) > "$OUT/bootherd-build.log" 2>&1; then
         NOTE="not available (cargo build failed, see bench/out/tftp/bootherd-build.log)"
         return 1
     fi
-    local B=$ROOT/target/release/bootherd
+    local B=${BOOTHERD_BIN:-$ROOT/target/release/bootherd}
     export BOOTHERD_DB=sqlite:$W/b.db
     if ! "$B" chtab key=tftpdir site.value="$TROOT" > "$OUT/bootherd-setup.log" 2>&1; then
         NOTE="not available (store setup failed, see bench/out/tftp/bootherd-setup.log)"

@@ -974,3 +974,48 @@ fn oversized_records_and_many_connections_keep_memory_bounded() {
         lab.dump()
     );
 }
+
+/// Read your writes: a node whose address changed a moment ago mounts its state directory from
+/// the new address at once, and no longer from the old one (200 rounds, each mount right after
+/// the `chdef` returned).
+#[test]
+fn an_address_change_is_in_the_very_next_mount() {
+    let lab = Lab::new("nfr", 73);
+    let other: Ipv4Addr = "10.99.73.4".parse().unwrap();
+    sh(&[
+        "ip",
+        "-n",
+        &lab.pair.cli.0,
+        "addr",
+        "add",
+        "10.99.73.4/24",
+        "dev",
+        "bhc0",
+    ]);
+    let path = lab.state.join("n1").display().to_string();
+    let (server, n1, bh) = (lab.server.clone(), lab.n1, &lab.bh);
+    let failed = in_netns(&lab.pair.cli, || {
+        let rt = rt();
+        for i in 0..200u32 {
+            let (now, before) = if i.is_multiple_of(2) {
+                (other, n1)
+            } else {
+                (n1, other)
+            };
+            bh.ok(&["chdef", "n1", &format!("ip={now}")]);
+            if let Err(e) = rt.block_on(mount_as(&server, now, &path, false)) {
+                return Some(format!("round {i}: {now} (n1's now) refused: {e:?}"));
+            }
+            if rt.block_on(mount_as(&server, before, &path, false)).is_ok() {
+                return Some(format!("round {i}: {before} (no longer n1's) mounted"));
+            }
+        }
+        None
+    });
+    assert!(
+        failed.is_none(),
+        "stale export: {}\n{}",
+        failed.unwrap_or_default(),
+        lab.dump()
+    );
+}

@@ -170,8 +170,12 @@ impl Raw {
     }
 
     fn request(&self, opcode: u8, name: &str, options: &[(&str, &str)]) {
+        self.request_mode(opcode, name, "octet", options)
+    }
+
+    fn request_mode(&self, opcode: u8, name: &str, mode: &str, options: &[(&str, &str)]) {
         let mut b = vec![0, opcode];
-        for s in [name, "octet"]
+        for s in [name, mode]
             .into_iter()
             .chain(options.iter().flat_map(|(n, v)| [*n, *v]))
         {
@@ -298,7 +302,7 @@ fn real_clients_fetch_files_byte_exact() {
     );
     let o = lab.out("t5");
     lab.fetch(
-        "tftp-hpa, netascii mode served as octet",
+        "tftp-hpa, netascii mode",
         &[
             "tftp",
             "-m",
@@ -666,4 +670,100 @@ fn many_clients_at_once() {
         "24 parallel 8 MiB transfers: {:.2} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// RFC 1350's netascii: the server sends LF as CR LF and CR as CR NUL, so a client's translation
+/// back gives exactly the file — binary or text. tftp-hpa's default mode is netascii.
+#[test]
+fn netascii_clients_get_exactly_the_original_bytes() {
+    need(&[("tftp", "tftp-hpa"), ("atftp", "atftp")]);
+    let lab = Lab::new("tn");
+    // Binary: random bytes (about 1 in 128 is a CR or an LF) with every awkward pairing, the
+    // last byte a CR, and longer than one block so pairs straddle block ends.
+    let mut bin = Vec::new();
+    std::fs::File::open("/dev/urandom")
+        .expect("urandom")
+        .take(300_000)
+        .read_to_end(&mut bin)
+        .expect("random");
+    bin.extend_from_slice(b"\r\n\r\r\n\n\0\r\0\n\r");
+    std::fs::write(lab.root.join("big.bin"), &bin).expect("write");
+    let bin_digest = sha256(&lab.root.join("big.bin"));
+    let text =
+        b"#!ipxe\nkernel http://10.99.60.1/vmlinuz\r\nbare\rcarriage return\n\nlast line".to_vec();
+    std::fs::write(lab.root.join("boot.txt"), &text).expect("write");
+    let text_digest = sha256(&lab.root.join("boot.txt"));
+    for (name, digest) in [("big.bin", &bin_digest), ("boot.txt", &text_digest)] {
+        let o = lab.out("n1");
+        // No -m: tftp-hpa's default mode is netascii.
+        lab.fetch(
+            "tftp-hpa, default (netascii) mode",
+            &["tftp", SERVER, "-c", "get", name, &o],
+            &o,
+            digest,
+        );
+        let o = lab.out("n2");
+        lab.fetch(
+            "atftp, mode netascii",
+            &[
+                "atftp",
+                "--option",
+                "mode netascii",
+                "-g",
+                "-r",
+                name,
+                "-l",
+                &o,
+                SERVER,
+            ],
+            &o,
+            digest,
+        );
+    }
+    // On the wire: tsize is left out of the OACK in netascii mode (tftpd-hpa: "we don't know the
+    // tsize if conversion is needed"), granted in octet mode; the data is the translated text.
+    let wire = in_netns(&lab.pair.cli.0.clone(), move || {
+        let raw = Raw::new();
+        raw.request_mode(
+            1,
+            "boot.txt",
+            "netascii",
+            &[("tsize", "0"), ("blksize", "1024")],
+        );
+        let (b, tid) = raw.recv(Duration::from_secs(3)).expect("an answer");
+        let netascii_oack = oack_options(&b);
+        raw.send(tid, &ack(0));
+        let (d, _) = raw.recv(Duration::from_secs(3)).expect("DATA 1");
+        assert_eq!(opcode(&d), 3, "expected DATA, got {d:?}");
+        let data = d[4..].to_vec();
+        raw.send(tid, &ack(1));
+        let raw = Raw::new();
+        raw.request_mode(1, "boot.txt", "octet", &[("tsize", "0")]);
+        let (b, tid) = raw.recv(Duration::from_secs(3)).expect("an answer");
+        let octet_oack = oack_options(&b);
+        raw.send(tid, &packet_error());
+        (netascii_oack, data, octet_oack)
+    });
+    assert_eq!(
+        wire.0,
+        vec![("blksize".to_string(), "1024".to_string())],
+        "netascii: no tsize"
+    );
+    assert_eq!(
+        wire.1,
+        b"#!ipxe\r\nkernel http://10.99.60.1/vmlinuz\r\0\r\nbare\r\0carriage return\r\n\r\nlast line"
+    );
+    assert_eq!(
+        wire.2,
+        vec![("tsize".to_string(), text.len().to_string())],
+        "octet: tsize is the file's size"
+    );
+}
+
+/// An ERROR datagram (code 0) ending a transfer from the client's side.
+fn packet_error() -> Vec<u8> {
+    let mut b = vec![0, 5, 0, 0];
+    b.extend_from_slice(b"done");
+    b.push(0);
+    b
 }

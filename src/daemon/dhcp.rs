@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
 use crate::dhcp::config::{self, DhcpView};
+use crate::dhcp::keeper::ViewKeeper;
 use crate::dhcp::leases::{LeaseBook, LeaseWriter};
 use crate::dhcp::server::{self, DhcpServer, Iface};
 use crate::store::resolver::Resolver;
@@ -45,12 +46,11 @@ fn interface_addrs() -> Vec<(String, Ipv4Addr)> {
     out
 }
 
-async fn build_view(resolver: Arc<Resolver>) -> anyhow::Result<DhcpView> {
-    let host = hostname();
-    let view = tokio::task::spawn_blocking(move || config::build(&resolver, &host)).await??;
-    for p in &view.problems {
-        warn!("DHCP configuration: {p}");
-    }
+async fn build_view(keeper: Arc<ViewKeeper>) -> anyhow::Result<DhcpView> {
+    let at = keeper.wanted();
+    let k = keeper.clone();
+    let view = tokio::task::spawn_blocking(move || k.build()).await??;
+    keeper.mark_built(at);
     Ok(view)
 }
 
@@ -59,10 +59,11 @@ async fn build_view(resolver: Arc<Resolver>) -> anyhow::Result<DhcpView> {
 pub async fn start(
     store: Arc<Store>,
     resolver: Arc<Resolver>,
-    mut changes: broadcast::Receiver<Arc<super::ChangeBatch>>,
+    mut changes: broadcast::Receiver<Arc<crate::store::watch::ChangeBatch>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(Task, Vec<String>)>> {
-    let view = build_view(resolver.clone()).await?;
+    let keeper = ViewKeeper::new(resolver.clone(), hostname());
+    let view = build_view(keeper.clone()).await?;
     let s = store.clone();
     let book = tokio::task::spawn_blocking(move || LeaseBook::load(&s)).await??;
     let addrs = interface_addrs();
@@ -125,7 +126,24 @@ pub async fn start(
         subnets = view.subnets.len(),
         "DHCP ready"
     );
-    let server = Arc::new(DhcpServer::new(view, book, LeaseWriter::spawn(store)));
+    let server = Arc::new(
+        DhcpServer::new(view, book, LeaseWriter::spawn(store)).with_keeper(keeper.clone()),
+    );
+    // Leases removed by an admin (makedhcp -d, tabrestore) leave the book too, before the next
+    // request is decided. The daemon's own lease writes are upserts/updates and need nothing.
+    let weak = Arc::downgrade(&server);
+    resolver.on_change(Box::new(move |batch| {
+        let Some(srv) = weak.upgrade() else { return };
+        for c in batch.changes.iter().filter(|c| {
+            c.table == "dhcpleases"
+                && matches!(
+                    c.op,
+                    crate::store::ChangeOp::Delete | crate::store::ChangeOp::Clear
+                )
+        }) {
+            srv.forget_lease(&c.key);
+        }
+    }));
     let srv = server.clone();
     let mut stop = shutdown.clone();
     let reload = async move {
@@ -133,30 +151,13 @@ pub async fn start(
             tokio::select! {
                 r = changes.recv() => match r {
                     Ok(batch) => {
-                        // Leases removed by an admin (makedhcp -d, tabrestore) leave the book too.
-                        // The daemon's own lease writes are upserts/updates and need nothing.
-                        for c in batch.changes.iter().filter(|c| {
-                            c.table == "dhcpleases"
-                                && matches!(c.op, crate::store::ChangeOp::Delete | crate::store::ChangeOp::Clear)
-                        }) {
-                            srv.forget_lease(&c.key);
-                        }
-                        if !batch.touches(config::DEPENDS_ON) {
-                            continue;
-                        }
-                        match build_view(resolver.clone()).await {
-                            Ok(v) => {
-                                info!(hosts = v.hosts.len(), subnets = v.subnets.len(), "DHCP configuration reloaded");
-                                srv.set_view(v);
-                            }
-                            Err(e) => warn!("DHCP configuration not reloaded: {e:#}"),
+                        // Requests rebuild a stale view themselves; this only saves the next
+                        // one the wait.
+                        if batch.touches(config::DEPENDS_ON) {
+                            srv.refresh(None).await;
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        if let Ok(v) = build_view(resolver.clone()).await {
-                            srv.set_view(v);
-                        }
-                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => srv.refresh(None).await,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = stop.changed() => return,

@@ -1,9 +1,11 @@
 //! `bootherd serve`: the appliance daemon.
 //!
 //! It opens the store, follows its change log (the only channel from admin commands to the
-//! daemon), and — as later work adds them — runs the DHCP, TFTP, HTTP and NFS services, all on one
-//! tokio runtime with one shutdown design: SIGTERM or Ctrl-C cancels, services get a bounded time
-//! to drain, then the process exits.
+//! daemon), and runs the DHCP, TFTP, HTTP, NFS and status-port services, all on one tokio runtime
+//! with one shutdown design: SIGTERM or Ctrl-C cancels, services get a bounded time to drain, then
+//! the process exits. Each service calls [`Resolver::catch_up`] before answering a request (read
+//! your writes); the periodic catch-up here only brings changes to the log and to the services'
+//! own state when no request does.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,8 +17,9 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 use crate::cli::DbOpt;
+use crate::store::resolver::Listener;
 use crate::store::resolver::Resolver;
-use crate::store::watch::{ChangeFollower, Followed};
+use crate::store::watch::ChangeBatch;
 use crate::store::Store;
 
 pub mod dhcp;
@@ -51,23 +54,6 @@ pub struct ServeArgs {
     /// Do not take xCAT genesis's findme packets on UDP site.xcatdport (3001)
     #[arg(long)]
     no_findme_udp: bool,
-}
-
-/// What one poll of the change log found, as services receive it.
-#[derive(Debug, Clone)]
-pub struct ChangeBatch {
-    /// Tables touched, sorted, each once.
-    pub tables: Vec<String>,
-    /// The entries themselves (empty after a reset).
-    pub changes: Vec<crate::store::Change>,
-    /// The log moved past us: treat every table as changed.
-    pub reset: bool,
-}
-
-impl ChangeBatch {
-    pub fn touches(&self, tables: &[&str]) -> bool {
-        self.reset || self.tables.iter().any(|t| tables.contains(&t.as_str()))
-    }
 }
 
 /// How long services get to finish in-flight work after a shutdown signal.
@@ -201,18 +187,18 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         changes_tx.subscribe(),
         shutdown_rx.clone(),
     ));
-    {
-        let store = store.clone();
-        let resolver = resolver.clone();
-        let rx = shutdown_rx.clone();
-        services.spawn(follow_changes(
-            store,
-            resolver,
-            Duration::from_millis(a.poll_ms.max(10)),
-            changes_tx,
-            rx,
-        ));
+    // What the services wrote while starting (the NFS handle key) is caught up quietly; from
+    // here on every change is logged and broadcast.
+    let r = resolver.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.catch_up()).await {
+        warn!("cannot read the change log: {e}");
     }
+    resolver.on_change(announce(changes_tx));
+    services.spawn(follow_changes(
+        resolver.clone(),
+        Duration::from_millis(a.poll_ms.max(10)),
+        shutdown_rx.clone(),
+    ));
 
     info!(store = %store.describe(), "bootherd ready");
     notify::ready();
@@ -248,28 +234,34 @@ async fn wait_for_signal() {
     }
 }
 
-/// Tails the change log: every change invalidates the resolver's cache of its table.
-async fn follow_changes(
-    store: Arc<Store>,
-    resolver: Arc<Resolver>,
-    every: Duration,
-    notify: broadcast::Sender<Arc<ChangeBatch>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut follower = {
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || ChangeFollower::from_now(&store)).await {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) => {
-                warn!("cannot read the change log: {e}; following from the start");
-                ChangeFollower::after(0)
+/// Logs each batch of changes and passes it on to the services that listen.
+fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
+    Box::new(move |batch: &ChangeBatch| {
+        if batch.reset {
+            info!("change log moved past us; reloading everything");
+        } else if batch.changes.len() <= LOG_EACH_UP_TO {
+            for c in &batch.changes {
+                info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
             }
-            Err(e) => {
-                warn!("change follower failed to start: {e}");
-                return;
+        } else {
+            let last = batch.changes.last().map(|c| c.seq).unwrap_or(0);
+            info!(count = batch.changes.len(), tables = %batch.tables.join(","), last_seq = last, "store changes");
+            for c in &batch.changes {
+                debug!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
             }
         }
-    };
+        let _ = notify.send(Arc::new(batch.clone()));
+    })
+}
+
+/// Catches the resolver up every `every`, so that changes reach the services that keep state
+/// of their own (the DHCP view, NFS exports) and the log even when no request asks. Requests
+/// do not wait for this: each catches up itself before it is answered.
+async fn follow_changes(
+    resolver: Arc<Resolver>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -277,60 +269,14 @@ async fn follow_changes(
             _ = tick.tick() => {},
             _ = shutdown.changed() => return,
         }
-        let s = store.clone();
-        let polled = tokio::task::spawn_blocking(move || {
-            let r = follower.poll(&s);
-            (follower, r)
-        })
-        .await;
-        let (f, result) = match polled {
-            Ok(x) => x,
+        let r = resolver.clone();
+        match tokio::task::spawn_blocking(move || r.catch_up()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("cannot read the change log: {e}"),
             Err(e) => {
                 warn!("change follower task failed: {e}");
                 return;
             }
-        };
-        follower = f;
-        match result {
-            Ok(Followed::Nothing) => {}
-            Ok(Followed::Reset) => {
-                info!("change log moved past us; reloading everything");
-                resolver.invalidate_all();
-                let all: Vec<String> = crate::store::schema::TABLES
-                    .iter()
-                    .map(|t| t.name.to_string())
-                    .collect();
-                let _ = notify.send(Arc::new(ChangeBatch {
-                    tables: all,
-                    changes: Vec::new(),
-                    reset: true,
-                }));
-            }
-            Ok(Followed::Changes(changes)) => {
-                let mut tables: Vec<&str> = changes.iter().map(|c| c.table.as_str()).collect();
-                tables.sort_unstable();
-                tables.dedup();
-                for t in &tables {
-                    resolver.invalidate(t);
-                }
-                let batch = ChangeBatch {
-                    tables: tables.iter().map(|t| t.to_string()).collect(),
-                    changes: changes.clone(),
-                    reset: false,
-                };
-                let _ = notify.send(Arc::new(batch));
-                if changes.len() <= LOG_EACH_UP_TO {
-                    for c in &changes {
-                        info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
-                    }
-                } else {
-                    info!(count = changes.len(), tables = %tables.join(","), last_seq = follower.last_seq(), "store changes");
-                    for c in &changes {
-                        debug!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
-                    }
-                }
-            }
-            Err(e) => warn!("cannot read the change log: {e}"),
         }
     }
 }

@@ -21,7 +21,7 @@ async fn build(resolver: Arc<Resolver>) -> anyhow::Result<RaView> {
 pub async fn start(
     interfaces: Vec<String>,
     resolver: Arc<Resolver>,
-    mut changes: broadcast::Receiver<Arc<super::ChangeBatch>>,
+    mut changes: broadcast::Receiver<Arc<crate::store::watch::ChangeBatch>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Task>> {
     if interfaces.is_empty() {

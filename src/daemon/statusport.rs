@@ -29,6 +29,10 @@ pub fn answer(
     peer: SocketAddr,
     line: &str,
 ) -> Result<String, String> {
+    // Every commit made before the request arrived is seen (read your writes).
+    resolver
+        .catch_up()
+        .map_err(|e| format!("cannot read the change log: {e}"))?;
     let Some(node) = callers.node(peer.ip()) else {
         return Err(format!("{} is not the address of any node", peer.ip()));
     };

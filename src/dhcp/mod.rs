@@ -5,6 +5,7 @@
 
 pub mod bootfile;
 pub mod config;
+pub mod keeper;
 pub mod leases;
 pub mod omapi;
 pub mod packet;

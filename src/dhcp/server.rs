@@ -58,6 +58,9 @@ pub struct DhcpServer {
     /// MACs already logged as "not served", so a client retrying every few seconds logs once.
     logged: Mutex<HashSet<String>>,
     pub stats: Stats,
+    /// Keeps the view as current as the store before each request (read your writes); `None`
+    /// for a fixed view (unit tests).
+    keeper: Option<Arc<super::keeper::ViewKeeper>>,
     /// UDP port clients listen on (68; tests may move it).
     pub client_port: u16,
     /// UDP port relays listen on (67).
@@ -86,9 +89,29 @@ impl DhcpServer {
             writer,
             logged: Mutex::new(HashSet::new()),
             stats: Stats::default(),
+            keeper: None,
             client_port: 68,
             relay_port: 67,
         }
+    }
+
+    /// Rebuilds the view before a request whenever the store changed under it.
+    pub fn with_keeper(mut self, keeper: Arc<super::keeper::ViewKeeper>) -> DhcpServer {
+        self.keeper = Some(keeper);
+        self
+    }
+
+    /// Brings the view up to date with the store for a request that `arrived` (`None`: now);
+    /// see [`super::keeper`].
+    pub async fn refresh(&self, arrived: Option<crate::store::resolver::Ticket>) {
+        if let Some(k) = &self.keeper {
+            k.refresh(arrived, |v| self.set_view(v)).await;
+        }
+    }
+
+    /// Notes a request's arrival, for [`DhcpServer::refresh`].
+    pub fn arrived(&self) -> Option<crate::store::resolver::Ticket> {
+        self.keeper.as_ref().map(|k| k.ticket())
     }
 
     /// Replaces the view (after a store change).
@@ -551,6 +574,19 @@ impl DhcpServer {
         iface: Arc<Iface>,
         sock: Arc<UdpSocket>,
     ) {
+        let arrived = self.arrived();
+        self.handle_arrived(buf, from, iface, sock, arrived).await
+    }
+
+    /// [`DhcpServer::handle`] for a datagram received at `arrived` ([`DhcpServer::arrived`]).
+    pub async fn handle_arrived(
+        self: Arc<Self>,
+        buf: Vec<u8>,
+        from: SocketAddr,
+        iface: Arc<Iface>,
+        sock: Arc<UdpSocket>,
+        arrived: Option<crate::store::resolver::Ticket>,
+    ) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         let p = match Packet::decode(&buf) {
             Ok(p) => p,
@@ -560,6 +596,8 @@ impl DhcpServer {
                 return;
             }
         };
+        // Every store commit made before this request arrived is in the view it is decided on.
+        self.refresh(arrived).await;
         match self.decide(&p, &iface, now()) {
             Decision::Drop(why) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -657,10 +695,15 @@ pub async fn run(
                     },
                     _ = stop.changed() => return,
                 };
+                // Taken here, on receipt: requests that queue up behind one another share the
+                // store check of whichever of them runs first.
+                let arrived = server.arrived();
                 let data = buf[..n].to_vec();
                 let (server, iface, sock) = (server.clone(), iface.clone(), sock.clone());
                 tokio::spawn(async move {
-                    server.handle(data, from, iface, sock).await;
+                    server
+                        .handle_arrived(data, from, iface, sock, arrived)
+                        .await;
                     drop(permit);
                 });
             }

@@ -319,7 +319,9 @@ impl TftpTree {
     pub fn new(resolver: Arc<Resolver>, root: impl Into<PathBuf>) -> TftpTree {
         let root = root.into();
         TftpTree {
-            rendered: RenderedSource::new(resolver, DirSource::new(root.clone())),
+            // Routes catch the store up before asking (see `Routes::catch_up_with`).
+            rendered: RenderedSource::new(resolver, DirSource::new(root.clone()))
+                .caught_up_by_caller(),
             disk: StaticTree::new("tftpboot", root),
         }
     }

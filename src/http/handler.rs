@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::proto::{self, Target};
+use crate::store::resolver::{Resolver, Ticket};
+use tracing::warn;
 
 /// A request as handlers see it. Its path already passed the path rules ([`proto::parse_target`]):
 /// no segment is `..`, empty, or holds `/` or NUL, so a handler can join segments onto a root.
@@ -218,6 +220,9 @@ pub enum Routed {
 #[derive(Clone, Default)]
 pub struct Routes {
     routes: Vec<(Vec<String>, Arc<dyn Handler>)>,
+    /// Caught up on the blocking pool before the first blocking handler is asked (read your
+    /// writes: every handler that reads the store is a blocking one).
+    resolver: Option<Arc<Resolver>>,
 }
 
 impl Routes {
@@ -235,6 +240,20 @@ impl Routes {
     /// Appends `other`'s routes after these.
     pub fn extend(&mut self, other: Routes) {
         self.routes.extend(other.routes);
+        if other.resolver.is_some() {
+            self.resolver = other.resolver;
+        }
+    }
+
+    /// Catches `r` up before the blocking handlers are asked, once per request that reaches them
+    /// ([`Resolver::catch_up_since`] with the request's [`Routes::arrived`]).
+    pub fn catch_up_with(&mut self, r: Arc<Resolver>) {
+        self.resolver = Some(r);
+    }
+
+    /// Notes a request's arrival (take it when the request has been read).
+    pub fn arrived(&self) -> Option<Ticket> {
+        self.resolver.as_ref().map(|r| r.ticket())
     }
 
     fn applies(&self, i: usize, req: &RequestInfo) -> bool {
@@ -268,6 +287,22 @@ impl Routes {
 
     /// `handle` of route `from` and those after it (on the blocking pool).
     pub fn route_from(&self, req: &RequestInfo, from: usize) -> Response {
+        self.route_from_arrived(req, from, self.arrived())
+    }
+
+    /// [`Routes::route_from`] for a request read at `arrived`: requests read while another
+    /// request's store check had not yet begun share it.
+    pub fn route_from_arrived(
+        &self,
+        req: &RequestInfo,
+        from: usize,
+        arrived: Option<Ticket>,
+    ) -> Response {
+        if let (Some(r), Some(t)) = (&self.resolver, arrived) {
+            if let Err(e) = r.catch_up_since(t) {
+                warn!("cannot read the change log: {e}");
+            }
+        }
         (from..self.routes.len())
             .filter(|i| self.applies(*i, req))
             .find_map(|i| self.routes[i].1.handle(req))

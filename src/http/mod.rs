@@ -164,12 +164,16 @@ pub async fn start_with(
         }
     }
     let mut routes = extra;
+    // Read your writes: a request answered from the store sees every commit made before it
+    // arrived. Static files never ask the store, so their fast path does not pay for this.
+    routes.catch_up_with(resolver.clone());
     routes.add(
         &["install"],
         Arc::new(files::StaticTree::new("install", site.installdir.clone())),
     );
     routes.add(
         &["tftpboot"],
+        // The routes catch up before this is asked: the rendered source need not again.
         Arc::new(files::TftpTree::new(resolver, site.tftpdir.clone())),
     );
     raise_fd_limit(config.max_connections);

@@ -354,12 +354,18 @@ async fn connection(
             peer,
             local,
         };
+        // On receipt: requests read before another's store check began share it.
+        let arrived = server.routes.arrived();
         let (resp, method, target) = match server.routes.route_inline(&req) {
             Routed::Done(r) => (r, req.method, req.target),
             Routed::Blocking(from) => {
                 let (method, target) = (req.method.clone(), req.target.clone());
                 let srv = server.clone();
-                match tokio::task::spawn_blocking(move || srv.routes.route_from(&req, from)).await {
+                match tokio::task::spawn_blocking(move || {
+                    srv.routes.route_from_arrived(&req, from, arrived)
+                })
+                .await
+                {
                     Ok(r) => (r, method, target),
                     Err(e) => {
                         warn!(client = %peer, target = ?target, "HTTP handler failed: {e}");

@@ -27,7 +27,8 @@ use std::future::Future;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,8 +36,8 @@ use base64::Engine;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
-use crate::daemon::ChangeBatch;
-use crate::store::resolver::Resolver;
+use crate::store::resolver::{Resolver, Ticket};
+use crate::store::watch::ChangeBatch;
 use crate::store::Store;
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -139,6 +140,88 @@ fn reload(resolver: &Resolver, fs: &vfs::Fs, warned: &mut HashSet<String>) -> an
     Ok(!fs.apply(plan).is_empty())
 }
 
+impl server::Freshness for Exports {
+    fn arrived(&self) -> Ticket {
+        self.resolver.ticket()
+    }
+
+    fn refresh(&self, arrived: Ticket) {
+        Exports::refresh(self, Some(arrived))
+    }
+}
+
+/// Keeps the export table as current as the store: asked before every MOUNT and NFS call, it
+/// catches the store up and recomputes the exports first when a table they come from changed
+/// (read your writes: a node added or moved a moment ago can mount).
+struct Exports {
+    resolver: Arc<Resolver>,
+    fs: Arc<vfs::Fs>,
+    /// Bumped for each change batch touching [`exports::DEPENDS_ON`].
+    wanted: AtomicU64,
+    /// The `wanted` the table in use was computed for.
+    built: AtomicU64,
+    state: Mutex<ReloadState>,
+}
+
+#[derive(Default)]
+struct ReloadState {
+    /// Nodes already warned about (no hosts.ip).
+    warned: HashSet<String>,
+    /// Some export could not be opened (or the table not computed): try again later.
+    retry: bool,
+}
+
+impl Exports {
+    fn changed(&self, b: &ChangeBatch) {
+        if b.touches(exports::DEPENDS_ON) {
+            self.wanted.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Blocking. Cheap when nothing changed: one commit-position question (none when a check
+    /// begun after `arrived` already finished), two atomic loads.
+    fn refresh(&self, arrived: Option<Ticket>) {
+        let caught = match arrived {
+            Some(t) => self.resolver.catch_up_since(t),
+            None => self.resolver.catch_up(),
+        };
+        if let Err(e) = caught {
+            warn!("nfs: cannot read the change log: {e}");
+        }
+        if self.built.load(Ordering::SeqCst) == self.wanted.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let want = self.wanted.load(Ordering::SeqCst);
+        if self.built.load(Ordering::SeqCst) == want {
+            return;
+        }
+        self.reload(&mut st);
+        self.built.store(want, Ordering::SeqCst);
+    }
+
+    /// Recomputes now (start, and the retry of exports that failed to open). Blocking.
+    fn reload_now(&self, only_if_retry: bool) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if only_if_retry && !st.retry {
+            return;
+        }
+        let want = self.wanted.load(Ordering::SeqCst);
+        self.reload(&mut st);
+        self.built.store(want, Ordering::SeqCst);
+    }
+
+    fn reload(&self, st: &mut ReloadState) {
+        st.retry = match reload(&self.resolver, &self.fs, &mut st.warned) {
+            Ok(failed) => failed,
+            Err(e) => {
+                warn!("nfs: exports not computed: {e:#}");
+                true
+            }
+        };
+    }
+}
+
 /// Starts NFS. `portmapper`: also answer on port 111 when it is free.
 pub async fn start(
     store: Arc<Store>,
@@ -158,21 +241,21 @@ pub async fn start(
     let s = store.clone();
     let key = tokio::task::spawn_blocking(move || load_or_create_key(&s)).await??;
     let fs = Arc::new(vfs::Fs::new(key, random::<8>()?));
-    let mut warned = HashSet::new();
-    let (r, f) = (resolver.clone(), fs.clone());
-    let (res, w) = tokio::task::spawn_blocking(move || {
-        let x = reload(&r, &f, &mut warned);
-        (x, warned)
-    })
-    .await?;
-    let mut warned = w;
-    let mut retry_needed = match res {
-        Ok(failed) => failed,
-        Err(e) => {
-            warn!("nfs: exports not computed: {e:#}");
-            true
+    let keeper = Arc::new(Exports {
+        resolver: resolver.clone(),
+        fs: fs.clone(),
+        wanted: AtomicU64::new(0),
+        built: AtomicU64::new(0),
+        state: Mutex::new(ReloadState::default()),
+    });
+    let weak = Arc::downgrade(&keeper);
+    resolver.on_change(Box::new(move |b| {
+        if let Some(k) = weak.upgrade() {
+            k.changed(b);
         }
-    };
+    }));
+    let k = keeper.clone();
+    tokio::task::spawn_blocking(move || k.reload_now(false)).await?;
     // Not fatal: another NFS server (the kernel's nfsd) may own the port; the rest of the
     // appliance still runs, and the log says how to silence this.
     let tcp = match tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await {
@@ -194,11 +277,10 @@ pub async fn start(
             Err(e) => warn!("nfs: portmapper not started on UDP port 111 ({e})"),
         }
     }
-    let svc = Arc::new(server::Service::new(
-        fs.clone(),
-        port,
-        pmap_tcp.as_ref().map(|_| portmap::PORT),
-    ));
+    let svc = Arc::new(
+        server::Service::new(fs.clone(), port, pmap_tcp.as_ref().map(|_| portmap::PORT))
+            .with_freshness(keeper.clone()),
+    );
     info!(
         port,
         portmapper = pmap_tcp.is_some(),
@@ -241,35 +323,32 @@ pub async fn start(
         let mut tick = tokio::time::interval(RETRY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let go = tokio::select! {
+            let retry_only = tokio::select! {
                 r = changes.recv() => match r {
-                    Ok(b) => b.touches(exports::DEPENDS_ON),
-                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Ok(b) if b.touches(exports::DEPENDS_ON) => false,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        keeper.wanted.fetch_add(1, Ordering::SeqCst);
+                        false
+                    }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = tick.tick() => retry_needed,
+                _ = tick.tick() => true,
                 _ = stop.changed() => return,
             };
-            if !go {
-                continue;
-            }
-            let (r, f) = (resolver.clone(), fs.clone());
-            let mut w = std::mem::take(&mut warned);
-            match tokio::task::spawn_blocking(move || {
-                let x = reload(&r, &f, &mut w);
-                (x, w)
+            // Calls refresh the table themselves before they are answered; this only saves
+            // the next one the wait, and retries exports that could not be opened.
+            let k = keeper.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                if retry_only {
+                    k.reload_now(true)
+                } else {
+                    k.refresh(None)
+                }
             })
-            .await
-            {
-                Ok((Ok(failed), w)) => {
-                    retry_needed = failed;
-                    warned = w;
-                }
-                Ok((Err(e), w)) => {
-                    warn!("nfs: exports not reloaded: {e:#}");
-                    warned = w;
-                }
-                Err(e) => warn!("nfs: export reload failed: {e}"),
+            .await;
+            if let Err(e) = done {
+                warn!("nfs: export reload failed: {e}");
             }
         }
     }));

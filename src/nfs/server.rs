@@ -19,6 +19,7 @@
 //! tasks on the NFS runtime that do their system calls in place. Each call writes its own reply
 //! (see [`Out`]), so a reply that fits in the socket costs no further hand-off.
 
+use crate::store::resolver::Ticket;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,15 @@ pub struct Service {
     pub pmap_port: Option<u16>,
     conns: Arc<Semaphore>,
     budget: Arc<Semaphore>,
+    /// Brings the export table up to date with the store before each MOUNT and NFS call.
+    fresh: Option<Arc<dyn Freshness>>,
+}
+
+/// Read your writes for NFS: [`Freshness::arrived`] when a call is received,
+/// [`Freshness::refresh`] before it is answered (calls received together share one store check).
+pub trait Freshness: Send + Sync {
+    fn arrived(&self) -> Ticket;
+    fn refresh(&self, arrived: Ticket);
 }
 
 impl Service {
@@ -60,7 +70,19 @@ impl Service {
             pmap_port,
             conns: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             budget: Arc::new(Semaphore::new(BUDGET_KIB)),
+            fresh: None,
         }
+    }
+
+    /// Sets what brings the export table up to date before each MOUNT and NFS call.
+    pub fn with_freshness(mut self, f: Arc<dyn Freshness>) -> Service {
+        self.fresh = Some(f);
+        self
+    }
+
+    /// Notes a call's arrival (for [`answer_arrived`]).
+    pub fn arrived(&self) -> Option<Ticket> {
+        self.fresh.as_ref().map(|f| f.arrived())
     }
 }
 
@@ -70,6 +92,17 @@ fn kib(n: usize) -> u32 {
 
 /// Answers one call; `None` means "no reply is possible: close the connection".
 pub fn answer(svc: &Service, peer: IpAddr, record: &[u8], udp: bool) -> Option<Writer> {
+    answer_arrived(svc, peer, record, udp, svc.arrived())
+}
+
+/// [`answer`] for a call received at `arrived` ([`Service::arrived`]).
+pub fn answer_arrived(
+    svc: &Service,
+    peer: IpAddr,
+    record: &[u8],
+    udp: bool,
+    arrived: Option<Ticket>,
+) -> Option<Writer> {
     let call = match rpc::decode_call(record) {
         Ok(c) => c,
         Err(refusal) => {
@@ -77,6 +110,13 @@ pub fn answer(svc: &Service, peer: IpAddr, record: &[u8], udp: bool) -> Option<W
             return rpc::denied(&refusal);
         }
     };
+    // Every store commit made before the call arrived is in the export table it is checked
+    // against (the portmapper's answers do not depend on the store).
+    if call.prog != portmap::PROGRAM {
+        if let (Some(f), Some(t)) = (&svc.fresh, arrived) {
+            f.refresh(t);
+        }
+    }
     let mut w = rpc::accepted(call.xid, Accept::Success, 128);
     let mismatch = |v: u32| Err(Accept::ProgMismatch { low: v, high: v });
     let r = match (call.prog, call.vers) {
@@ -509,12 +549,14 @@ async fn connection(
                 }
             }
         }
+        // Taken on receipt: calls read in one burst share the store check of whichever runs first.
+        let arrived = svc.arrived();
         let svc2 = svc.clone();
         let out2 = out.clone();
         // The call sends its reply itself, and gives back its slot when done.
         let call = move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                answer(&svc2, peer_ip, &record, false)
+                answer_arrived(&svc2, peer_ip, &record, false, arrived)
             }));
             match r {
                 Ok(Some(w)) => out2.send(rpc::seal(w), permit),

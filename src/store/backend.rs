@@ -67,6 +67,15 @@ pub trait Backend: Send + Sync {
     fn change_bounds(&self) -> Result<(u64, u64), StoreError>;
     /// A cheap probe that changes whenever another connection commits (SQLite `PRAGMA data_version`).
     fn data_version(&self) -> Result<i64, StoreError>;
+    /// The store's commit position, for "catch up before answering" ([`super::resolver::Resolver::catch_up`]):
+    /// a number that never decreases and has moved once any commit — by another process or by this
+    /// one — has returned. It must be cheap (it is asked once per request) and must not wait behind
+    /// this process's own reads and writes. SQLite: `PRAGMA data_version` on a connection kept for
+    /// nothing else (writers are serialised, so the log's seq order is commit order). A backend
+    /// with concurrent writers (PostgreSQL) must make the same promise: for example a counter row
+    /// bumped in every write transaction, with its change log read so that an entry committed
+    /// after a higher-numbered one is still delivered.
+    fn commit_position(&self) -> Result<u64, StoreError>;
     /// A human-readable description of where the data lives (for logs; no secrets).
     fn describe(&self) -> String;
 }

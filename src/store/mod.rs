@@ -294,6 +294,12 @@ impl Store {
     pub fn data_version(&self) -> Result<i64, StoreError> {
         self.backend.data_version()
     }
+
+    /// Where the store's commits are: moves once any commit (this process's included) has returned;
+    /// never decreases. See [`backend::Backend::commit_position`].
+    pub fn commit_position(&self) -> Result<u64, StoreError> {
+        self.backend.commit_position()
+    }
 }
 
 /// A write transaction. Every mutation validates its input against the schema and appends to the

@@ -6,17 +6,21 @@
 //! instead. Regex values (`/p/r/`, `|p|r|`) are then evaluated against the node's name
 //! ([`super::regexattr`]). Empty strings count as undefined, as in xCAT.
 //!
-//! Tables are loaded whole on first use and kept until [`Resolver::invalidate`] (the daemon calls it
-//! for each table the change log names). Loading a 100,000-row table takes tens of milliseconds; a
-//! lookup after that is a hash probe.
+//! Tables are loaded whole on first use and kept until [`Resolver::invalidate`].
+//! [`Resolver::catch_up`] invalidates each table the change log names since the last call, and the
+//! daemon's services call it before answering each request, so no answer comes from a cache
+//! older than a commit that returned before the request arrived. Loading a 100,000-row table
+//! takes tens of milliseconds; a lookup after that is a hash probe.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::defspec;
 use super::noderange::{self, Expansion, NodeUniverse, NoderangeError, SelectOp};
 use super::regexattr::{RegexValue, RegexValueError};
 use super::schema::{self, TableSpec};
+use super::watch::{ChangeBatch, ChangeFollower, Followed};
 use super::{is_disabled, table_spec, Row, Store, StoreError};
 
 /// One table, enabled rows only, indexed by the first key column.
@@ -212,15 +216,58 @@ fn origin(node: &str, group: Option<&str>) -> String {
 
 type RegexCache = HashMap<String, Result<Option<Arc<RegexValue>>, RegexValueError>>;
 
+/// A change listener: called inside [`Resolver::catch_up`], in change-log order.
+pub type Listener = Box<dyn Fn(&ChangeBatch) + Send + Sync>;
+
+/// Cached tables, with a count of invalidations per table so that a load that raced with one
+/// is not kept.
+#[derive(Default)]
+struct Tables {
+    cached: HashMap<&'static str, Arc<TableIndex>>,
+    /// Invalidations per table name.
+    epochs: HashMap<&'static str, u64>,
+    /// Invalidations of everything.
+    all: u64,
+}
+
+impl Tables {
+    fn epoch(&self, name: &'static str) -> (u64, u64) {
+        (self.all, self.epochs.get(name).copied().unwrap_or(0))
+    }
+}
+
+/// Where [`Resolver::catch_up`] is in the change log.
+struct Follow {
+    follower: ChangeFollower,
+    /// The change log could not be read when the resolver was made: start with a full reset.
+    reset_pending: bool,
+}
+
 /// The cached, inheritance-aware view of the store.
 pub struct Resolver {
     store: Arc<Store>,
-    /// Bumped by every invalidation, so derived caches (boot-file indexes) know when to rebuild.
-    generation: std::sync::atomic::AtomicU64,
-    tables: RwLock<HashMap<&'static str, Arc<TableIndex>>>,
+    /// Bumped whenever something cached was dropped (or a load was not kept because it raced
+    /// with an invalidation), so derived caches (boot-file indexes) know when to rebuild.
+    generation: AtomicU64,
+    tables: RwLock<Tables>,
     membership: RwLock<Option<Arc<Membership>>>,
+    /// Invalidations of the membership (nodelist, nodegroup, site, everything).
+    membership_epoch: AtomicU64,
     regex_cache: Mutex<RegexCache>,
+    follow: Mutex<Follow>,
+    /// One more than the store's commit position up to which every change has been applied
+    /// (0: not yet caught up).
+    caught_up: AtomicU64,
+    /// Catch-ups begun (each asks the commit position after this is bumped) and the highest
+    /// one finished: a request whose [`Ticket`] is older than a finished catch-up is covered.
+    begun: AtomicU64,
+    finished: AtomicU64,
+    listeners: RwLock<Vec<Listener>>,
 }
+
+/// When a request arrived, in catch-ups begun ([`Resolver::ticket`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,13 +278,30 @@ impl std::fmt::Debug for Resolver {
 }
 
 impl Resolver {
+    /// A resolver with nothing cached, following the change log from its newest entry.
     pub fn new(store: Arc<Store>) -> Resolver {
+        let follow = match ChangeFollower::from_now(&store) {
+            Ok(follower) => Follow {
+                follower,
+                reset_pending: false,
+            },
+            Err(_) => Follow {
+                follower: ChangeFollower::after(0),
+                reset_pending: true,
+            },
+        };
         Resolver {
             store,
-            generation: std::sync::atomic::AtomicU64::new(0),
-            tables: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            tables: RwLock::new(Tables::default()),
             membership: RwLock::new(None),
+            membership_epoch: AtomicU64::new(0),
             regex_cache: Mutex::new(HashMap::new()),
+            follow: Mutex::new(follow),
+            caught_up: AtomicU64::new(0),
+            begun: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            listeners: RwLock::new(Vec::new()),
         }
     }
 
@@ -245,48 +309,173 @@ impl Resolver {
         &self.store
     }
 
-    /// Forgets what was cached of `table` (called for each change-log entry).
     /// Changes whenever something was invalidated.
     pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+        self.generation.load(Ordering::SeqCst)
     }
 
+    /// Forgets what was cached of `table` (called for each table the change log names).
     pub fn invalidate(&self, table: &str) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let Some(spec) = schema::table(table) else {
+            return;
+        };
+        let mut dropped = false;
         if let Ok(mut t) = self.tables.write() {
-            t.remove(table);
+            *t.epochs.entry(spec.name).or_default() += 1;
+            dropped |= t.cached.remove(spec.name).is_some();
         }
-        if table == "nodelist" || table == "nodegroup" || table == "site" {
-            if let Ok(mut m) = self.membership.write() {
-                *m = None;
+        if matches!(spec.name, "nodelist" | "nodegroup" | "site") {
+            dropped |= self.drop_membership();
+        }
+        if dropped {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn drop_membership(&self) -> bool {
+        match self.membership.write() {
+            Ok(mut m) => {
+                self.membership_epoch.fetch_add(1, Ordering::SeqCst);
+                m.take().is_some()
             }
+            Err(_) => false,
         }
     }
 
     /// Forgets everything (after a change-log gap).
     pub fn invalidate_all(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut t) = self.tables.write() {
-            t.clear();
+            t.all += 1;
+            t.cached.clear();
         }
-        if let Ok(mut m) = self.membership.write() {
-            *m = None;
+        self.drop_membership();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Calls `f` with every batch of changes [`Resolver::catch_up`] applies, after the tables
+    /// it names were invalidated and before `catch_up` returns. `f` must be quick and must not
+    /// call `catch_up`.
+    pub fn on_change(&self, f: Listener) {
+        if let Ok(mut l) = self.listeners.write() {
+            l.push(f);
         }
+    }
+
+    /// Read-your-writes: after this returns, every cache here (and, through the listeners, every
+    /// cache built on it) reflects each store commit that returned before this was called —
+    /// by any process, this one included. Cheap when nothing was committed: one question to
+    /// the backend ([`Store::commit_position`]) and an atomic comparison. Services call it once
+    /// per request, before answering.
+    pub fn catch_up(&self) -> Result<(), StoreError> {
+        let me = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        self.catch_up_to_now()?;
+        self.finished.fetch_max(me, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Taken when a request arrives: [`Resolver::catch_up_since`] with it is then as good as
+    /// [`Resolver::catch_up`] called at that moment.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.begun.load(Ordering::SeqCst))
+    }
+
+    /// [`Resolver::catch_up`] for a request that arrived at `t` — free (one atomic load) when a
+    /// catch-up begun after `t` has already finished, as under load, when many requests arrive
+    /// while one catches up: a catch-up begun after the request arrived saw every commit made
+    /// before it arrived.
+    pub fn catch_up_since(&self, t: Ticket) -> Result<(), StoreError> {
+        if self.finished.load(Ordering::SeqCst) > t.0 {
+            return Ok(());
+        }
+        self.catch_up()
+    }
+
+    fn catch_up_to_now(&self) -> Result<(), StoreError> {
+        // The position is read before the log, so everything it counts is in what we read.
+        let pos = self.store.commit_position()?.saturating_add(1);
+        if self.caught_up.load(Ordering::SeqCst) >= pos {
+            return Ok(());
+        }
+        let mut f = self.follow.lock().unwrap_or_else(|p| p.into_inner());
+        if self.caught_up.load(Ordering::SeqCst) >= pos {
+            return Ok(());
+        }
+        let found = if f.reset_pending {
+            let (_, newest) = self.store.change_bounds()?;
+            f.follower = ChangeFollower::after(newest);
+            f.reset_pending = false;
+            Followed::Reset
+        } else {
+            f.follower.drain(&self.store)?
+        };
+        let batch = match found {
+            Followed::Nothing => None,
+            Followed::Reset => {
+                self.invalidate_all();
+                Some(ChangeBatch::reset())
+            }
+            Followed::Changes(changes) => {
+                let batch = ChangeBatch::of(changes);
+                for t in &batch.tables {
+                    self.invalidate(t);
+                }
+                Some(batch)
+            }
+        };
+        if let Some(b) = batch {
+            if let Ok(l) = self.listeners.read() {
+                for f in l.iter() {
+                    f(&b);
+                }
+            }
+        }
+        self.caught_up.fetch_max(pos, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The last change-log entry applied by [`Resolver::catch_up`].
+    pub fn last_seq(&self) -> u64 {
+        self.follow
+            .lock()
+            .map(|f| f.follower.last_seq())
+            .unwrap_or(0)
+    }
+
+    /// Keeps `idx` in the cache unless `name` was invalidated since `epoch` was read; a load
+    /// that is not kept may already have been used, so derived caches are told to rebuild.
+    fn keep(&self, name: &'static str, epoch: (u64, u64), idx: Arc<TableIndex>) {
+        match self.tables.write() {
+            Ok(mut t) if t.epoch(name) == epoch => {
+                t.cached.insert(name, idx);
+            }
+            _ => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn epoch(&self, name: &'static str) -> (u64, u64) {
+        self.tables
+            .read()
+            .map(|t| t.epoch(name))
+            .unwrap_or((u64::MAX, u64::MAX))
     }
 
     /// The cached table, loading it on first use.
     pub fn table(&self, name: &str) -> Result<Arc<TableIndex>, StoreError> {
-        if let Some(t) = self.tables.read().ok().and_then(|t| t.get(name).cloned()) {
+        if let Some(t) = self
+            .tables
+            .read()
+            .ok()
+            .and_then(|t| t.cached.get(name).cloned())
+        {
             return Ok(t);
         }
         let spec = table_spec(name)?;
+        let epoch = self.epoch(spec.name);
         let rows = self.store.read_tables(&[spec])?.pop().unwrap_or_default();
         let idx = Arc::new(TableIndex::build(spec, rows));
-        if let Ok(mut t) = self.tables.write() {
-            t.insert(spec.name, idx.clone());
-        }
+        self.keep(spec.name, epoch, idx.clone());
         Ok(idx)
     }
 
@@ -295,7 +484,7 @@ impl Resolver {
         let cached: Vec<&str> = self
             .tables
             .read()
-            .map(|t| t.keys().copied().collect())
+            .map(|t| t.cached.keys().copied().collect())
             .unwrap_or_default();
         let mut specs = Vec::new();
         for n in names {
@@ -307,11 +496,10 @@ impl Resolver {
         if specs.is_empty() {
             return Ok(());
         }
+        let epochs: Vec<(u64, u64)> = specs.iter().map(|s| self.epoch(s.name)).collect();
         let all = self.store.read_tables(&specs)?;
-        if let Ok(mut t) = self.tables.write() {
-            for (s, rows) in specs.into_iter().zip(all) {
-                t.insert(s.name, Arc::new(TableIndex::build(s, rows)));
-            }
+        for ((s, rows), e) in specs.into_iter().zip(all).zip(epochs) {
+            self.keep(s.name, e, Arc::new(TableIndex::build(s, rows)));
         }
         Ok(())
     }
@@ -327,6 +515,7 @@ impl Resolver {
         if let Some(m) = self.membership.read().ok().and_then(|m| m.clone()) {
             return Ok(m);
         }
+        let epoch = self.membership_epoch.load(Ordering::SeqCst);
         self.preload(&["nodelist", "nodegroup", "site"])?;
         let nodelist = self.table("nodelist")?;
         let nodegroup = self.table("nodegroup")?;
@@ -390,8 +579,13 @@ impl Resolver {
             }
         }
         let m = Arc::new(m);
-        if let Ok(mut slot) = self.membership.write() {
-            *slot = Some(m.clone());
+        match self.membership.write() {
+            Ok(mut slot) if self.membership_epoch.load(Ordering::SeqCst) == epoch => {
+                *slot = Some(m.clone());
+            }
+            _ => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
         }
         Ok(m)
     }
@@ -756,5 +950,87 @@ mod tests {
                 .as_deref(),
             Some("10.0.0.1")
         );
+    }
+
+    #[test]
+    fn catch_up_sees_every_commit_made_before_it_by_anyone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("r.db").display());
+        let other = Store::open(&url).expect("open");
+        let own = Arc::new(Store::open(&url).expect("open again"));
+        let r = Resolver::new(own.clone());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        r.on_change(Box::new(move |b| {
+            if let Ok(mut s) = s2.lock() {
+                s.extend(b.changes.iter().map(|c| c.key.clone()));
+            }
+        }));
+        other
+            .write(None, |tx| {
+                tx.set("nodelist", &["n1"], &[("groups", Some("all"))])
+            })
+            .expect("write");
+        assert_eq!(r.attr("n1", "nodetype", "os").expect("attr"), None);
+        for i in 0..200 {
+            // Another process's commit, then this process's own: each is seen at once.
+            let v = format!("os{i}");
+            other
+                .write(None, |tx| tx.set("nodetype", &["n1"], &[("os", Some(&v))]))
+                .expect("write");
+            r.catch_up().expect("catch up");
+            assert_eq!(r.attr("n1", "nodetype", "os").expect("attr"), Some(v));
+            let v = format!("arch{i}");
+            own.write(None, |tx| {
+                tx.set("nodetype", &["n1"], &[("arch", Some(&v))])
+            })
+            .expect("write");
+            r.catch_up().expect("catch up");
+            assert_eq!(r.attr("n1", "nodetype", "arch").expect("attr"), Some(v));
+        }
+        // Listeners got each change once, in order.
+        let keys = seen.lock().expect("lock").clone();
+        assert_eq!(keys.len(), 401);
+        assert!(keys.iter().all(|k| k == "node=n1"));
+        // Nothing new: nothing delivered.
+        r.catch_up().expect("catch up");
+        assert_eq!(seen.lock().expect("lock").len(), 401);
+    }
+
+    #[test]
+    fn a_load_racing_with_an_invalidation_is_not_kept() {
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        let r = Resolver::new(store.clone());
+        let g = r.generation();
+        let epoch = r.epoch("nodelist");
+        let stale = Arc::new(TableIndex::build(
+            table_spec("nodelist").expect("spec"),
+            Vec::new(),
+        ));
+        r.invalidate("nodelist");
+        r.keep("nodelist", epoch, stale);
+        assert!(!r
+            .tables
+            .read()
+            .expect("lock")
+            .cached
+            .contains_key("nodelist"));
+        assert_ne!(r.generation(), g, "derived caches must rebuild");
+    }
+
+    /// `cargo test --release --lib catch_up_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn catch_up_cost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("c.db").display());
+        let r = Resolver::new(Arc::new(Store::open(&url).expect("open")));
+        r.catch_up().expect("catch up");
+        let n = 200_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            r.catch_up().expect("catch up");
+        }
+        println!("catch_up, nothing new: {:?} each", t.elapsed() / n);
     }
 }

@@ -2,6 +2,7 @@
 //! and the daemon can write from different processes, and numbered schema migrations.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,6 +34,13 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteBackend {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// A second connection for following the change log ([`Backend::commit_position`],
+    /// [`Backend::changes_since`], [`Backend::change_bounds`]), so that catching up never waits
+    /// behind a long read or a commit (with its fsync) on `conn`. Opened on first use; unused for
+    /// an in-memory database, which has no second connection and nobody else can write.
+    probe: Mutex<Option<Connection>>,
+    /// Commits through `conn`: the commit position of an in-memory database.
+    commits: AtomicU64,
 }
 
 impl SqliteBackend {
@@ -77,9 +85,42 @@ impl SqliteBackend {
             SqliteBackend {
                 path,
                 conn: Mutex::new(conn),
+                probe: Mutex::new(None),
+                commits: AtomicU64::new(0),
             },
             created,
         ))
+    }
+
+    fn in_memory(&self) -> bool {
+        self.path.as_os_str() == ":memory:"
+    }
+
+    /// Runs `f` on the change-log connection (the main one for an in-memory database).
+    fn on_follower<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.in_memory() {
+            return f(&self.lock());
+        }
+        let mut slot = self.probe.lock().unwrap_or_else(|p| p.into_inner());
+        let c = match slot.take() {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(db_err)?;
+                c.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+                c
+            }
+        };
+        let r = f(&c);
+        *slot = Some(c);
+        r
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -202,6 +243,7 @@ impl Backend for SqliteBackend {
             conn,
             open: true,
             wrote: false,
+            commits: &self.commits,
         }))
     }
 
@@ -221,51 +263,16 @@ impl Backend for SqliteBackend {
             conn,
             open: true,
             wrote: false,
+            commits: &self.commits,
         }))
     }
 
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        let conn = self.lock();
-        let mut st = conn
-            .prepare_cached("SELECT seq, tab, rowkey, op FROM bootherd_changelog WHERE seq > ?1 ORDER BY seq LIMIT ?2")
-            .map_err(db_err)?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = st
-            .query_map(rusqlite::params![after, limit], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(db_err)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, table, key, op) = row.map_err(db_err)?;
-            out.push(Change {
-                seq: u64::try_from(seq).unwrap_or(0),
-                table,
-                key,
-                // An op we do not know (written by a newer version) still invalidates the table.
-                op: ChangeOp::parse(&op).unwrap_or(ChangeOp::Update),
-            });
-        }
-        Ok(out)
+        self.on_follower(|conn| changes_since(conn, after, limit))
     }
 
     fn change_bounds(&self) -> Result<(u64, u64), StoreError> {
-        let conn = self.lock();
-        let (lo, hi): (Option<i64>, Option<i64>) = conn
-            .query_row(
-                "SELECT min(seq), max(seq) FROM bootherd_changelog",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(db_err)?;
-        let conv = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
-        Ok((conv(lo), conv(hi)))
+        self.on_follower(change_bounds)
     }
 
     fn data_version(&self) -> Result<i64, StoreError> {
@@ -274,15 +281,71 @@ impl Backend for SqliteBackend {
             .map_err(db_err)
     }
 
+    fn commit_position(&self) -> Result<u64, StoreError> {
+        if self.in_memory() {
+            return Ok(self.commits.load(Ordering::SeqCst));
+        }
+        self.on_follower(|c| {
+            let mut st = c.prepare_cached("PRAGMA data_version").map_err(db_err)?;
+            let v: i64 = st.query_row([], |r| r.get(0)).map_err(db_err)?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        })
+    }
+
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
     }
+}
+
+fn changes_since(conn: &Connection, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+    let mut st = conn
+        .prepare_cached("SELECT seq, tab, rowkey, op FROM bootherd_changelog WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+        .map_err(db_err)?;
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = st
+        .query_map(rusqlite::params![after, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, table, key, op) = row.map_err(db_err)?;
+        out.push(Change {
+            seq: u64::try_from(seq).unwrap_or(0),
+            table,
+            key,
+            // An op we do not know (written by a newer version) still invalidates the table.
+            op: ChangeOp::parse(&op).unwrap_or(ChangeOp::Update),
+        });
+    }
+    Ok(out)
+}
+
+fn change_bounds(conn: &Connection) -> Result<(u64, u64), StoreError> {
+    let (lo, hi): (Option<i64>, Option<i64>) = conn
+        // Two subqueries: SQLite answers a lone min() or max() of the key from the b-tree's
+        // ends, but min() and max() together would scan the whole log.
+        .query_row(
+            "SELECT (SELECT min(seq) FROM bootherd_changelog), (SELECT max(seq) FROM bootherd_changelog)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db_err)?;
+    let conv = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    Ok((conv(lo), conv(hi)))
 }
 
 struct SqliteTx<'a> {
     conn: MutexGuard<'a, Connection>,
     open: bool,
     wrote: bool,
+    commits: &'a AtomicU64,
 }
 
 impl Drop for SqliteTx<'_> {
@@ -473,6 +536,9 @@ impl BackendTx for SqliteTx<'_> {
         }
         self.conn.execute_batch("COMMIT").map_err(db_err)?;
         self.open = false;
+        if self.wrote {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
     }
 }

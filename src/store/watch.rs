@@ -1,8 +1,11 @@
-//! Following the change log from another process: the daemon's view of admin writes.
+//! Following the change log: how a long-running process learns of writes, its own and others'.
 //!
 //! Admin commands write the store directly; the daemon learns of it here and nowhere else
 //! (DESIGN.md principle 1). [`ChangeFollower::poll`] is cheap when nothing changed: it asks the
 //! backend's data-version probe first and reads the log only when another connection committed.
+//! [`ChangeFollower::drain`] reads everything up to the newest entry; the resolver's
+//! [`catch_up`](super::resolver::Resolver::catch_up) uses it on the request path, and hands each
+//! [`ChangeBatch`] to the listeners that keep derived caches (DHCP view, NFS exports) in step.
 
 #[cfg(test)]
 use super::ChangeOp;
@@ -17,6 +20,47 @@ pub enum Followed {
     Changes(Vec<Change>),
     /// The follower fell behind the log's retention (or the log was reset): reload everything.
     Reset,
+}
+
+/// What one catch-up found, as the caches built on the store receive it.
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    /// Tables touched, sorted, each once.
+    pub tables: Vec<String>,
+    /// The entries themselves (empty after a reset).
+    pub changes: Vec<Change>,
+    /// The log moved past us: treat every table as changed.
+    pub reset: bool,
+}
+
+impl ChangeBatch {
+    /// The batch for these changes (oldest first).
+    pub fn of(changes: Vec<Change>) -> ChangeBatch {
+        let mut tables: Vec<String> = changes.iter().map(|c| c.table.clone()).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        ChangeBatch {
+            tables,
+            changes,
+            reset: false,
+        }
+    }
+
+    /// "Everything may have changed".
+    pub fn reset() -> ChangeBatch {
+        ChangeBatch {
+            tables: super::schema::TABLES
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect(),
+            changes: Vec::new(),
+            reset: true,
+        }
+    }
+
+    pub fn touches(&self, tables: &[&str]) -> bool {
+        self.reset || self.tables.iter().any(|t| tables.contains(&t.as_str()))
+    }
 }
 
 /// Tracks the last change-log sequence number seen.
@@ -77,6 +121,35 @@ impl ChangeFollower {
             }
             None => Ok(Followed::Nothing),
         }
+    }
+
+    /// Everything after the last entry delivered, up to the newest one committed when this is
+    /// called (no data-version shortcut: the caller already knows something was committed).
+    pub fn drain(&mut self, store: &Store) -> Result<Followed, StoreError> {
+        let (oldest, newest) = store.change_bounds()?;
+        if newest < self.last_seq
+            || (oldest > self.last_seq.saturating_add(1) && self.last_seq != 0)
+        {
+            self.last_seq = newest;
+            return Ok(Followed::Reset);
+        }
+        let mut all = Vec::new();
+        loop {
+            let changes = store.changes_since(self.last_seq, BATCH)?;
+            let full = changes.len() >= BATCH;
+            if let Some(c) = changes.last() {
+                self.last_seq = c.seq;
+            }
+            all.extend(changes);
+            if !full || self.last_seq >= newest {
+                break;
+            }
+        }
+        Ok(if all.is_empty() {
+            Followed::Nothing
+        } else {
+            Followed::Changes(all)
+        })
     }
 }
 

@@ -287,6 +287,21 @@ impl Default for Limits {
     }
 }
 
+/// A file as netascii sends it (RFC 1350, RFC 764): every LF becomes CR LF and every CR becomes
+/// CR NUL, so the receiver's translation back gives exactly the original bytes, binary or not.
+pub fn to_netascii(data: &[u8]) -> Vec<u8> {
+    let extra = data.iter().filter(|&&b| b == b'\n' || b == b'\r').count();
+    let mut out = Vec::with_capacity(data.len() + extra);
+    let mut rest = data;
+    while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(if rest[i] == b'\n' { b"\r\n" } else { b"\r\0" });
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// The outcome of negotiation: the transfer's parameters and the OACK that announces them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
@@ -301,10 +316,12 @@ pub struct Negotiated {
     pub oack: Vec<(String, String)>,
 }
 
-/// Applies RFC 2347's rules to a read request's options for a file of `size` bytes. Unknown options,
-/// repeated ones and values the RFCs do not allow are ignored (left out of the OACK); values above
-/// what the server grants are lowered, as RFC 2348 and 7440 allow.
-pub fn negotiate(options: &[(String, String)], size: u64, limits: &Limits) -> Negotiated {
+/// Applies RFC 2347's rules to a read request's options for a file of `size` bytes (`None`: the size
+/// is not known before sending, as in netascii mode, and `tsize` is left out of the OACK, as
+/// tftpd-hpa does). Unknown options, repeated ones and values the RFCs do not allow are ignored
+/// (left out of the OACK); values above what the server grants are lowered, as RFC 2348 and 7440
+/// allow.
+pub fn negotiate(options: &[(String, String)], size: Option<u64>, limits: &Limits) -> Negotiated {
     let mut n = Negotiated {
         blksize: DEFAULT_BLKSIZE,
         windowsize: 1,
@@ -331,7 +348,11 @@ pub fn negotiate(options: &[(String, String)], size: u64, limits: &Limits) -> Ne
             }
             // RFC 2349 has the client send 0; whatever it sends (atftp's "tsize enable" sends
             // "enable"), the question is the same and the answer is the size.
-            ("tsize", _) => n.oack.push((name.clone(), size.to_string())),
+            ("tsize", _) => {
+                if let Some(size) = size {
+                    n.oack.push((name.clone(), size.to_string()));
+                }
+            }
             ("timeout", Some(v)) if (1..=255).contains(&v) => {
                 n.timeout = Some(Duration::from_secs(v));
                 n.oack.push((name.clone(), v.to_string()));
@@ -506,7 +527,7 @@ mod tests {
                 d[i] = (x >> 8) as u8;
             }
             if let Ok(Packet::Rrq(r)) = Packet::decode(&d) {
-                let _ = negotiate(&r.options, 1 << 40, &Limits::default());
+                let _ = negotiate(&r.options, Some(1 << 40), &Limits::default());
             }
         }
     }
@@ -517,7 +538,7 @@ mod tests {
         // OVMF: everything granted as asked.
         let n = negotiate(
             &opts(&[("tsize", "0"), ("blksize", "1468"), ("windowsize", "4")]),
-            1234,
+            Some(1234),
             &l,
         );
         assert_eq!((n.blksize, n.windowsize, n.timeout), (1468, 4, None));
@@ -526,7 +547,7 @@ mod tests {
             opts(&[("tsize", "1234"), ("blksize", "1468"), ("windowsize", "4")])
         );
         // No options: no OACK, RFC 1350 defaults.
-        let n = negotiate(&[], 10, &l);
+        let n = negotiate(&[], Some(10), &l);
         assert_eq!((n.blksize, n.windowsize, n.oack.len()), (512, 1, 0));
         // Bad values and unknown options are ignored; too-large values lowered; repeats ignored.
         let n = negotiate(
@@ -538,12 +559,12 @@ mod tests {
                 ("multicast", ""),
                 ("utimeout", "5000"),
             ]),
-            10,
+            Some(10),
             &l,
         );
         assert_eq!((n.blksize, n.windowsize), (512, 1), "{n:?}");
         assert!(n.oack.is_empty(), "{:?}", n.oack);
-        let n = negotiate(&opts(&[("tsize", "enable")]), 77, &l);
+        let n = negotiate(&opts(&[("tsize", "enable")]), Some(77), &l);
         assert_eq!(
             n.oack,
             opts(&[("tsize", "77")]),
@@ -556,7 +577,7 @@ mod tests {
                 ("timeout", "3"),
                 ("rollover", "1"),
             ]),
-            10,
+            Some(10),
             &Limits {
                 max_window_bytes: 1 << 30,
                 ..l
@@ -575,11 +596,15 @@ mod tests {
             ])
         );
         // The memory bound lowers the window for huge blocks; the path MTU lowers blksize.
-        let n = negotiate(&opts(&[("windowsize", "64"), ("blksize", "65464")]), 10, &l);
+        let n = negotiate(
+            &opts(&[("windowsize", "64"), ("blksize", "65464")]),
+            Some(10),
+            &l,
+        );
         assert_eq!((n.blksize, n.windowsize), (65464, 8));
         let n = negotiate(
             &opts(&[("blksize", "8192")]),
-            10,
+            Some(10),
             &Limits {
                 max_blksize: 1468,
                 ..l
@@ -589,7 +614,9 @@ mod tests {
         // Signs, spaces and overflow are not numbers.
         for v in ["+512", " 512", "512 ", "-1", "99999999999999999999999"] {
             assert!(
-                negotiate(&opts(&[("blksize", v)]), 1, &l).oack.is_empty(),
+                negotiate(&opts(&[("blksize", v)]), Some(1), &l)
+                    .oack
+                    .is_empty(),
                 "{v}"
             );
         }
@@ -605,5 +632,21 @@ mod tests {
         assert_eq!(wire_block(65536, 1), 1);
         assert_eq!(wire_block(65536 + 65534, 1), 65535);
         assert_eq!(wire_block(65536 + 65535, 1), 1);
+    }
+
+    #[test]
+    fn netascii_translates_line_ends_and_carriage_returns() {
+        assert_eq!(to_netascii(b""), b"");
+        assert_eq!(to_netascii(b"plain"), b"plain");
+        assert_eq!(to_netascii(b"a\nb\n"), b"a\r\nb\r\n");
+        assert_eq!(to_netascii(b"\r\n"), b"\r\0\r\n");
+        assert_eq!(to_netascii(b"\x00\r\xff\n\n"), b"\x00\r\0\xff\r\n\r\n");
+        // A size not known before translating: tsize is not granted (tftpd-hpa leaves it out).
+        let n = negotiate(
+            &opts(&[("tsize", "0"), ("blksize", "1024")]),
+            None,
+            &Limits::default(),
+        );
+        assert_eq!(n.oack, opts(&[("blksize", "1024")]));
     }
 }

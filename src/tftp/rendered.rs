@@ -22,6 +22,8 @@ pub struct RenderedSource {
     /// The path → node index, rebuilt when the resolver's generation moves.
     index: Mutex<Option<(u64, Arc<BootIndex>)>>,
     discovery: Mutex<Option<(u64, Arc<Files>)>>,
+    /// Catch the store up at each open (false when the caller already does, as HTTP's routes).
+    catch_up: bool,
 }
 
 impl RenderedSource {
@@ -36,7 +38,14 @@ impl RenderedSource {
             ctx,
             index: Mutex::new(None),
             discovery: Mutex::new(None),
+            catch_up: true,
         }
+    }
+
+    /// For a caller that catches the store up itself before each open.
+    pub fn caught_up_by_caller(mut self) -> RenderedSource {
+        self.catch_up = false;
+        self
     }
 
     fn index(&self) -> Result<Arc<BootIndex>, OpenError> {
@@ -82,6 +91,13 @@ impl RenderedSource {
 
 impl FileSource for RenderedSource {
     fn open(&self, path: &TftpPath, client: SocketAddr) -> Result<Content, OpenError> {
+        // Every commit made before the request arrived is seen (read your writes): nodeset's
+        // change is in the file it returns. Cheap when nothing was committed.
+        if self.catch_up {
+            self.resolver
+                .catch_up()
+                .map_err(|e| OpenError::Io(format!("cannot read the change log: {e}")))?;
+        }
         let rel = path.relative();
         let idx = self.index()?;
         if let Some(f) = render::lookup(&self.resolver, &idx, &rel, &self.ctx)

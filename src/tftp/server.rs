@@ -318,8 +318,7 @@ impl TftpServer {
             }
         };
         match &req.mode {
-            // netascii is served byte for byte: boot files are binary, PXE never asks for netascii,
-            // and converting would make the data disagree with the size tsize announced.
+            // netascii is translated (LF → CR LF, CR → CR NUL) as RFC 1350 says; see `transfer`.
             Mode::Octet | Mode::Netascii => {}
             m => {
                 let why = format!("transfer mode '{}' is not supported", m.as_str());
@@ -422,8 +421,18 @@ impl TftpServer {
         // the listener or another transfer.
         let source = self.source.clone();
         let p = path.clone();
-        let opened =
-            tokio::task::spawn_blocking(move || source.open(&p, SocketAddr::V4(from))).await;
+        let netascii = req.mode == Mode::Netascii;
+        let opened = tokio::task::spawn_blocking(move || {
+            let c = source.open(&p, SocketAddr::V4(from))?;
+            if netascii {
+                // Translated whole, in memory: its size is not known before (so no tsize, as
+                // tftpd-hpa), and only tftp(1)-style clients ask for it. Octet streams as before.
+                netascii_content(c)
+            } else {
+                Ok(c)
+            }
+        })
+        .await;
         let content = match opened {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
@@ -461,7 +470,7 @@ impl TftpServer {
             }
         }
         let size = content.size();
-        let neg = negotiate(&req.options, size, &limits);
+        let neg = negotiate(&req.options, (!netascii).then_some(size), &limits);
         let timeout = neg.timeout.unwrap_or(self.config.timeout);
         let started = Instant::now();
         let run = send_file(&sock, content, &neg, timeout, self.config.max_retransmits);
@@ -518,6 +527,22 @@ impl TftpServer {
             }
         }
     }
+}
+
+/// `c` as netascii (RFC 1350): read whole and translated.
+fn netascii_content(c: Content) -> Result<Content, OpenError> {
+    let raw: Arc<[u8]> = match c {
+        Content::Bytes(b) => b,
+        Content::File { file, size } => {
+            let mut v = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            let mut f = file;
+            std::io::Read::read_to_end(&mut f, &mut v).map_err(|e| OpenError::Io(e.to_string()))?;
+            Arc::from(v.into_boxed_slice())
+        }
+    };
+    Ok(Content::Bytes(Arc::from(
+        packet::to_netascii(&raw).into_boxed_slice(),
+    )))
 }
 
 /// The file cut into blocks, with the blocks of the current window (and some read-ahead) in memory.
