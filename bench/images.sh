@@ -22,7 +22,7 @@ ROOT=$PWD
 [ "$(id -u)" = 0 ] || { echo "$0: run as root (chroots)" >&2; exit 1; }
 RUNS=${RUNS:-3}
 [[ $RUNS =~ ^[0-9]+$ ]] || { echo "RUNS: a number" >&2; exit 2; }
-for c in mmdebstrap:mmdebstrap debootstrap:debootstrap pigz:pigz xz:xz-utils zstd:zstd mksquashfs:squashfs-tools busybox:busybox cpio:cpio; do
+for c in mmdebstrap:mmdebstrap debootstrap:debootstrap pigz:pigz xz:xz-utils zstd:zstd mksquashfs:squashfs-tools busybox:busybox cpio:cpio bc:bc; do
     command -v "${c%%:*}" > /dev/null || { echo "$0: ${c%%:*} missing: apt-get install ${c#*:}" >&2; exit 1; }
 done
 if [ -z "${MIRROR:-}" ]; then
