@@ -403,8 +403,20 @@ pub fn export(
     Ok(bundle)
 }
 
-/// Where an imported file goes: its manifest path, an existing file kept as `.ORIG`.
+/// Where an imported file goes: its manifest path, an existing file kept as `.ORIG`. A path that
+/// is not absolute or climbs with `..` is refused (a bundle names where files go; it must say so
+/// plainly).
 fn put(src: &Path, dest: &Path) -> anyhow::Result<()> {
+    if !dest.is_absolute()
+        || dest
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        bail!(
+            "the bundle names {} as a destination: not an absolute path without '..'",
+            dest.display()
+        );
+    }
     if let Some(d) = dest.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
@@ -542,7 +554,7 @@ pub fn import(
         let src = imgdir.join("rootimgtree.gz");
         let st = Command::new("sh")
             .arg("-c")
-            .arg("gzip -dc \"$1\" | cpio -idm --quiet")
+            .arg("gzip -dc \"$1\" | cpio -idm --quiet --no-absolute-filenames")
             .arg("sh")
             .arg(&src)
             .current_dir(&dir)
