@@ -122,6 +122,15 @@ pub fn shipped_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("netboot-templates")
 }
 
+/// A file shipped beside `netboot-templates` (`statelite/rc.statelite`, `initrd/mknb.sh`, …):
+/// next to the shipped templates when installed, else in the source tree.
+pub fn shipped_file(rel: &str) -> PathBuf {
+    match shipped_root().parent().map(|p| p.join(rel)) {
+        Some(p) if p.exists() => p,
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel),
+    }
+}
+
 /// The installer family, which decides the format and the shipped template's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {

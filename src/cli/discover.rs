@@ -336,13 +336,7 @@ pub struct MknbArgs {
 
 /// `initrd/mknb.sh`, next to the shipped templates or in the source tree.
 fn mknb_script() -> std::path::PathBuf {
-    let t = crate::boot::template::shipped_root();
-    match t.parent().map(|p| p.join("initrd").join("mknb.sh")) {
-        Some(p) if p.is_file() => p,
-        _ => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("initrd")
-            .join("mknb.sh"),
-    }
+    crate::boot::template::shipped_file("initrd/mknb.sh")
 }
 
 /// `mknb <arch>`: builds genesis into `site.tftpdir` (xcat/genesis.kernel.<arch>, .fs.<arch>.gz).

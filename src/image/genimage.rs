@@ -222,7 +222,8 @@ fn run(
     Ok(lines)
 }
 
-fn tool_present(name: &str) -> bool {
+/// Whether `name` is a program on `PATH`.
+pub(crate) fn tool_present(name: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
         .unwrap_or(false)
@@ -974,13 +975,9 @@ fn write(step: &'static str, path: &Path, text: &str, mode: u32) -> Result<(), S
         .or_else(|e| fail(step, format!("cannot write {}: {e}", path.display())))
 }
 
-/// The shipped node-side files (`statelite/…`).
+/// The shipped node-side files (`statelite/…`, `initrd/…`).
 fn shipped(rel: &str) -> PathBuf {
-    let t = crate::boot::template::shipped_root();
-    match t.parent().map(|p| p.join(rel)) {
-        Some(p) if p.exists() => p,
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel),
-    }
+    crate::boot::template::shipped_file(rel)
 }
 
 const POSTINIT_UNIT: &str = "[Unit]

@@ -405,13 +405,7 @@ impl<'a> Liteimg<'a> {
 
 /// The node-side statelite script shipped with bootherd (`statelite/rc.statelite`).
 pub fn shipped_script() -> PathBuf {
-    let t = crate::boot::template::shipped_root();
-    match t.parent().map(|p| p.join("statelite").join("rc.statelite")) {
-        Some(p) if p.is_file() => p,
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("statelite")
-            .join("rc.statelite"),
-    }
+    crate::boot::template::shipped_file("statelite/rc.statelite")
 }
 
 #[cfg(test)]

@@ -74,11 +74,7 @@ impl Compress {
 
     /// The compressing command; gzip uses pigz when it is there (xCAT's default).
     fn command(self) -> anyhow::Result<Command> {
-        let has = |t: &str| {
-            std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-                .unwrap_or(false)
-        };
+        let has = super::genimage::tool_present;
         let (prog, args, pkg): (&str, &[&str], &str) = match self {
             Compress::Gzip if has("pigz") => ("pigz", &["-c"], "pigz"),
             Compress::Gzip => ("gzip", &["-c"], "gzip"),
@@ -522,10 +518,7 @@ fn stream_prefixed(
 }
 
 fn squashfs(root: &Path, ex: &ExList, c: Compress, tmp: &Path) -> anyhow::Result<u64> {
-    let has = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("mksquashfs").is_file()))
-        .unwrap_or(false);
-    if !has {
+    if !super::genimage::tool_present("mksquashfs") {
         bail!("packimage -m squashfs needs mksquashfs (Debian package squashfs-tools)");
     }
     // The excluded paths, exactly (no wildcards): what walk() leaves out.

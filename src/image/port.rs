@@ -308,22 +308,13 @@ pub fn export(
                     "rootimgtree".into(),
                     dir.join("rootimgtree.gz").display().to_string(),
                 );
-                let spec_l = table_spec("litefile")?;
-                let mut csv = String::from("#image,file,options,comments,disable\n");
-                for r in store.rows("litefile")? {
-                    if r.first().cloned().flatten().as_deref() == Some(image) {
-                        let cells: Vec<String> = r
-                            .iter()
-                            .map(|v| match v {
-                                Some(v) => format!("\"{}\"", v.replace('"', "\"\"")),
-                                None => String::new(),
-                            })
-                            .collect();
-                        csv.push_str(&cells.join(","));
-                        csv.push('\n');
-                    }
-                }
-                let _ = spec_l;
+                // The image's litefile rows, as tabdump writes them.
+                let rows: Vec<_> = store
+                    .rows("litefile")?
+                    .into_iter()
+                    .filter(|r| r.first().cloned().flatten().as_deref() == Some(image))
+                    .collect();
+                let csv = crate::store::csv::dump(table_spec("litefile")?, &rows);
                 std::fs::write(t.join("litefile.csv"), csv)?;
                 m.top.insert(
                     "litefile".into(),
@@ -576,7 +567,21 @@ pub fn import(
         noderange: String::new(),
         args: bundle.display().to_string(),
     };
-    let litecsv = std::fs::read_to_string(imgdir.join("litefile.csv")).unwrap_or_default();
+    // The statelite rows, read as tabrestore reads them, under the (possibly new) image name.
+    let litespec = table_spec("litefile")?;
+    let mut literows = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(imgdir.join("litefile.csv")) {
+        let parsed = crate::store::csv::parse(&text)
+            .map_err(|e| anyhow::anyhow!("litefile.csv in the bundle: {e}"))?;
+        for (_, mut row) in crate::store::csv::to_rows(litespec, &parsed)
+            .map_err(|e| anyhow::anyhow!("litefile.csv in the bundle: {e}"))?
+        {
+            if let Some(first) = row.first_mut() {
+                *first = Some(name.clone());
+            }
+            literows.push(row);
+        }
+    }
     store.write(Some(&audit), |tx| {
         for (table, map) in [("osimage", &m.osimage), ("linuximage", &m.linuximage)] {
             let spec = table_spec(table)?;
@@ -588,18 +593,8 @@ pub fn import(
                 .collect();
             tx.set(table, &[&name], &vals)?;
         }
-        for line in litecsv
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let cells: Vec<String> = line
-                .split(',')
-                .map(|c| c.trim_matches('"').to_string())
-                .collect();
-            if cells.len() >= 3 {
-                let opts = Some(cells[2].as_str()).filter(|s| !s.is_empty());
-                tx.set("litefile", &[&name, &cells[1]], &[("options", opts)])?;
-            }
+        for row in literows {
+            tx.put("litefile", row)?;
         }
         Ok(())
     })?;

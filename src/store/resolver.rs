@@ -1017,20 +1017,4 @@ mod tests {
             .contains_key("nodelist"));
         assert_ne!(r.generation(), g, "derived caches must rebuild");
     }
-
-    /// `cargo test --release --lib catch_up_cost -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn catch_up_cost() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite:{}", dir.path().join("c.db").display());
-        let r = Resolver::new(Arc::new(Store::open(&url).expect("open")));
-        r.catch_up().expect("catch up");
-        let n = 200_000;
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            r.catch_up().expect("catch up");
-        }
-        println!("catch_up, nothing new: {:?} each", t.elapsed() / n);
-    }
 }
