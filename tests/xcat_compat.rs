@@ -1208,6 +1208,24 @@ fn object_templates() {
 #[test]
 fn osimage_u_fills_the_definition() {
     let x = Xcat::new();
+    // xCAT's parse_attr_for_osimage: the profile's files found custom-first, then shipped
+    // (bootherd ships netboot/rh/compute.{pkglist,exlist,postinstall}), and the directories.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/netboot-templates/netboot/rh");
+    let installdir = x.bh.path("install");
+    std::fs::create_dir_all(installdir.join("custom/netboot/rh")).expect("mkdir custom");
+    std::fs::write(
+        installdir.join("custom/netboot/rh/compute.rhels9.pkglist"),
+        "bash\n",
+    )
+    .expect("custom pkglist");
+    x.ok(
+        "chdef",
+        &[
+            "-t",
+            "site",
+            &format!("installdir={}", installdir.display()),
+        ],
+    );
     x.ok(
         "mkdef",
         &[
@@ -1222,9 +1240,39 @@ fn osimage_u_fills_the_definition() {
             "osarch=x86_64",
         ],
     );
+    let i = installdir.display();
     assert_eq!(
         x.ok("lsdef", &["-t", "osimage", "img1"]),
-        "Object name: img1\n    imagetype=linux\n    objtype=osimage\n    osarch=x86_64\n    osdistroname=rhels9.4-x86_64\n    osname=Linux\n    osvers=rhels9.4\n    profile=compute\n    provmethod=statelite\n"
+        format!("Object name: img1\n    exlist={shipped}/compute.exlist\n    imagetype=linux\n    objtype=osimage\n    osarch=x86_64\n    osdistroname=rhels9.4-x86_64\n    osname=Linux\n    osvers=rhels9.4\n    otherpkgdir={i}/post/otherpkgs/rhels9.4/x86_64\n    pkgdir={i}/rhels9.4/x86_64\n    pkglist={i}/custom/netboot/rh/compute.rhels9.pkglist\n    postinstall={shipped}/compute.postinstall\n    profile=compute\n    provmethod=statelite\n    rootimgdir={i}/netboot/rhels9.4/x86_64/compute\n")
+    );
+    // What the command line gives is kept.
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "osimage",
+            "-o",
+            "img3",
+            "-u",
+            "profile=compute",
+            "provmethod=netboot",
+            "osvers=debian12",
+            "osarch=x86_64",
+            "pkglist=/srv/mine.pkglist",
+            "rootimgdir=/srv/img3",
+        ],
+    );
+    let l = x.ok(
+        "lsdef",
+        &["-t", "osimage", "img3", "-i", "pkglist,rootimgdir,exlist"],
+    );
+    assert!(
+        l.contains("    pkglist=/srv/mine.pkglist\n") && l.contains("    rootimgdir=/srv/img3\n"),
+        "{l}"
+    );
+    assert!(
+        l.contains("/netboot-templates/netboot/debian/compute.exlist"),
+        "{l}"
     );
     let e = x.fails(
         "mkdef",
@@ -1697,4 +1745,200 @@ fn nodech_list_operators() {
         x.ok("nodels", &["testnode", "groups"]),
         "testnode: rhels5.4\n"
     );
+}
+
+/// lsdef's output modes and their flag checks, as DBobjectdefs.pm's defls and processArgs:
+/// `-c` prints "<object>: <attr>=<value>" and needs `-i`; `--nics` is `-i nicips,…`;
+/// `--osimage` adds the osimage a node's provmethod names (or what os/arch/profile give).
+#[test]
+fn lsdef_compress_nics_and_osimage() {
+    let x = Xcat::new();
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "cn1,cn2",
+            "groups=all",
+            "mgt=ipmi",
+            "nicips.eth1=10.5.0.1",
+            "nicnetworks.eth1=net5",
+        ],
+    );
+    assert_eq!(
+        x.ok("lsdef", &["cn1,cn2", "-c", "-i", "mgt,groups"]),
+        "cn1: groups=all\ncn1: mgt=ipmi\ncn2: groups=all\ncn2: mgt=ipmi\n"
+    );
+    let e = x.fails("lsdef", &["cn1", "-c"]);
+    assert!(
+        e.contains("The flags '-c' and '-i' must be used together."),
+        "{e}"
+    );
+    let e = x.fails("lsdef", &["cn1", "-l", "-s"]);
+    assert!(
+        e.contains("The flags '-l' and '-s' cannot be used together."),
+        "{e}"
+    );
+    let e = x.fails("lsdef", &["cn1", "-i", "mgt", "--nics"]);
+    assert!(
+        e.contains("The flags '-i' and '--nics' cannot be used together."),
+        "{e}"
+    );
+    let e = x.fails("lsdef", &["cn1", "-i", "mgt", "--osimage"]);
+    assert!(
+        e.contains("The flags '-i' and '--osimage' cannot be used together."),
+        "{e}"
+    );
+    let e = x.fails("lsdef", &["cn1", "-z", "--osimage"]);
+    assert!(
+        e.contains("The flags '-z' and '--osimage' cannot be used together."),
+        "{e}"
+    );
+
+    let nics = x.ok("lsdef", &["cn1", "--nics"]);
+    assert_eq!(
+        nics,
+        "Object name: cn1\n    nicips.eth1=10.5.0.1\n    nicnetworks.eth1=net5\n",
+    );
+    assert_eq!(
+        x.ok("lsdef", &["cn1", "--nics", "-c"]),
+        "cn1: nicips.eth1=10.5.0.1\ncn1: nicnetworks.eth1=net5\n",
+    );
+
+    // provmethod names an osimage: its attributes follow the node's.
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "osimage",
+            "-o",
+            "myimg",
+            "imagetype=linux",
+            "osvers=debian12",
+            "osarch=x86_64",
+            "provmethod=netboot",
+            "profile=compute",
+            "rootimgdir=/srv/myimg",
+        ],
+    );
+    x.ok("chdef", &["cn1", "provmethod=myimg"]);
+    let l = x.ok("lsdef", &["cn1", "--osimage"]);
+    assert!(l.starts_with("Object name: cn1\n"), "{l}");
+    assert!(l.contains("    provmethod=myimg\n"), "{l}");
+    assert!(l.contains("    rootimgdir=/srv/myimg\n"), "{l}");
+    assert!(l.contains("    osvers=debian12\n"), "{l}");
+    // install/netboot/statelite: derived from os, arch and profile; missing ones are an error.
+    x.ok(
+        "chdef",
+        &[
+            "cn2",
+            "provmethod=netboot",
+            "os=debian12",
+            "arch=x86_64",
+            "profile=compute",
+        ],
+    );
+    let l = x.ok("lsdef", &["cn2", "--osimage"]);
+    assert!(
+        l.contains("    rootimgdir=/install/netboot/debian12/x86_64/compute\n"),
+        "{l}"
+    );
+    assert!(l.contains("    pkgdir=/install/debian12/x86_64\n"), "{l}");
+    assert!(l.contains("/netboot/debian/compute.pkglist\n"), "{l}");
+    x.ok("chdef", &["cn2", "profile="]);
+    let e = x.fails("lsdef", &["cn2", "--osimage"]);
+    assert!(
+        e.contains("Error: Missing attributes for node cn2, check the node attributes 'os', 'arch','profile' and 'provmethod'."),
+        "{e}"
+    );
+}
+
+/// rmdef as DBobjectdefs.pm's defrm: `-a` needs `-f` and clears every definition, `-V` lists
+/// what went, `-t` alone names nothing, `-w` is not supported.
+#[test]
+fn rmdef_all_verbose_and_refusals() {
+    let x = Xcat::new();
+    x.ok(
+        "mkdef",
+        &["-t", "node", "-o", "r1,r2,r3", "groups=all,rack1"],
+    );
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "network",
+            "-o",
+            "net9",
+            "net=10.9.0.0",
+            "mask=255.255.0.0",
+        ],
+    );
+    let e = x.fails("rmdef", &["-t", "node"]);
+    assert!(e.contains("Error: No object names were provided."), "{e}");
+    assert!(
+        e.contains("Usage: rmdef - Remove xCAT data object definitions."),
+        "{e}"
+    );
+    let r = x.run("rmdef", &["-t", "node", "-w", "groups==rack1"]);
+    assert!(
+        r.out
+            .contains("The '-w' option is not supported for the rmdef command."),
+        "{}",
+        r.both()
+    );
+    assert!(x.ok("nodels", &[]).contains("r1"), "nothing removed");
+
+    assert_eq!(
+        x.ok("rmdef", &["-V", "r2,r1"]),
+        "The following objects were removed:\nr1\nr2\n"
+    );
+    assert_eq!(x.ok("nodels", &[]), "r3\n");
+
+    let e = x.fails("rmdef", &["-a"]);
+    assert!(
+        e.contains("Error: You must use the '-f' option when using the '-a' option."),
+        "{e}"
+    );
+    assert_eq!(x.ok("nodels", &[]), "r3\n", "nothing removed without -f");
+    let out = x.ok("rmdef", &["-a", "-f"]);
+    assert!(
+        out.ends_with("object definitions have been removed.\n"),
+        "{out}"
+    );
+    assert_eq!(x.ok("nodels", &[]), "");
+    let r = x.run("lsdef", &["-t", "network"]);
+    assert!(
+        r.err
+            .contains("Could not find any object definitions to display."),
+        "{}",
+        r.both()
+    );
+    // -C: the node and its leases go; boot files are rendered from the tables, so nothing is
+    // left to clean on disk.
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "c1",
+            "groups=all",
+            "mac=52:54:00:00:00:c1",
+        ],
+    );
+    x.ok(
+        "chtab",
+        &[
+            "ip=10.9.0.5",
+            "dhcpleases.mac=52:54:00:00:00:c1",
+            "dhcpleases.node=c1",
+            "dhcpleases.state=active",
+        ],
+    );
+    assert_eq!(
+        x.ok("rmdef", &["-C", "c1"]),
+        "1 object definitions have been removed.\n"
+    );
+    assert!(!x.ok("tabdump", &["dhcpleases"]).contains("c1"));
 }

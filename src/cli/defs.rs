@@ -53,10 +53,22 @@ pub struct LsdefArgs {
     /// Verbose (accepted for xCAT compatibility)
     #[arg(short = 'V', long = "verbose")]
     verbose: bool,
+    /// With -i: one line per attribute, "<object>: <attr>=<value>" (for xcoll/xdshbak)
+    #[arg(short = 'c', long = "compress")]
+    compress: bool,
+    /// Also show each node's osimage attributes
+    #[arg(long = "osimage")]
+    osimage: bool,
+    /// Show the nodes' NIC attributes (-i nicips,nichostnamesuffixes,…)
+    #[arg(long = "nics")]
+    nics: bool,
     /// Object names or a noderange (same as -o)
     #[arg(allow_hyphen_values = true)]
     names: Option<String>,
 }
+
+/// What `lsdef --nics` shows (xCAT's list).
+const NIC_ATTRS: &str = "nicips,nichostnamesuffixes,nichostnameprefixes,nictypes,niccustomscripts,nicnetworks,nicaliases,nicextraparams,nicdevices";
 
 /// A parsed `-w` condition on object attributes.
 struct AttrCond {
@@ -331,13 +343,35 @@ fn list_templates(a: &LsdefArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
+pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
     if a.template.is_some() {
         return list_templates(&a);
     }
     let names_arg = a.objects.clone().or(a.names.clone());
+    // xCAT's checks, in xCAT's order and words.
+    if a.attrs.is_some() && a.osimage {
+        bail!("The flags '-i' and '--osimage' cannot be used together.");
+    }
+    if a.stanza && a.osimage {
+        bail!("The flags '-z' and '--osimage' cannot be used together.");
+    }
     if a.all && a.objtype.is_some() {
         bail!("The flags '-a' and '-t' cannot be used together.");
+    }
+    if a.long && a.short {
+        bail!("The flags '-l' and '-s' cannot be used together.");
+    }
+    if a.nics && a.attrs.is_some() {
+        bail!("The flags '-i' and '--nics' cannot be used together.");
+    }
+    if a.nics {
+        a.attrs = Some(NIC_ATTRS.into());
+    }
+    if a.attrs.is_some() && a.short {
+        bail!("The flags '-i' and '-s' cannot be used together.");
+    }
+    if a.compress && a.attrs.is_none() {
+        bail!("The flags '-c' and '-i' must be used together.");
     }
     let types: Vec<String> = if a.all {
         // Every type, in xCAT's (sorted) order.
@@ -477,11 +511,29 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
             }
             if several {
                 writeln!(out, "Object name: {name}  ({t})")?;
-            } else {
+            } else if !a.compress {
                 writeln!(out, "Object name: {name}")?;
             }
             for (k, v) in &attrs {
-                writeln!(out, "    {k}={v}")?;
+                if a.compress {
+                    writeln!(out, "{name}: {k}={v}")?;
+                } else {
+                    writeln!(out, "    {k}={v}")?;
+                }
+            }
+            if a.osimage && t == "node" {
+                match node_osimage(&r, name, &attrs)? {
+                    Ok(img) => {
+                        for (k, v) in img.iter().filter(|(k, v)| !v.is_empty() && *k != "objtype") {
+                            writeln!(out, "    {k}={v}")?;
+                        }
+                    }
+                    Err(msg) => {
+                        out.flush()?;
+                        eprintln!("Error: {msg}");
+                        failed = true;
+                    }
+                }
             }
         }
     }
@@ -494,6 +546,88 @@ pub fn lsdef(db: &DbOpt, a: LsdefArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `lsdef --osimage`: the osimage a node's `provmethod` names, or (for install/netboot/statelite)
+/// what xCAT derives from os, arch and profile. `Err` is xCAT's message for a node missing those.
+fn node_osimage(
+    r: &Resolver,
+    name: &str,
+    node: &BTreeMap<String, String>,
+) -> anyhow::Result<Result<BTreeMap<String, String>, String>> {
+    let get = |k: &str| node.get(k).map(String::as_str).unwrap_or("");
+    let pm = get("provmethod");
+    if !pm.is_empty() && !["install", "netboot", "statelite"].contains(&pm) {
+        let reader = ObjReader::new(r, "osimage")?;
+        if !reader.names(true)?.iter().any(|n| n == pm) {
+            return Ok(Ok(BTreeMap::new()));
+        }
+        return Ok(Ok(reader.attrs(pm)?));
+    }
+    let (os, arch, profile) = (get("os"), get("arch"), get("profile"));
+    if os.is_empty() || arch.is_empty() || pm.is_empty() || profile.is_empty() {
+        return Ok(Err(format!("Missing attributes for node {name}, check the node attributes 'os', 'arch','profile' and 'provmethod'.")));
+    }
+    let installdir = r.site("installdir")?.unwrap_or_else(|| "/install".into());
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("osvers", os.to_string()),
+        ("osarch", arch.to_string()),
+        ("imagetype", "linux".to_string()),
+        ("osname", "Linux".to_string()),
+        ("profile", profile.to_string()),
+        ("provmethod", pm.to_string()),
+        ("pkgdir", format!("{installdir}/{os}/{arch}")),
+        (
+            "otherpkgdir",
+            format!("{installdir}/post/otherpkgs/{os}/{arch}"),
+        ),
+    ] {
+        m.insert(k.to_string(), v);
+    }
+    if pm != "install" {
+        m.insert(
+            "rootimgdir".into(),
+            format!("{installdir}/netboot/{os}/{arch}/{profile}"),
+        );
+    }
+    // The profile's files, custom directory first, as copycds/genimage find them.
+    if let Some(family) = crate::image::media::Family::of(os) {
+        use crate::image::profiles;
+        let idir = std::path::Path::new(&installdir);
+        let show = |p: std::path::PathBuf| p.display().to_string();
+        if pm == "install" {
+            let dirs = profiles::install_dirs(idir, family);
+            let key = profiles::install_os_key(family);
+            let find = |ext: &str| {
+                profiles::find(&dirs, profile, os, arch, ext)
+                    .or_else(|| profiles::find(&dirs, profile, key, arch, ext))
+            };
+            if let Some(p) = find("tmpl") {
+                m.insert("template".into(), show(p));
+            }
+            if let Some(p) = find("pkglist") {
+                m.insert("pkglist".into(), show(p));
+            }
+            if let Some(p) = find("otherpkgs.pkglist") {
+                m.insert("otherpkglist".into(), show(p));
+            }
+        } else {
+            let dirs = profiles::netboot_dirs(idir, family);
+            for (attr, ext) in [
+                ("pkglist", "pkglist"),
+                ("otherpkglist", "otherpkgs.pkglist"),
+                ("postinstall", "postinstall"),
+                // xCAT's lsdef --osimage spells it so (the osimage attribute is exlist).
+                ("extlist", "exlist"),
+            ] {
+                if let Some(p) = profiles::find(&dirs, profile, os, arch, ext) {
+                    m.insert(attr.into(), show(p));
+                }
+            }
+        }
+    }
+    Ok(Ok(m))
 }
 
 /// The postscripts and postbootscripts of the `xcatdefaults` row (every node runs them first).
@@ -908,12 +1042,16 @@ fn host_osvers() -> Option<String> {
     Some(format!("{name}{ver}"))
 }
 
-/// `mkdef/chdef -t osimage -u`: xCAT's parse_attr_for_osimage for what needs no files: checks
-/// provmethod and profile, defaults osvers (this machine's OS) and osarch (this machine's),
-/// sets imagetype, osname and osdistroname, and clears template for diskless methods.
+/// `mkdef/chdef -t osimage -u`: xCAT's parse_attr_for_osimage: checks provmethod and profile,
+/// defaults osvers (this machine's OS) and osarch (this machine's), sets imagetype, osname and
+/// osdistroname, and fills the profile's files (template, pkglist, otherpkglist, exlist,
+/// postinstall; custom directory first) and directories (pkgdir, otherpkgdir, rootimgdir) that the
+/// command line did not give.
 fn fill_osimage(
     attrs: &mut Vec<(String, String)>,
     existing: &BTreeMap<String, String>,
+    installdir: &str,
+    chdef: bool,
 ) -> Result<(), String> {
     let get = |attrs: &Vec<(String, String)>, k: &str| {
         attrs
@@ -979,9 +1117,69 @@ fn fill_osimage(
     set(attrs, "osvers", osvers.clone());
     set(attrs, "osarch", arch.clone());
     set(attrs, "osdistroname", format!("{osvers}-{arch}"));
-    if prov != "install" {
-        set(attrs, "template", String::new());
+    if imagetype == "windows" {
+        return Ok(());
     }
+    // What the command line gave is kept; the rest is looked up (xCAT: `exists $attr_hash->{…}`).
+    let given: BTreeSet<String> = attrs.iter().map(|(a, _)| a.clone()).collect();
+    let profile = _profile;
+    let family = crate::image::media::Family::of(&osvers);
+    let idir = std::path::Path::new(installdir);
+    let show = |p: std::path::PathBuf| p.display().to_string();
+    let fill = |attrs: &mut Vec<(String, String)>, k: &str, v: Option<String>| {
+        if !given.contains(k) {
+            if let Some(v) = v {
+                set(attrs, k, v);
+            }
+        }
+    };
+    use crate::image::profiles;
+    if prov == "install" {
+        set(attrs, "exlist", String::new());
+        set(attrs, "postinstall", String::new());
+        set(attrs, "rootimgdir", String::new());
+        if let Some(f) = family {
+            let dirs = profiles::install_dirs(idir, f);
+            let key = profiles::install_os_key(f);
+            let find = |ext: &str| {
+                profiles::find(&dirs, &profile, &osvers, &arch, ext)
+                    .or_else(|| profiles::find(&dirs, &profile, key, &arch, ext))
+                    .map(show)
+            };
+            // chdef -u looks the template up again even when one was given (xCAT does).
+            match find("tmpl") {
+                Some(t) if chdef => set(attrs, "template", t),
+                t => fill(attrs, "template", t),
+            }
+            fill(attrs, "pkglist", find("pkglist"));
+            fill(attrs, "otherpkglist", find("otherpkgs.pkglist"));
+        }
+    } else {
+        set(attrs, "template", String::new());
+        if let Some(f) = family {
+            let dirs = profiles::netboot_dirs(idir, f);
+            let find = |ext: &str| profiles::find(&dirs, &profile, &osvers, &arch, ext).map(show);
+            fill(attrs, "exlist", find("exlist"));
+            fill(attrs, "postinstall", find("postinstall"));
+            fill(attrs, "pkglist", find("pkglist"));
+            fill(attrs, "otherpkglist", find("otherpkgs.pkglist"));
+        }
+        fill(
+            attrs,
+            "rootimgdir",
+            Some(format!("{installdir}/netboot/{osvers}/{arch}/{profile}")),
+        );
+    }
+    fill(
+        attrs,
+        "otherpkgdir",
+        Some(format!("{installdir}/post/otherpkgs/{osvers}/{arch}")),
+    );
+    fill(
+        attrs,
+        "pkgdir",
+        Some(format!("{installdir}/{osvers}/{arch}")),
+    );
     Ok(())
 }
 
@@ -1134,7 +1332,9 @@ fn define(
             } else {
                 BTreeMap::new()
             };
-            if let Err(e) = fill_osimage(&mut req.attrs, &current) {
+            let installdir = r.site("installdir")?.unwrap_or_else(|| "/install".into());
+            let chdef = matches!(o.how, How::Change(_));
+            if let Err(e) = fill_osimage(&mut req.attrs, &current, &installdir, chdef) {
                 resps.push(Resp::Error(e));
                 failed = true;
                 continue;
@@ -1987,69 +2187,145 @@ fn remove_object(tx: &mut Txn<'_>, def: &ObjDef, name: &str) -> anyhow::Result<(
 
 #[derive(Debug, Args)]
 pub struct RmdefArgs {
-    /// Object type: node (default), group, osimage, network, …
-    #[arg(short = 't', value_name = "TYPE", default_value = "node")]
-    objtype: String,
+    /// Object type(s): node (default), group, osimage, network, … (comma-separated with -a)
+    #[arg(short = 't', value_name = "TYPE")]
+    objtype: Option<String>,
     /// Object names (for nodes, a noderange)
     #[arg(short = 'o', value_name = "NAMES")]
     objects: Option<String>,
+    /// Remove every object definition (with -f): the whole database, as xCAT's rmdef -a -f
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Confirms -a
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+    /// Also clean up the nodes' boot configuration (nodeset offline)
+    #[arg(short = 'C', long = "cleanup")]
+    cleanup: bool,
+    /// List the objects removed
+    #[arg(short = 'V', long = "verbose")]
+    verbose: bool,
+    /// Not supported by rmdef (as in xCAT)
+    #[arg(short = 'w', value_name = "COND")]
+    conds: Vec<String>,
     /// Object names or a noderange (same as -o)
     #[arg(allow_hyphen_values = true)]
     names: Option<String>,
 }
 
 pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
-    if a.objtype == "site" {
-        bail!(
-            "the site object cannot be removed; use chdef -t site key= to clear a site attribute"
-        );
+    let usage = || {
+        if let Some(u) = super::usage::find("rmdef") {
+            print!("{}", super::usage::text(u, "rmdef"));
+        }
+    };
+    if a.all && !a.force {
+        eprintln!("Error: You must use the '-f' option when using the '-a' option.");
+        usage();
+        return Ok(ExitCode::from(1));
     }
-    let def = objdef(&a.objtype)?;
-    let names = a
-        .objects
-        .clone()
-        .or(a.names.clone())
-        .ok_or_else(|| anyhow!("no object name given"))?;
+    let names = a.objects.clone().or(a.names.clone());
+    if a.all && names.is_some() {
+        bail!("Cannot use '-a' with '-o', a noderange or file input.");
+    }
+    if a.all && a.objtype.is_some() {
+        bail!("The flags '-a' and '-t' cannot be used together.");
+    }
+    if !a.conds.is_empty() {
+        // xCAT says so as information and removes nothing.
+        println!("The '-w' option is not supported for the rmdef command.");
+        return Ok(ExitCode::from(1));
+    }
     let store = db.open()?;
     let r = Resolver::new(store.clone());
-    let reader = ObjReader::new(&r, &a.objtype)?;
-    let existing: BTreeSet<String> = reader.names(true)?.into_iter().collect();
-    let wanted: Vec<String> = if a.objtype == "node" {
-        node_names(&r, &names)?
-    } else {
-        names.split(',').map(str::to_string).collect()
-    };
-    let mut objs = Vec::new();
+    let mut objs: Vec<(String, String)> = Vec::new();
     let mut failed = false;
-    for o in wanted {
-        if existing.contains(&o) {
-            objs.push(o);
+    if a.all {
+        // Every object of every type; the audit and event logs are not objects here (xCAT skips
+        // them too).
+        let mut types: Vec<&str> = defspec::OBJECTS.iter().map(|o| o.objtype).collect();
+        types.push("site");
+        types.sort();
+        for t in types {
+            let reader = ObjReader::new(&r, t)?;
+            for n in reader.names(true)? {
+                objs.push((t.to_string(), n));
+            }
+        }
+    } else {
+        let Some(names) = names.clone() else {
+            eprintln!("Error: No object names were provided.");
+            usage();
+            return Ok(ExitCode::from(1));
+        };
+        let objtype = a.objtype.clone().unwrap_or_else(|| "node".into());
+        // With names, there can be only one type (xCAT uses the first).
+        let objtype = objtype.split(',').next().unwrap_or("node").to_string();
+        let reader = ObjReader::new(&r, &objtype)?;
+        let existing: BTreeSet<String> = reader.names(true)?.into_iter().collect();
+        let wanted: Vec<String> = if objtype == "node" {
+            node_names(&r, &names)?
         } else {
-            eprintln!(
-                "Error: Could not find an object named '{o}' of type '{}'.",
-                a.objtype
-            );
-            failed = true;
+            names.split(',').map(str::to_string).collect()
+        };
+        for o in wanted {
+            if existing.contains(&o) {
+                objs.push((objtype.clone(), o));
+            } else {
+                eprintln!("Error: Could not find an object named '{o}' of type '{objtype}'.");
+                failed = true;
+            }
         }
     }
     if objs.is_empty() {
         println!("No objects have been removed from the xCAT database.");
         return Ok(ExitCode::from(if failed { 1 } else { 0 }));
     }
+    let nodes = objs.iter().filter(|(t, _)| t == "node").count();
+    if a.cleanup && nodes > 100 {
+        println!("Performing configuration cleanup. This might take a some time.");
+    }
     let audit = Audit {
         command: "rmdef".into(),
-        noderange: names.clone(),
-        args: format!("-t {}", a.objtype),
+        noderange: names.clone().unwrap_or_default(),
+        args: if a.all {
+            "-a -f".into()
+        } else {
+            format!("-t {}", objs[0].0)
+        },
     };
     store.write(Some(&audit), |tx| {
         let res = (|| -> anyhow::Result<()> {
-            for o in &objs {
-                remove_object(tx, def, o)?;
+            for (t, o) in &objs {
+                if t == "site" {
+                    // xCAT deletes every key of the site object.
+                    for row in tx.rows("site")? {
+                        if let Some(Some(k)) = row.first() {
+                            tx.delete("site", &[k])?;
+                        }
+                    }
+                    continue;
+                }
+                remove_object(tx, objdef(t)?, o)?;
+                if a.cleanup && t == "node" {
+                    // nodeset offline: boot files are rendered from the tables, so once the
+                    // node's rows are gone nothing is served for it; its chain and leases go too.
+                    tx.delete_where("dhcpleases", "node", o)?;
+                }
             }
             Ok(())
         })();
         res.map_err(|e| StoreError::Invalid(super::chain(&e)))
     })?;
-    println!("{} object definitions have been removed.", objs.len());
+    if a.verbose {
+        println!("The following objects were removed:");
+        let mut sorted: Vec<&String> = objs.iter().map(|(_, o)| o).collect();
+        sorted.sort();
+        for o in sorted {
+            println!("{o}");
+        }
+    } else {
+        println!("{} object definitions have been removed.", objs.len());
+    }
     Ok(ExitCode::from(if failed { 1 } else { 0 }))
 }

@@ -180,9 +180,16 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
             args: "-d".into(),
         };
         let view = config::build(&r, &hostname())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            .to_string();
         let n = store.write(Some(&audit), |tx| {
             let mut n = 0;
             for node in &nodes {
+                // The host entry is gone until `makedhcp <node>`, `-a` or discovery adds it back.
+                tx.set("dhcpexcluded", &[node], &[("removed", Some(&now))])?;
                 n += tx.delete_where("dhcpleases", "node", node)?;
                 for (mac, h) in &view.hosts {
                     if h.node == *node {
@@ -200,12 +207,38 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
+    let wanted: std::collections::HashSet<&String> = nodes.iter().collect();
+    let excluded: std::collections::BTreeSet<String> = store
+        .rows("dhcpexcluded")?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .filter(|n| wanted.contains(n))
+        .collect();
+    if !a.query && !excluded.is_empty() {
+        // Adding a node (by name or -a) puts back the host entry `makedhcp -d` removed.
+        let audit = Audit {
+            command: "makedhcp".into(),
+            noderange: range.clone(),
+            args: if a.all { "-a".into() } else { String::new() },
+        };
+        store.write(Some(&audit), |tx| {
+            for node in &excluded {
+                tx.delete("dhcpexcluded", &[node])?;
+            }
+            Ok(())
+        })?;
+        r.invalidate("dhcpexcluded");
+    }
     let view = config::build(&r, &hostname())?;
     let leases = store.rows("dhcpleases")?;
     let mut out = super::stdout();
     for node in &nodes {
         let entries: Vec<(&String, &config::HostEntry)> =
             view.hosts.iter().filter(|(_, h)| h.node == *node).collect();
+        if a.query && excluded.contains(node) {
+            // xCAT's -q asks dhcpd for the host and prints nothing when it has none.
+            continue;
+        }
         if entries.is_empty() {
             // A warning in xCAT too: the other nodes are still defined.
             out.flush()?;

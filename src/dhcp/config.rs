@@ -21,6 +21,7 @@ pub const DEPENDS_ON: &[&str] = &[
     "chain",
     "nodegroup",
     "omapihosts",
+    "dhcpexcluded",
 ];
 
 /// One `networks` row.
@@ -299,6 +300,16 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
     let netboot = r.column("noderes", "netboot")?;
     let tftp = r.column("noderes", "tftpserver")?;
     let state = r.column("chain", "currstate")?;
+    // Nodes whose host entry `makedhcp -d` removed: their addresses stay reserved (nobody else
+    // gets them), but their MACs are answered as unknown clients.
+    let excluded: HashSet<String> = {
+        let t = r.table("dhcpexcluded")?;
+        let i = t.spec.col_index("node").unwrap_or(0);
+        t.rows
+            .iter()
+            .filter_map(|row| row.get(i).cloned().flatten())
+            .collect()
+    };
     let mut seen_ip: HashSet<Ipv4Addr> = HashSet::new();
     for node in &m.nodes {
         let macs = match mac.get(node) {
@@ -363,6 +374,9 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
                     ));
                 }
                 v.reserved.insert(a, node.clone());
+            }
+            if excluded.contains(node) {
+                continue;
             }
             if let Some(prev) = v.hosts.get(&mac_norm) {
                 if prev.node != *node {

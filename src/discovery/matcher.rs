@@ -535,6 +535,8 @@ pub fn record(
             );
             tx.set("mac", &[n], &[("mac", Some(&entries.join("|")))])?;
         }
+        // xCAT's discovery runs makedhcp for the node: a host entry `makedhcp -d` removed is back.
+        tx.delete("dhcpexcluded", &[n])?;
         tx.set(
             "vpd",
             &[n],

@@ -212,6 +212,20 @@ pub static TABLES: &[TableSpec] = &[
         table_desc: "Ordering dependencies between nodes, e.g. for rpower -d.",
         autoinc: None,
     },
+    // bootherd's own table (see BOOTHERD_TABLES): xCAT deletes the host from dhcpd instead.
+    TableSpec {
+        name: "dhcpexcluded",
+        keys: &["node"],
+        cols: &["node", "removed", "comments", "disable"],
+        descriptions: &[
+            "The node whose DHCP host entry was removed.",
+            "When `makedhcp -d` removed it (seconds since the epoch).",
+            "Free-form notes.",
+            "Set to yes or 1 to disable (comment out) this row.",
+        ],
+        table_desc: "Nodes whose DHCP host entry `makedhcp -d` removed: their MACs are answered as unknown clients until `makedhcp <node>`, `makedhcp -a` or discovery adds them back (bootherd's own).",
+        autoinc: None,
+    },
     // bootherd's own table (see BOOTHERD_TABLES): xCAT keeps leases in dhcpd's files.
     TableSpec {
         name: "dhcpleases",
@@ -2099,7 +2113,7 @@ pub static TABLES: &[TableSpec] = &[
 ];
 
 /// Tables that are bootherd's own, not xCAT's (listed by tabdump like the others).
-pub static BOOTHERD_TABLES: &[&str] = &["dhcpleases", "omapihosts"];
+pub static BOOTHERD_TABLES: &[&str] = &["dhcpexcluded", "dhcpleases", "omapihosts"];
 
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static TableSpec> {
