@@ -736,3 +736,54 @@ fn omapi_host_objects_in_the_store_take_effect_on_the_next_packet() {
     std::thread::sleep(std::time::Duration::from_millis(600));
     assert!(udhcpc(&pair, &bh, &[]).is_none());
 }
+
+/// A dynamic range that covers the whole subnet never hands out the network and broadcast
+/// addresses, the gateway, this server's address or a node's reserved one: on a /29 with the
+/// server at .1, the gateway at .2 and a node at .3, three unknown clients get .4, .5 and .6
+/// and a fourth gets nothing.
+#[test]
+fn a_whole_subnet_dynamic_range_leaves_out_the_server_gateway_and_nodes() {
+    let bh = Bh::new();
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "network",
+        "-o",
+        "tiny",
+        "net=10.99.12.0",
+        "mask=255.255.255.248",
+        "gateway=10.99.12.2",
+        "dynamicrange=10.99.12.0-10.99.12.7",
+    ]);
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=bhs0"]);
+    bh.ok(&[
+        "nodeadd",
+        "t3",
+        "groups=all",
+        "mac.mac=52:54:00:99:12:03",
+        "hosts.ip=10.99.12.3",
+    ]);
+    let pair = Pair::new("dw", "10.99.12.1/29");
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    let mut got = Vec::new();
+    for i in 0..4 {
+        pair.client_mac(&format!("52:54:00:99:12:{:02x}", 0x40 + i));
+        got.push(udhcpc(&pair, &bh, &[]).map(|e| e["ip"].clone()));
+    }
+    let mut leased: Vec<String> = got.iter().flatten().cloned().collect();
+    leased.sort();
+    assert_eq!(
+        leased,
+        ["10.99.12.4", "10.99.12.5", "10.99.12.6"],
+        "{got:?}\n{}",
+        d.dump()
+    );
+    assert!(
+        d.wait_for(
+            "the gateway of 'tiny': address 10.99.12.2 is inside the dynamic range",
+            3
+        ),
+        "the overlap is logged:\n{}",
+        d.dump()
+    );
+}

@@ -98,7 +98,8 @@ fn tabdump_lists_and_describes_tables() {
         .collect();
     assert_eq!(first, ["node", "interface", "mac", "comments", "disable"]);
     assert!(d.starts_with("node:\t\t"), "short names get two tabs: {d}");
-    // A new store carries xCAT's site defaults.
+    // A new store (made by the first write) carries xCAT's site defaults.
+    bh.ok(&["chtab", "key=domain", "site.value=cluster.example"]);
     let site = bh.ok(&["tabdump", "site"]);
     for kv in [
         "\"installdir\",\"/install\"",
@@ -639,9 +640,104 @@ fn multi_call_links_act_as_the_command() {
 fn db_is_chosen_by_flag_then_env() {
     let bh = Bh::new();
     let other = format!("sqlite:{}", bh.path("other.db").display());
-    bh.ok(&["--db", &other, "nodeadd", "x1", "groups=all"]);
-    assert_eq!(bh.ok(&["nodels"]), "", "the env store is untouched");
+    // The first write creates the store, and says so.
+    let o = bh.run(&["--db", &other, "nodeadd", "x1", "groups=all"]);
+    assert!(o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!("Created a new store at {other}")),
+        "{e}"
+    );
+    // A read on a store that does not exist says so, and does not create it.
+    let o = bh.run(&["nodels"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!("Warning: there is no store at {} yet", bh.db)),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty());
+    assert!(
+        !bh.path("bootherd.db").exists(),
+        "the env store is untouched, not created"
+    );
     assert_eq!(bh.ok(&["nodels", "--db", &other]), "x1\n");
+    let o = bh.run(&["nodels", "--db", &other]);
+    assert!(o.stderr.is_empty(), "no notice for an existing store");
     let e = bh.fail(&["--db", "mysql://nope", "nodels"]);
     assert!(e.contains("mysql://nope"), "{e}");
+}
+
+/// Settings the services would misread are refused where they are written, naming the value:
+/// lease times that are not positive numbers, ports out of range, a site.master that is no
+/// address or host name, node addresses that are not addresses.
+#[test]
+fn bad_settings_are_refused_with_the_value_named() {
+    let bh = Bh::new();
+    bh.ok(&["nodeadd", "n1", "groups=all"]);
+    for bad in ["0", "-5", "abc"] {
+        let e = bh.fail(&["chtab", "key=dhcplease", &format!("site.value={bad}")]);
+        assert!(
+            e.contains(&format!("site.dhcplease '{bad}' is not a lease time")),
+            "{e}"
+        );
+    }
+    let e = bh.fail(&["chdef", "-t", "site", "nfsport=0"]);
+    assert!(e.contains("site.nfsport '0' is not a port"), "{e}");
+    let e = bh.fail(&["chdef", "-t", "site", "master=not..an..ip"]);
+    assert!(
+        e.contains("site.master 'not..an..ip' is neither an IP address nor a host name"),
+        "{e}"
+    );
+    let e = bh.fail(&["chtab", "node=n1", "hosts.ip=10.99.77.300"]);
+    assert!(
+        e.contains("hosts.ip '10.99.77.300' of n1 is not an IP address"),
+        "{e}"
+    );
+    let e = bh.fail(&["nodeadd", "n2", "groups=all", "hosts.ip=10.99.77.300"]);
+    assert!(e.contains("'10.99.77.300'"), "{e}");
+    // Nothing of it was written.
+    let site = bh.ok(&["tabdump", "site"]);
+    assert!(site.contains("\"dhcplease\",\"43200\""), "{site}");
+    assert!(!site.contains("not..an..ip") && !site.contains("\"nfsport\",\"0\""));
+    assert_eq!(bh.ok(&["nodels"]), "n1\n");
+    // Good values still go in.
+    bh.ok(&["chtab", "key=dhcplease", "site.value=600"]);
+    bh.ok(&["chdef", "-t", "site", "master=10.0.0.1"]);
+    bh.ok(&["chtab", "node=n1", "hosts.ip=10.99.77.30"]);
+}
+
+/// tabrestore refuses two rows for one key and node names nodeadd refuses, naming the line;
+/// the table is left as it was.
+#[test]
+fn tabrestore_refuses_duplicate_keys_and_bad_node_names() {
+    let bh = Bh::new();
+    bh.ok(&["nodeadd", "keep1", "groups=all"]);
+    let before = bh.ok(&["tabdump", "nodelist"]);
+    let dup = bh.file(
+        "nodelist.csv",
+        "#node,groups,status,statustime,appstatus,appstatustime,primarysn,hidden,updatestatus,updatestatustime,zonename,comments,disable\n\"n1\",\"all\",,,,,,,,,,,\n\"n2\",\"all\",,,,,,,,,,,\n\"n1\",\"compute\",,,,,,,,,,,\n",
+    );
+    let e = bh.fail(&["tabrestore", &dup]);
+    assert!(
+        e.contains("line 4: a second row for node=n1 (the first is on line 2)"),
+        "{e}"
+    );
+    assert_eq!(bh.ok(&["tabdump", "nodelist"]), before);
+    for (name, shown) in [
+        ("a b", "'a b'"),
+        ("n1,n2", "'n1,n2'"),
+        ("[1-3]", "'[1-3]'"),
+        ("n\u{1}x", "'n\\u{1}x'"),
+    ] {
+        let f = bh.file(
+            "nodelist.csv",
+            &format!("#node,groups\n\"ok1\",\"all\"\n\"{name}\",\"all\"\n"),
+        );
+        let e = bh.fail(&["tabrestore", &f]);
+        assert!(
+            e.contains("line 3") && e.contains(&format!("{shown} is not a valid node name")),
+            "{name:?}: {e}"
+        );
+        assert_eq!(bh.ok(&["tabdump", "nodelist"]), before);
+    }
 }

@@ -123,7 +123,7 @@ pub fn next(r: &Resolver, ctx: &RenderCtx, node: &str) -> Result<String, Callbac
 pub fn getpostscript(r: &Resolver, node: &str) -> Result<String, CallbackError> {
     let installdir = r.site("installdir")?.unwrap_or_else(|| "/install".into());
     let ip = r.attr(node, "hosts", "ip")?.and_then(|s| s.parse().ok());
-    let master = r.site("master")?;
+    let master = r.site_master()?;
     let server = super::render::my_ip_for(ip, None, master.as_deref());
     let (file, text) = super::postscripts::mypostscript_template(std::path::Path::new(&installdir))
         .map_err(|e| CallbackError::Refused(e.to_string()))?;

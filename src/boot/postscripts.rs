@@ -229,7 +229,7 @@ pub fn mypostscript_vars(
     let arch = a("nodetype", "arch")?.or(from_image("osarch")?);
     let profile = a("nodetype", "profile")?.or(from_image("profile")?);
     let macmac = a("mac", "mac")?;
-    let site_master = r.site("master")?;
+    let site_master = r.site_master()?;
     let ntype = if site_master.as_deref().is_some_and(|m| m == node || m == ip) {
         "MN"
     } else if row_value(r, "servicenode", node, "node")?.is_some() {
@@ -549,6 +549,10 @@ impl MyExpander<'_> {
                 continue;
             };
             let name = if k == "master" {
+                if self.r.site_master()?.is_none() {
+                    // Garbage in site.master never reaches a node (logged by site_master).
+                    continue;
+                }
                 "SITEMASTER".to_string()
             } else {
                 k.to_ascii_uppercase()

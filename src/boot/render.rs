@@ -118,7 +118,7 @@ pub fn node_boot(r: &Resolver, node: &str, ctx: &RenderCtx) -> Result<NodeBoot, 
         .filter(|e| !e.contains('!'))
         .filter_map(|m| crate::dhcp::config::normalize_mac(m.trim()))
         .collect();
-    let master = r.site("master")?;
+    let master = r.site_master()?;
     let me = my_ip_for(ip, ctx.server_ip, master.as_deref());
     let xcatmaster = a("noderes", "xcatmaster")?.unwrap_or_else(|| me.clone());
     let server = a("noderes", "nfsserver")?
@@ -926,7 +926,7 @@ pub fn discovery_files(
 ) -> Result<Vec<(String, BootFile)>, StoreError> {
     let nets = r.table("networks")?;
     let (nc, mc) = (nets.spec.col_index("net"), nets.spec.col_index("mask"));
-    let master = r.site("master")?;
+    let master = r.site_master()?;
     let xcatdport = r.site("xcatdport")?.unwrap_or_else(|| "3001".into());
     // xCAT's mknb: genesis gets a serial console when site.defserialport/defserialspeed are set.
     let console = match (r.site("defserialport")?, r.site("defserialspeed")?) {

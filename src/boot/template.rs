@@ -648,7 +648,7 @@ pub(crate) fn master_for(
     if !server.trim().is_empty() {
         return Ok(Some(server.trim().to_string()));
     }
-    r.site("master")
+    r.site_master()
 }
 
 /// An address for a host name: itself when it is one, else hosts.ip, else the system resolver

@@ -402,7 +402,7 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
         .attrs
         .as_ref()
         .map(|s| s.split(',').map(str::to_string).collect());
-    let store = db.open()?;
+    let store = db.open_existing()?;
     let r = Resolver::new(store);
     let mut out = super::stdout();
     let mut failed = false;

@@ -90,7 +90,7 @@ pub fn lslite_lines(r: &Resolver, a: &LsliteArgs) -> anyhow::Result<Output> {
 }
 
 pub fn lslite(db: &DbOpt, a: LsliteArgs) -> anyhow::Result<ExitCode> {
-    let store = db.open()?;
+    let store = db.open_existing()?;
     let r = Resolver::new(store);
     let _ = a.verbose;
     lslite_lines(&r, &a)?.print()

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::{Store, DEFAULT_DB_URL};
+use crate::store::{Store, DEFAULT_DB_URL, NO_STORE};
 
 pub mod bmc;
 pub mod defs;
@@ -52,8 +52,31 @@ pub struct DbOpt {
 }
 
 impl DbOpt {
+    /// Opens the store for a command that may write: a store that does not exist yet is created,
+    /// and the command says so on stderr (a forgotten BOOTHERD_DB should not go unnoticed).
     pub fn open(&self) -> anyhow::Result<Arc<Store>> {
-        Ok(Arc::new(Store::open(&self.db)?))
+        let (store, created) = Store::open_reporting(&self.db)?;
+        if created {
+            eprintln!(
+                "Created a new store at {} with xCAT's defaults (set BOOTHERD_DB or --db to use another).",
+                store.describe()
+            );
+        }
+        Ok(Arc::new(store))
+    }
+
+    /// Opens the store for a command that only reads. One that does not exist is not created:
+    /// the command says so on stderr and answers from an empty store with xCAT's defaults (what
+    /// the first write would create), so a mistyped or forgotten BOOTHERD_DB is noticed.
+    pub fn open_existing(&self) -> anyhow::Result<Arc<Store>> {
+        match Store::open_existing(&self.db) {
+            Ok(s) => Ok(Arc::new(s)),
+            Err(crate::store::StoreError::Open { url, reason }) if reason.starts_with(NO_STORE) => {
+                eprintln!("Warning: there is no store at {url} yet; showing a new store's defaults (set BOOTHERD_DB or --db to use another).");
+                Ok(Arc::new(Store::open_in_memory()?))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

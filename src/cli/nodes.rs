@@ -119,7 +119,7 @@ pub fn nodels(db: &DbOpt, a: NodelsArgs) -> anyhow::Result<ExitCode> {
         .count();
     let whole_table = a.attrs.iter().any(|x| schema::table(x).is_some());
     let labelled = a.with_fieldname || shows > 1 || whole_table;
-    let store = db.open()?;
+    let store = db.open_existing()?;
     let r = Resolver::new(store);
     let mut tables: Vec<&str> = vec!["nodelist", "site", "nodegroup"];
     for w in &wants {
@@ -326,16 +326,7 @@ impl Assignment {
 
 /// Node names xCAT would refuse or that break later (DHCP host names, file names under /tftpboot).
 pub fn check_node_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with(['-', '.']);
-    if !ok {
-        bail!("'{name}' is not a valid node name (letters, digits, '-', '_' and '.' only)");
-    }
-    Ok(())
+    crate::store::validate::node_name(name).map_err(|e| anyhow::anyhow!(e))
 }
 
 #[derive(Debug, Args)]

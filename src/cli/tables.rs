@@ -237,7 +237,7 @@ pub fn tabdump(db: &DbOpt, a: TabdumpArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|c| ColCond::parse(spec, c))
         .collect::<anyhow::Result<_>>()?;
-    let store = db.open()?;
+    let store = db.open_existing()?;
     let rows = store.rows(spec.name)?;
     let text = csv::dump(
         spec,
@@ -286,6 +286,23 @@ pub fn restore(
 ) -> anyhow::Result<usize> {
     let parsed = csv::parse(text)?;
     let rows = csv::to_rows(spec, &parsed)?;
+    // Two rows for one key: the second would silently replace the first.
+    let mut first_line: std::collections::HashMap<Vec<String>, usize> =
+        std::collections::HashMap::new();
+    for (line, row) in &rows {
+        let key = key_of(spec, row);
+        if let Some(prev) = first_line.insert(key.clone(), *line) {
+            bail!(
+                "line {line}: a second row for {} (the first is on line {prev})",
+                spec.keys
+                    .iter()
+                    .zip(&key)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+    }
     let n = rows.len();
     store.write(Some(audit), |tx| {
         if !add {

@@ -52,7 +52,7 @@ pub fn updatenode(db: &DbOpt, a: UpdatenodeArgs) -> anyhow::Result<ExitCode> {
         bail!("no nodes in '{}'", a.noderange);
     }
     let port = r.site("httpport")?.unwrap_or_else(|| "80".into());
-    let master = r.site("master")?;
+    let master = r.site_master()?;
     let mut jobs = Vec::new();
     for n in &exp.nodes {
         let ip = r.attr(n, "hosts", "ip")?;

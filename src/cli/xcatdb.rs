@@ -104,7 +104,7 @@ pub fn gettab_lines(store: &Store, a: &GettabArgs) -> anyhow::Result<Output> {
 }
 
 pub fn gettab(db: &DbOpt, a: GettabArgs) -> anyhow::Result<ExitCode> {
-    let store = db.open()?;
+    let store = db.open_existing()?;
     gettab_lines(&store, &a)?.print()
 }
 
@@ -157,7 +157,7 @@ pub fn tabgrep_lines(store: &std::sync::Arc<Store>, node: &str) -> anyhow::Resul
 }
 
 pub fn tabgrep(db: &DbOpt, a: TabgrepArgs) -> anyhow::Result<ExitCode> {
-    let store = db.open()?;
+    let store = db.open_existing()?;
     tabgrep_lines(&store, &a.node)?.print()
 }
 
@@ -427,7 +427,7 @@ pub fn dump_lines(store: &Store, a: &DumpArgs) -> anyhow::Result<Output> {
 }
 
 pub fn dumpxcatdb(db: &DbOpt, a: DumpArgs) -> anyhow::Result<ExitCode> {
-    let store = db.open()?;
+    let store = db.open_existing()?;
     dump_lines(&store, &a)?.print()
 }
 

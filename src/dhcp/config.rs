@@ -217,11 +217,20 @@ pub fn parse_interfaces(value: &str, hostname: &str) -> Vec<InterfaceSpec> {
 /// Builds the view from the store. Errors only for store failures; bad rows become `problems`.
 pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
     r.preload(DEPENDS_ON)?;
+    let mut lease_problem = None;
+    let lease_time = match r.site("dhcplease")?.filter(|s| !s.trim().is_empty()) {
+        None => 43200,
+        Some(s) => match crate::store::validate::site_value("dhcplease", &s) {
+            Ok(()) => s.trim().parse().unwrap_or(43200),
+            // A store written before the check: never hand out 0-second leases.
+            Err(e) => {
+                lease_problem = Some(format!("{e}; using 43200"));
+                43200
+            }
+        },
+    };
     let mut v = DhcpView {
-        lease_time: r
-            .site("dhcplease")?
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(43200),
+        lease_time,
         interfaces: r
             .site("dhcpinterfaces")?
             .map(|s| parse_interfaces(&s, hostname)),
@@ -229,6 +238,7 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
         site_dns: list(r.site("nameservers")?),
         ..DhcpView::default()
     };
+    v.problems.extend(lease_problem);
 
     let nets = r.table("networks")?;
     let col = |c: &str| nets.spec.col_index(c);
@@ -323,7 +333,16 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
         let node_ip = match ip.get(node) {
             Ok(Some(s)) => match s.trim().parse::<Ipv4Addr>() {
                 Ok(a) => Some(a),
-                Err(_) => resolve_name(s.trim()),
+                Err(_) => {
+                    let a = resolve_name(s.trim());
+                    if a.is_none() && s.trim().parse::<std::net::IpAddr>().is_err() {
+                        v.problems.push(format!(
+                            "{node}: hosts.ip '{}' is not an IP address",
+                            s.trim().escape_debug()
+                        ));
+                    }
+                    a
+                }
             },
             Ok(None) => resolve_name(node),
             Err(e) => {
@@ -448,11 +467,67 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
         }
         entry.statements = statements;
     }
+    // Node addresses no network covers are never answered: say which (the first few).
+    let mut stray: Vec<(String, Ipv4Addr)> = v
+        .hosts
+        .values()
+        .filter_map(|h| h.ip.map(|ip| (h.node.clone(), ip)))
+        .filter(|(_, ip)| !v.subnets.iter().any(|s| s.contains(*ip)))
+        .collect();
+    if !stray.is_empty() {
+        stray.sort();
+        stray.dedup();
+        let shown: Vec<String> = stray
+            .iter()
+            .take(5)
+            .map(|(n, ip)| format!("{n} ({ip})"))
+            .collect();
+        let more = stray.len().saturating_sub(shown.len());
+        v.problems.push(format!(
+            "{} node address(es) on no network of the networks table, not answered: {}{}",
+            stray.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    // Never offered dynamically, whatever the dynamic range covers: each network's own and
+    // broadcast addresses, its gateway, and this server's addresses (site.master included).
+    let mut own: Vec<Ipv4Addr> = nix::ifaddrs::getifaddrs()
+        .map(|it| {
+            it.filter_map(|ifa| ifa.address?.as_sockaddr_in().map(|a| a.ip()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(m) = r.site_master()?.and_then(|m| m.parse::<Ipv4Addr>().ok()) {
+        own.push(m);
+    }
+    for s in &v.subnets {
+        let bcast = Ipv4Addr::from(u32::from(s.net) | !u32::from(s.mask));
+        let mut claim = |a: Ipv4Addr, who: String| {
+            if s.contains(a) {
+                v.reserved.entry(a).or_insert(who);
+            }
+        };
+        if s.prefix < 31 {
+            claim(s.net, format!("the network address of '{}'", s.name));
+            claim(bcast, format!("the broadcast address of '{}'", s.name));
+        }
+        if let Some(Some(gw)) = s.gateway {
+            claim(gw, format!("the gateway of '{}'", s.name));
+        }
+        for a in &own {
+            claim(*a, "this server".to_string());
+        }
+    }
     for s in &v.subnets {
         for (a, n) in &v.reserved {
             if s.in_dynamic_range(*a) {
                 v.problems.push(format!(
-                    "{n}: address {a} is inside the dynamic range of network '{}'",
+                    "{n}: address {a} is inside the dynamic range of network '{}' (it is never offered from it)",
                     s.name
                 ));
             }

@@ -125,7 +125,7 @@ fn reload(resolver: &Resolver, fs: &vfs::Fs, warned: &mut HashSet<String>) -> an
     let local = exports::Local {
         addrs: local_addrs(),
         hostname: hostname(),
-        master: resolver.site("master")?,
+        master: resolver.site_master()?,
     };
     let plan = exports::plan(&images, &nodes, &local);
     for p in &plan.problems {
@@ -232,10 +232,12 @@ pub async fn start(
 ) -> anyhow::Result<Option<Task>> {
     let s = store.clone();
     let port: u16 = match tokio::task::spawn_blocking(move || s.site("nfsport")).await?? {
-        Some(p) if !p.trim().is_empty() => p
-            .trim()
-            .parse()
-            .with_context(|| format!("site.nfsport '{p}' is not a port number"))?,
+        Some(p) if !p.trim().is_empty() => {
+            crate::store::validate::site_value("nfsport", &p).map_err(anyhow::Error::msg)?;
+            p.trim()
+                .parse()
+                .with_context(|| format!("site.nfsport '{p}' is not a port number"))?
+        }
         _ => DEFAULT_PORT,
     };
     let s = store.clone();

@@ -16,6 +16,7 @@ pub mod regexattr;
 pub mod resolver;
 pub mod schema;
 pub mod sqlite;
+pub mod validate;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ use std::path::PathBuf;
 use backend::{Backend, BackendTx};
 pub use backend::{Change, ChangeOp, Row};
 pub use schema::TableSpec;
+
+/// How [`Store::open_existing`]'s error for a missing store begins.
+pub const NO_STORE: &str = "there is no store there yet";
 
 /// The database used when neither `--db` nor `BOOTHERD_DB` says otherwise.
 pub const DEFAULT_DB_URL: &str = "sqlite:/var/lib/bootherd/bootherd.db";
@@ -106,6 +110,41 @@ impl Store {
     /// Opens the store named by `url` (`sqlite:/path`, or a bare path), creating and seeding it with
     /// xCAT's site defaults on first use.
     pub fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_reporting(url).map(|(s, _)| s)
+    }
+
+    /// Opens the store at `url`, creating (and seeding) it when it does not exist yet; also says
+    /// whether it was created just now.
+    pub fn open_reporting(url: &str) -> Result<(Store, bool), StoreError> {
+        let path = Self::sqlite_path(url)?;
+        let (backend, created) = sqlite::SqliteBackend::open(&path)?;
+        let store = Store {
+            backend: Box::new(backend),
+        };
+        if created {
+            store.seed_defaults()?;
+        }
+        Ok((store, created))
+    }
+
+    /// Opens the store at `url` only if it exists: what read-only commands use, so a mistyped
+    /// or forgotten `--db` is reported instead of answered from an empty new store.
+    pub fn open_existing(url: &str) -> Result<Store, StoreError> {
+        let path = Self::sqlite_path(url)?;
+        if !path.exists() {
+            return Err(StoreError::Open {
+                url: url.to_string(),
+                reason: format!(
+                    "{NO_STORE} (`bootherd serve` or an admin command that writes creates it; \
+                     set BOOTHERD_DB or --db to use another)"
+                ),
+            });
+        }
+        Self::open(url)
+    }
+
+    /// The SQLite file a store URL names.
+    fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
         let path = if let Some(p) = url.strip_prefix("sqlite://") {
             PathBuf::from(p)
         } else if let Some(p) = url.strip_prefix("sqlite:") {
@@ -123,14 +162,7 @@ impl Store {
         if path.as_os_str().is_empty() {
             return Err(StoreError::BadUrl(url.to_string()));
         }
-        let (backend, created) = sqlite::SqliteBackend::open(&path)?;
-        let store = Store {
-            backend: Box::new(backend),
-        };
-        if created {
-            store.seed_defaults()?;
-        }
-        Ok(store)
+        Ok(path)
     }
 
     /// A fresh in-memory store with site defaults (tests and benchmarks).
@@ -382,6 +414,11 @@ impl Txn<'_> {
             })
             .collect();
         check_key(spec, &key)?;
+        for (c, v) in spec.cols.iter().zip(&row) {
+            if let Some(v) = v {
+                validate::value(spec, &key, c, v).map_err(StoreError::Invalid)?;
+            }
+        }
         let ks = key_string(spec, &key);
         self.tx.upsert(spec, &row)?;
         self.tx.append_change(spec.name, &ks, ChangeOp::Upsert)
@@ -397,8 +434,14 @@ impl Txn<'_> {
     ) -> Result<(), StoreError> {
         let spec = table_spec(table)?;
         check_key(spec, key)?;
+        for (k, v) in spec.keys.iter().zip(key) {
+            validate::value(spec, key, k, v).map_err(StoreError::Invalid)?;
+        }
         let mut cols = Vec::with_capacity(values.len());
         for (c, v) in values {
+            if let Some(v) = v {
+                validate::value(spec, key, c, v).map_err(StoreError::Invalid)?;
+            }
             let i = column_index(spec, c)?;
             if spec.keys.contains(c) {
                 return Err(StoreError::Invalid(format!(

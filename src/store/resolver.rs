@@ -510,6 +510,31 @@ impl Resolver {
         Ok(t.value(key, 1).map(str::to_string))
     }
 
+    /// `site.master`, when it is an address or a host name. Anything else (a store written before
+    /// the check) is logged once and treated as unset: nodes are then told the address they
+    /// reached this server on, never the garbage.
+    pub fn site_master(&self) -> Result<Option<String>, StoreError> {
+        static WARNED: Mutex<Option<String>> = Mutex::new(None);
+        let Some(m) = self.site("master")?.map(|m| m.trim().to_string()) else {
+            return Ok(None);
+        };
+        if m.is_empty() {
+            return Ok(None);
+        }
+        match super::validate::site_value("master", &m) {
+            Ok(()) => Ok(Some(m)),
+            Err(e) => {
+                if let Ok(mut w) = WARNED.lock() {
+                    if w.as_deref() != Some(m.as_str()) {
+                        tracing::warn!("{e}: ignored (nodes get the address they reached us on)");
+                        *w = Some(m);
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
     /// Nodes and groups.
     pub fn membership(&self) -> Result<Arc<Membership>, StoreError> {
         if let Some(m) = self.membership.read().ok().and_then(|m| m.clone()) {
