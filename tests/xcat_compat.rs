@@ -685,7 +685,7 @@ fn tabdump_where_operators_and_chtab_partial_keys() {
     let e = x.fails("chtab", &["key=x", "nosuch.value=1"]);
     assert!(e.contains("Table nosuch does not exist."), "{e}");
     let e = x.fails("chtab", &["foo=x", "site.value=1"]);
-    assert!(e.contains("No column \"foo\" in table \"site\""), "{e}");
+    assert!(e.contains("no such column: foo"), "{e}");
     let e = x.fails("chtab", &["key=x", "site.nosuch=1"]);
     assert!(
         e.contains("site.nosuch not a valid table.column description"),
@@ -962,16 +962,25 @@ nodels ipmi-nodes
 }
 
 #[test]
-fn a_lone_capture_over_zero_padded_digits_is_their_number() {
+fn a_lone_capture_keeps_its_zero_padding_as_xcat_documents() {
+    // xCAT's "Using Regular Expressions in the xCAT Tables", fourth example: $1 is "01", and
+    // c($1)f($2)x($3) is "c01f02x03"; ($4+0) is an expression, so 4.
     let x = Xcat::new();
-    x.ok("nodeadd", &["node001-node003", "groups=compute,all"]);
     x.ok(
         "chtab",
-        &["node=compute", r"hosts.hostnames=|\D+(\d+)$|node($1)-ib|"],
+        &[
+            "node=kvms",
+            r"vm.host=|\D+(\d+)\D+(\d+)\D+(\d+)\D+(\d+)|c($1)f($2)x($3)|",
+            r"vm.storage=|\D+(\d+)\D+(\d+)\D+(\d+)\D+(\d+)|dir:///install/vms/vm($4+0)|",
+        ],
+    );
+    x.ok(
+        "mkdef",
+        &["-t", "node", "-o", "c01f02x03v04", "groups=kvms", "mgt=kvm"],
     );
     assert_eq!(
-        x.ok("nodels", &["node002", "hosts.hostnames"]),
-        "node002: node2-ib\n"
+        x.ok("lsdef", &["c01f02x03v04", "-i", "vmhost,vmstorage"]),
+        "Object name: c01f02x03v04\n    vmhost=c01f02x03\n    vmstorage=dir:///install/vms/vm4\n"
     );
 }
 
@@ -1112,14 +1121,29 @@ fn makehosts_edits_the_file_in_place_and_keeps_a_backup() {
 #[test]
 fn object_templates() {
     let x = Xcat::new();
-    let names: Vec<String> = x
-        .ok("lsdef", &["--template"])
-        .lines()
-        .filter_map(|l| l.strip_prefix("Object name: ").map(str::to_string))
-        .collect();
-    for t in ["x86_64-template", "ppc64le-template", "switch-template"] {
-        assert!(names.iter().any(|n| n == t), "{t} missing: {names:?}");
+    // The names xCAT ships, listed as "name  (type)" when none is named (defls).
+    let list = x.ok("lsdef", &["--template"]);
+    for t in [
+        "cec-template",
+        "hmc-template",
+        "ppc64le-template",
+        "ppc64lekvmguest-template",
+        "switch-template",
+        "x86_64-template",
+        "x86_64kvmguest-template",
+    ] {
+        assert!(
+            list.contains(&format!("{t}  (node)\n")),
+            "{t} missing: {list}"
+        );
     }
+    let cec = x.ok("lsdef", &["--template", "cec-template"]);
+    assert!(
+        cec.starts_with("Object name: cec-template\n")
+            && cec.contains("    mgt=hmc\n")
+            && cec.contains("    usercomment=the cec definition template\n"),
+        "{cec}"
+    );
     assert!(x
         .ok("lsdef", &["--template", "switch-template", "-z"])
         .starts_with("# <xCAT data object stanza file>\n\nswitch-template:\n    objtype=node\n"));

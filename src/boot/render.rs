@@ -216,8 +216,23 @@ pub fn node_boot(r: &Resolver, node: &str, ctx: &RenderCtx) -> Result<NodeBoot, 
                             .next()
                             .and_then(|row| row.get(i).cloned().flatten())
                     });
+                    // Never rw: options a store written before the check holds are dropped
+                    // (the write path refuses them with the reason).
                     let ro = match nfsopts {
-                        Some(o) if !o.is_empty() => format!("ro,{o}"),
+                        Some(o)
+                            if !o.is_empty()
+                                && crate::store::validate::nfsroot_options(&o).is_ok() =>
+                        {
+                            let extra: Vec<&str> = o
+                                .split(',')
+                                .filter(|x| !x.eq_ignore_ascii_case("ro"))
+                                .collect();
+                            if extra.is_empty() {
+                                "ro".into()
+                            } else {
+                                format!("ro,{}", extra.join(","))
+                            }
+                        }
                         _ => "ro".into(),
                     };
                     parts.push(format!("root=nfs:{server}:{rootimgdir}/rootimg:{ro}"));

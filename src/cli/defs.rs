@@ -67,6 +67,70 @@ pub struct LsdefArgs {
     names: Option<String>,
 }
 
+/// `lsdef|mkdef|chdef|rmdef -t <types> -h [-i attrs]`: each type's attributes with their
+/// descriptions, in xCAT's layout (DBobjectdefs.pm processArgs).
+pub fn attribute_help(types: &str, only: Option<&str>) -> String {
+    let wanted: Option<BTreeSet<String>> = only.map(|i| {
+        i.split(',')
+            .map(|a| {
+                a.split_once('.')
+                    .filter(|(n, _)| n.starts_with("nic"))
+                    .map_or(a, |(n, _)| n)
+            })
+            .map(str::to_string)
+            .collect()
+    });
+    let mut out = String::new();
+    for t in types.split(',') {
+        if t == "site" {
+            if wanted.is_some() {
+                out.push_str("Warning: It is not supported to list the description of some specific site attributes, displaying the description for all site attributes instead.\n");
+            }
+            out.push_str("\nThere can only be one xCAT site definition. This definition consists \nof an unlimited list of user-defined attributes and values that represent \nglobal settings for the whole cluster. The following is a list \nof the attributes currently supported by xCAT.\n");
+            for (k, d) in super::tables::SITE_KEYS {
+                out.push_str(&format!(" {k}:  {d}\n"));
+            }
+            continue;
+        }
+        let Some(def) = defspec::object(t) else {
+            out.push_str(&format!(
+                "Error: Type '{t}' is not a valid xCAT object type.\n"
+            ));
+            continue;
+        };
+        if wanted.is_none() {
+            out.push_str(&format!(
+                "The valid attribute names for object type '{t}' are:\n"
+            ));
+        }
+        out.push_str("Attribute          Description\n\n");
+        let mut lines: Vec<String> = Vec::new();
+        let mut done = BTreeSet::new();
+        for a in def.attrs {
+            if wanted.as_ref().is_some_and(|w| !w.contains(a.attr)) || !done.insert(a.attr) {
+                continue;
+            }
+            let desc = if a.description.is_empty() {
+                table_spec(a.table)
+                    .ok()
+                    .and_then(|s| {
+                        s.col_index(a.column)
+                            .and_then(|i| s.descriptions.get(i).copied())
+                    })
+                    .unwrap_or("")
+            } else {
+                a.description
+            };
+            let space = if a.attr.len() < 7 { "\t\t" } else { "\t" };
+            lines.push(format!("{}:{space}{desc}", a.attr));
+        }
+        lines.sort();
+        out.push_str(&lines.join("\n\n"));
+        out.push('\n');
+    }
+    out
+}
+
 /// What `lsdef --nics` shows (xCAT's list).
 const NIC_ATTRS: &str = "nicips,nichostnamesuffixes,nichostnameprefixes,nictypes,niccustomscripts,nicnetworks,nicaliases,nicextraparams,nicdevices";
 
@@ -318,6 +382,16 @@ fn list_templates(a: &LsdefArgs) -> anyhow::Result<ExitCode> {
     if a.stanza {
         writeln!(out, "{}", super::stanza::HEADER)?;
     }
+    // `--template` alone lists the names (xCAT's defls: details only for named templates, -l,
+    // -i or -z).
+    let named = a.template.as_deref().is_some_and(|n| !n.is_empty());
+    if !named && !a.long && !a.stanza && a.attrs.is_none() {
+        for t in &chosen {
+            writeln!(out, "{}  ({})", t.name, t.objtype().unwrap_or("node"))?;
+        }
+        super::finish(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for t in &chosen {
         let ty = t.objtype().unwrap_or("node");
         let attrs: BTreeMap<String, String> = t
@@ -489,7 +563,7 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            let attrs = expand_nics(attrs);
+            let attrs = expand_nics(attrs, (t == "node").then_some(name.as_str()));
             if a.stanza {
                 if !stanza_started {
                     writeln!(out, "{}", super::stanza::HEADER)?;
@@ -658,7 +732,11 @@ fn xcat_defaults(store: &crate::store::Store) -> (Vec<String>, Vec<String>) {
 /// The per-NIC attributes (`nicips`, `nichostnamesuffixes`, …) shown one line per NIC, as
 /// xCAT's expandnicsattr does: `nicips=eth0!10.0.0.1,ib0!11.0.0.1` becomes `nicips.eth0=10.0.0.1`
 /// and `nicips.ib0=11.0.0.1`.
-fn expand_nics(attrs: BTreeMap<String, String>) -> BTreeMap<String, String> {
+///
+/// For a node (`node` given), a NIC's value that is itself a regex value
+/// (`eth1!|\D+(\d+)|172.20.254.($1%100)|` from a group row) is resolved for the node, as
+/// expandnicsattr's transRegexAttrs does; groups show it as written.
+fn expand_nics(attrs: BTreeMap<String, String>, node: Option<&str>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (k, v) in attrs {
         if !k.starts_with("nic") || !v.contains('!') {
@@ -667,8 +745,17 @@ fn expand_nics(attrs: BTreeMap<String, String>) -> BTreeMap<String, String> {
         }
         for entry in v.split(',') {
             if let Some((nic, val)) = entry.split_once('!') {
+                let val = match node {
+                    Some(n) if crate::store::regexattr::RegexValue::is_regex_value(val) => {
+                        match crate::store::regexattr::RegexValue::parse(val) {
+                            Ok(Some(re)) => re.apply(n).ok().flatten().unwrap_or_default(),
+                            _ => val.to_string(),
+                        }
+                    }
+                    _ => val.to_string(),
+                };
                 if !nic.is_empty() && !val.is_empty() {
-                    out.insert(format!("{k}.{nic}"), val.to_string());
+                    out.insert(format!("{k}.{nic}"), val);
                 }
             }
         }
@@ -919,12 +1006,68 @@ fn write_attrs(
             tx.set(table, &k, &v)?;
             continue;
         }
-        for key in rows {
+        for mut key in rows {
+            // A key column that changes (a network's net or mask, as chdef -t network allows):
+            // the row moves to its new key, keeping its other values.
+            let rekey: Vec<(&str, &str)> = sets
+                .iter()
+                .filter(|(a, v)| {
+                    spec.keys.contains(&a.column)
+                        && a.column != key_column
+                        && spec
+                            .keys
+                            .iter()
+                            .position(|c| *c == a.column)
+                            .and_then(|i| key.get(i))
+                            .is_some_and(|cur| cur != v)
+                })
+                .map(|(a, v)| (a.column, *v))
+                .collect();
+            if !rekey.is_empty() {
+                let old: Vec<&str> = key.iter().map(String::as_str).collect();
+                let Some(mut row) = tx.get(table, &old)? else {
+                    continue;
+                };
+                for (c, v) in &rekey {
+                    if v.is_empty() {
+                        bail!("'{c}' is part of the {table} table's key and cannot be empty");
+                    }
+                    let i = crate::store::column_index(spec, c)?;
+                    row[i] = Some((*v).to_string());
+                }
+                let new_key: Vec<String> = spec
+                    .keys
+                    .iter()
+                    .map(|c| {
+                        spec.col_index(c)
+                            .and_then(|i| row.get(i).cloned().flatten())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let nk: Vec<&str> = new_key.iter().map(String::as_str).collect();
+                if tx.get(table, &nk)?.is_some() {
+                    bail!(
+                        "a {table} row with {} already exists",
+                        spec.keys
+                            .iter()
+                            .zip(&nk)
+                            .map(|(c, v)| format!("{c}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                tx.delete(table, &old)?;
+                tx.put(table, row)?;
+                key = new_key;
+            }
             let k: Vec<&str> = key.iter().map(String::as_str).collect();
             let mut vals: Vec<(&str, Option<String>)> = Vec::new();
             for (a, v) in &sets {
                 if spec.keys.contains(&a.column) {
-                    bail!("'{}' is part of the {table} table's key and cannot be changed here; remove and re-create the {}", a.attr, def.objtype);
+                    if a.column == key_column {
+                        bail!("'{}' is part of the {table} table's key and cannot be changed here; remove and re-create the {}", a.attr, def.objtype);
+                    }
+                    continue;
                 }
                 let old = current(tx, &k, a.column)?;
                 let value = if v.is_empty() && mode == Mode::Replace {
@@ -1816,6 +1959,12 @@ pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
                 bail!("Only 1 template object definition should be specified for mkdef!")
             }
             Some(t) => from_template(&r, &objtype, t, &names, pairs)?,
+        };
+        // An empty static group is a definition of its own (xCAT keeps it in nodegroup).
+        let pairs = if pairs.is_empty() && objtype == "group" && !a.dynamic {
+            vec![("grouptype".to_string(), "static".to_string())]
+        } else {
+            pairs
         };
         if pairs.is_empty() && !(objtype == "group" && a.dynamic) {
             if objtype == "node" {

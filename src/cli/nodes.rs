@@ -24,6 +24,9 @@ pub fn report_missing(missing: &[String]) -> bool {
 
 #[derive(Debug, Args)]
 pub struct NodelsArgs {
+    /// Say which group a value is inherited from
+    #[arg(short = 'b', long = "blame")]
+    blame: bool,
     /// Label every value with its table.column, even when only one is asked for
     #[arg(short = 'H', long = "with-fieldname")]
     with_fieldname: bool,
@@ -173,7 +176,12 @@ pub fn nodels(db: &DbOpt, a: NodelsArgs) -> anyhow::Result<ExitCode> {
             column,
         } = w
         {
-            views.push((label.as_str(), r.column(table, column)?));
+            views.push((
+                label.as_str(),
+                *table,
+                column.as_str(),
+                r.column(table, column)?,
+            ));
         }
     }
     let mut out = super::stdout();
@@ -183,10 +191,15 @@ pub fn nodels(db: &DbOpt, a: NodelsArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{n}")?;
             continue;
         }
-        for (label, v) in &views {
+        for (label, table, column, v) in &views {
             match v.get(n) {
                 Ok(val) => {
-                    let val = val.unwrap_or_default();
+                    let mut val = val.unwrap_or_default();
+                    if a.blame {
+                        if let Some(g) = r.attr_origin(n, table, column)? {
+                            val = format!("{val} (inherited from group {g})");
+                        }
+                    }
                     if labelled {
                         writeln!(out, "{n}: {label}: {val}")?;
                     } else {
@@ -557,15 +570,31 @@ pub fn nodegrpch(db: &DbOpt, a: NodegrpchArgs) -> anyhow::Result<ExitCode> {
         bail!("No noderange to add.");
     }
     let store = super::DbOpt::open(db)?;
+    let r = Resolver::new(store.clone());
+    // xCAT's nodegrpch "clears conflicting node specific overrides of the specified groups":
+    // the members' own values of these columns go, so the group's value is what they get.
+    let mut members: Vec<(String, Vec<String>)> = Vec::new();
+    for g in &groups {
+        let nodes = r.noderange(g, false).map(|e| e.nodes).unwrap_or_default();
+        members.push((g.to_string(), nodes));
+    }
     let audit = Audit {
         command: "nodegrpch".into(),
         noderange: a.groups.clone(),
         args: super::audit_args(&a.args),
     };
     store.write(Some(&audit), |tx| {
-        for g in &groups {
+        for (g, nodes) in &members {
             for x in &assigns {
                 x.apply(tx, g)?;
+                if x.column == "node" {
+                    continue;
+                }
+                for n in nodes {
+                    if n != g && tx.get(x.table.name, &[n])?.is_some() {
+                        tx.set(x.table.name, &[n], &[(x.column.as_str(), None)])?;
+                    }
+                }
             }
         }
         Ok(())

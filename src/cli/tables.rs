@@ -139,7 +139,7 @@ impl ColCond {
 }
 
 /// The site keys bootherd reads or seeds, for `tabdump -d site` (bootherd's own words).
-const SITE_KEYS: &[(&str, &str)] = &[
+pub const SITE_KEYS: &[(&str, &str)] = &[
     ("auditnosyslog", "1: commands go only to the auditlog table, not to syslog. Default 0."),
     ("auditskipcmds", "Commands (or ALL) whose writes are not recorded in the auditlog table."),
     ("blademaxp", "Most blade management operations run at once. Default 64."),
@@ -443,7 +443,10 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
         for spec in &specs {
             for (k, _) in &keys {
                 if spec.col_index(k).is_none() {
-                    bail!("No column \"{k}\" in table \"{}\"", spec.name);
+                    bail!(
+                        "no such column: {k} (table \"{}\" has no column \"{k}\")",
+                        spec.name
+                    );
                 }
             }
         }
@@ -471,7 +474,8 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
         let spec = tab_spec(t)?;
         for (k, _) in &keys {
             if spec.col_index(k).is_none() {
-                bail!("No column \"{k}\" in table \"{t}\"");
+                // The database's own words, as xCAT's tabch passes them on.
+                bail!("no such column: {k} (table \"{t}\" has no column \"{k}\")");
             }
         }
         let (c, value, append) = match temp.split_once("+=") {

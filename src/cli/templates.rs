@@ -1,6 +1,7 @@
 //! Object definition templates for `lsdef --template` and `mkdef --template`, under the names
-//! xCAT ships (`x86_64-template`, `ppc64le-template`, `switch-template`, …) so scripts that name
-//! them keep working. The data is written here for bootherd. A value `MANDATORY:<why>` must be
+//! and with the fixed values xCAT ships (`cec-template`, `hmc-template`, `x86_64-template`,
+//! `switch-template`, …) so scripts that name them keep working; the MANDATORY/OPTIONAL
+//! explanations are bootherd's own words. A value `MANDATORY:<why>` must be
 //! given on the mkdef command line; `OPTIONAL:<why>` is dropped unless given.
 
 use super::stanza::{self, Stanza};
@@ -9,22 +10,57 @@ use super::stanza::{self, Stanza};
 pub const TEMPLATES: &str = "\
 # <bootherd object definition templates>
 
-x86_64-template:
+cec-template:
     objtype=node
-    arch=x86_64
+    groups=cec,all
+    hcp=\"MANDATORY:the HMC that controls this CEC\"
+    hwtype=cec
+    mgt=hmc
+    mtm=\"MANDATORY:machine type and model of the CEC\"
+    nodetype=ppc
+    serial=\"MANDATORY:serial number of the CEC\"
+    usercomment=\"the cec definition template\"
+
+hmc-template:
+    objtype=node
+    groups=hmc
+    hwtype=hmc
+    ip=\"MANDATORY:the HMC's IPv4 address\"
+    mgt=hmc
+    nodetype=hmc
+    password=\"MANDATORY:password of the HMC user\"
+    username=\"MANDATORY:user name on the HMC\"
+    usercomment=\"the template for hmc definition\"
+
+onieswitch:
+    objtype=node
+    arch=\"OPTIONAL:architecture of the switch's management processor (armv7l, x86_64)\"
+    groups=switch
+    ip=\"OPTIONAL:the switch's management address\"
+    mac=\"OPTIONAL:MAC address of the management interface\"
+    mgt=switch
+    netboot=onie
+    nodetype=switch
+    provmethod=\"OPTIONAL:full path of the network OS installer\"
+    switchtype=onie
+    usercomment=\"the template for cumulus switch definition\"
+
+ppc64le-openbmc-template:
+    objtype=node
+    arch=ppc64le
     bmc=\"MANDATORY:address or host name of the node's BMC\"
-    bmcpassword=\"OPTIONAL:BMC password, if not the ipmi table's default\"
-    bmcusername=\"OPTIONAL:BMC user, if not the ipmi table's default\"
-    cons=ipmi
-    getmac=ipmi
+    bmcpassword=\"OPTIONAL:BMC password, if not the openbmc table's default\"
+    bmcusername=\"OPTIONAL:BMC user, if not the openbmc table's default\"
+    cons=openbmc
     groups=all
     ip=\"MANDATORY:the node's IPv4 address\"
     mac=\"OPTIONAL:MAC address of the install NIC\"
-    mgt=ipmi
-    netboot=xnba
+    mgt=openbmc
+    netboot=petitboot
+    nodetype=mp
     serialport=0
     serialspeed=115200
-    usercomment=\"x86_64 node managed over IPMI\"
+    usercomment=\"the template for openbmc controlled PowerLE NV node definition\"
 
 ppc64le-template:
     objtype=node
@@ -41,7 +77,50 @@ ppc64le-template:
     nodetype=mp
     serialport=0
     serialspeed=115200
-    usercomment=\"ppc64le node managed over IPMI\"
+    usercomment=\"the template for ipmi controlled PowerLE NV node definition\"
+
+ppc64lekvmguest-template:
+    objtype=node
+    arch=ppc64le
+    groups=all
+    ip=\"MANDATORY:the guest's IPv4 address\"
+    mac=\"OPTIONAL:MAC address of the guest's NIC\"
+    mgt=kvm
+    netboot=grub2
+    vmcpus=2
+    vmhost=\"MANDATORY:host name or address of the KVM hypervisor\"
+    vmmemory=4096
+    vmnicnicmodel=virtio
+    vmnics=\"MANDATORY:the hypervisor's bridges or networks for the guest's NICs\"
+    vmstorage=dir:///var/lib/libvirt/images
+    usercomment=\"the power LE kvm node definition template\"
+
+switch-template:
+    objtype=node
+    groups=switch
+    ip=\"OPTIONAL:the switch's management address\"
+    mac=\"OPTIONAL:the switch's MAC address\"
+    mgt=switch
+    nodetype=switch
+    switchtype=\"OPTIONAL:vendor family (Mellanox, Cisco, BNT, Juniper)\"
+    usercomment=\"the switch definition template\"
+
+x86_64-template:
+    objtype=node
+    arch=x86_64
+    bmc=\"MANDATORY:address or host name of the node's BMC\"
+    bmcpassword=\"OPTIONAL:BMC password, if not the ipmi table's default\"
+    bmcusername=\"OPTIONAL:BMC user, if not the ipmi table's default\"
+    cons=ipmi
+    getmac=ipmi
+    groups=all
+    ip=\"MANDATORY:the node's IPv4 address\"
+    mac=\"OPTIONAL:MAC address of the install NIC\"
+    mgt=ipmi
+    netboot=xnba
+    serialport=0
+    serialspeed=115200
+    usercomment=\"the system X node definition\"
 
 x86_64kvmguest-template:
     objtype=node
@@ -53,17 +132,13 @@ x86_64kvmguest-template:
     netboot=xnba
     serialport=0
     serialspeed=115200
-    usercomment=\"x86_64 KVM guest\"
-
-switch-template:
-    objtype=node
-    groups=switch
-    ip=\"OPTIONAL:the switch's management address\"
-    mac=\"OPTIONAL:the switch's MAC address\"
-    mgt=switch
-    nodetype=switch
-    switchtype=\"OPTIONAL:vendor family (Mellanox, Cisco, BNT, Juniper)\"
-    usercomment=\"Ethernet switch\"
+    vmcpus=2
+    vmhost=\"MANDATORY:host name or address of the KVM hypervisor\"
+    vmmemory=4096
+    vmnicnicmodel=virtio
+    vmnics=\"MANDATORY:the hypervisor's bridges or networks for the guest's NICs\"
+    vmstorage=dir:///var/lib/libvirt/images
+    usercomment=\"the system X kvm node definition\"
 ";
 
 /// Every template, parsed.

@@ -113,6 +113,23 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
         .take_while(|a| a != "--")
         .collect();
     if args.iter().any(|a| a == "-h" || a == "--help" || a == "-?") {
+        // The definition commands with -t list the type's attributes instead (xCAT's
+        // processArgs: `lsdef -t node -h [-i attrs]`).
+        if ["lsdef", "mkdef", "chdef", "rmdef"].contains(&u.name) {
+            let value_of = |flag: &str| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+                    .cloned()
+            };
+            if let Some(types) = value_of("-t") {
+                print!(
+                    "{}",
+                    super::defs::attribute_help(&types, value_of("-i").as_deref())
+                );
+                return Some(ExitCode::SUCCESS);
+            }
+        }
         println!("{}", text(u, invoked));
         return Some(ExitCode::SUCCESS);
     }
@@ -128,6 +145,15 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
             println!("{}", version());
         }
         return Some(ExitCode::SUCCESS);
+    }
+    // tabch takes key=value arguments that may start with anything but '-': an option it does
+    // not know is a malformed command line (xCAT's GetOptions fails and prints the usage).
+    if (u.name == "tabch" || u.name == "chtab")
+        && args
+            .first()
+            .is_some_and(|a| a.starts_with('-') && a != "-d" && a != "--delete")
+    {
+        return Some(bad_command_line(u, invoked));
     }
     if args.is_empty() {
         if let Usage(code) = u.noargs {

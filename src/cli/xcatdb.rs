@@ -88,6 +88,11 @@ pub fn gettab_lines(store: &Store, a: &GettabArgs) -> anyhow::Result<Output> {
                 })
         });
         let Some(row) = row else { continue };
+        // xCAT's getAttribs fails on a column the table lacks, and gettab then prints nothing
+        // for that table (exit 0).
+        if cols.iter().any(|c| spec.col_index(c).is_none()) {
+            continue;
+        }
         for c in cols {
             let v = spec
                 .col_index(c)

@@ -39,9 +39,10 @@
 //!
 //! Mirrored: the recognition rules above; first-match substitution; node name unchanged
 //! on no match; `$1` inside an expression is a *variable*, not pasted text (so `node010`
-//! gives `010` → 10, never octal 8); a lone `($1)` (or `(+$1)`) over digits gives the
-//! number they spell, as xCAT's `eval` of the pasted text does (`|\D+(\d+)$|node($1)-ib|`
-//! on `node002` is `node2-ib`), and keeps any other captured text as it is; numeric strings
+//! gives `010` → 10, never octal 8); a lone `($1)` keeps the captured text as it is, zero
+//! padding included (xCAT evaluates the text `($1)`, whose value is the capture: its docs'
+//! `|\D+(\d+)\D+(\d+)\D+(\d+)\D+(\d+)|c($1)f($2)x($3)|` on `c01f02x03v04` is `c01f02x03`,
+//! and its regression case `mkdef_regex_kvm` checks it); numeric strings
 //! convert like Perl's (`"007"`
 //! → 7, `"12abc"` → 12, `"abc"` → 0, `"1.9"` → 1); unary minus on a string starting with
 //! a letter gives `-abc` (Perl's string negation); missing captures are `undef` (empty
@@ -228,16 +229,8 @@ impl RegexValue {
                 Part::Lit(s) => out.push_str(s),
                 Part::Group(i) => out.push_str(groups.get(*i).unwrap_or("")),
                 Part::Expr { expr, src } => match eval(expr, groups) {
-                    // A lone capture is pasted into Perl code by xCAT and evaluated: digits
-                    // become the number they spell (`(002)` is 2).
-                    Ok(Val::Str(t))
-                        if matches!(expr, Expr::Group(_))
-                            && !t.is_empty()
-                            && t.bytes().all(|b| b.is_ascii_digit()) =>
-                    {
-                        let n = t.trim_start_matches('0');
-                        out.push_str(if n.is_empty() { "0" } else { n });
-                    }
+                    // A lone capture is the variable `$1` in xCAT's eval, so its text is kept as
+                    // it is: `c($1)f($2)` on c01f02x03v04 is c01f02 (xCAT's regexp_db docs).
                     Ok(v) => v.push_to(&mut out),
                     Err(reason) => {
                         return Err(RegexValueError {
@@ -1907,13 +1900,19 @@ mod tests {
         let v = r"|node(\d+)|10.1.($1/255).($1%255)|";
         assert_eq!(val(v, "node300"), some("10.1.1.45"));
         assert_eq!(val(v, "node510"), some("10.1.2.0"));
-        // Two captures; a lone ($1) over digits is their number, so "01" gives 1.
+        // Two captures; a lone ($1) keeps its text, an expression makes a number.
         let v = r"|node(\d+)-(\d+)|10.($1).($2*2)|";
         assert_eq!(val(v, "node1-3"), some("10.1.6"));
-        assert_eq!(val(v, "node01-3"), some("10.1.6"));
-        // The issue's example, and zeros only.
-        assert_eq!(val(r"|\D+(\d+)$|node($1)-ib|", "node002"), some("node2-ib"));
-        assert_eq!(val(r"|\D+(\d+)$|node($1)-ib|", "node000"), some("node0-ib"));
+        assert_eq!(val(v, "node01-3"), some("10.01.6"));
+        // xCAT's documented example (regexp_db.rst): zero padding stays.
+        let v = r"|\D+(\d+)\D+(\d+)\D+(\d+)\D+(\d+)|c($1)f($2)x($3)|";
+        assert_eq!(val(v, "c01f02x03v04"), some("c01f02x03"));
+        let v = r"|\D+(\d+)\D+(\d+)\D+(\d+)\D+(\d+)|dir:///install/vms/vm($4+0)|";
+        assert_eq!(val(v, "c01f02x03v04"), some("dir:///install/vms/vm4"));
+        assert_eq!(
+            val(r"|\D+(\d+)$|node($1)-ib|", "node002"),
+            some("node002-ib")
+        );
         // Other captured text stays as it is.
         assert_eq!(val(r"|(\w+)-x|($1)|", "ab01-x"), some("ab01"));
         // `$1` is a variable, not pasted text: "010" is ten, not octal eight.
@@ -1941,11 +1940,12 @@ mod tests {
         // (20-1)%14+1 = 5+1.
         assert_eq!(val(r"|\D+(\d+)|(($1-1)%14+1)|", "node20"), some("6"));
         let four = r"\D+(\d+)\D+(\d+)\D+(\d+)\D+(\d+)";
-        // xCAT's regexp_db page says "c01f02x03", but Table.pm pastes "01" into `(01)` and
-        // evals it, which gives 1: what xCAT does is what scripts see.
+        // xCAT's regexp_db page: "c01f02x03". Table.pm substitutes the text `($1)` for the
+        // match and evals it; `$1` is then the capture "01", a string, kept as it is (and its
+        // regression case mkdef_regex_kvm checks exactly this).
         assert_eq!(
             val(&format!("|{four}|c($1)f($2)x($3)|"), "c01f02x03v04"),
-            some("c1f2x3")
+            some("c01f02x03")
         );
         assert_eq!(
             val(
@@ -2122,8 +2122,8 @@ mod tests {
             val(r"|node(\d+)|($1 % 3 * 2 - 10 / 3)|", "node5"),
             some("1")
         );
-        // Unary plus is a no-op, so (+$1) is a lone capture: 7; unary minus numifies too.
-        assert_eq!(val(r"|node(\d+)|(+$1)|", "node007"), some("7"));
+        // Unary plus is a no-op, so (+$1) is the capture's text; unary minus numifies.
+        assert_eq!(val(r"|node(\d+)|(+$1)|", "node007"), some("007"));
         assert_eq!(val(r"|node(\d+)|(-$1)|", "node007"), some("-7"));
         // Perl's string negation.
         assert_eq!(val(r"|node(\w+)|(-$1)|", "nodeab"), some("-ab"));

@@ -655,6 +655,29 @@ impl Resolver {
         self.resolve(&t, col, node, &m, hier.as_deref())
     }
 
+    /// The group whose row gives `node` its `table.column` value (nodels -b: "inherited from
+    /// group g"); `None` when the node's own row has it, nothing has it, or the column is
+    /// hierarchical (the value joins several rows).
+    pub fn attr_origin(
+        &self,
+        node: &str,
+        table: &str,
+        column: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let t = self.table(table)?;
+        let col = super::column_index(t.spec, column)?;
+        if t.spec.name == "nodelist"
+            || t.spec.keys.first() != Some(&"node")
+            || t.value(node, col).is_some()
+            || self.hierarchical(column, t.spec)?.is_some()
+        {
+            return Ok(None);
+        }
+        let m = self.membership()?;
+        let groups = m.node_groups.get(node).map(Vec::as_slice).unwrap_or(&[]);
+        Ok(groups.iter().find(|g| t.value(g, col).is_some()).cloned())
+    }
+
     /// Every column of `table` resolved for `node` (None where undefined).
     pub fn row(&self, node: &str, table: &str) -> Result<Vec<Option<String>>, StoreError> {
         let t = self.table(table)?;

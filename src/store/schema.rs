@@ -1681,7 +1681,7 @@ pub static TABLES: &[TableSpec] = &[
         cols: &["key", "value", "comments", "disable"],
         descriptions: &[
             "Setting name, e.g. master, domain, installdir, dhcpinterfaces, xcatdport, nameservers.",
-            "Value of the setting named in key.",
+            "Value of the site setting named in key.",
             "Free-form notes.",
             "Set to yes or 1 to disable (comment out) this row.",
         ],

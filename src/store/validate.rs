@@ -111,8 +111,32 @@ pub fn value(table: &TableSpec, key: &[&str], col: &str, v: &str) -> Result<(), 
                 ))
             }
         }
+        ("osimage", "nfsrootopts") => nfsroot_options(v),
         _ => Ok(()),
     }
+}
+
+/// A statelite image's extra NFS root mount options (xCAT's `_parse_statelite_nfsroot_options`):
+/// a comma-separated list without blanks; never `rw` or `defaults`, the root is read-only.
+pub fn nfsroot_options(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    for option in v.split(',') {
+        if option.is_empty() || option.chars().any(char::is_whitespace) {
+            return Err(
+                "nfsrootopts must be a comma-separated list without whitespace or empty options"
+                    .into(),
+            );
+        }
+        let name = option.split('=').next().unwrap_or("").to_ascii_lowercase();
+        if name == "rw" || name == "defaults" {
+            return Err(format!(
+                "nfsrootopts cannot contain '{name}'; statelite NFS roots are always read-only"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -158,6 +182,14 @@ mod tests {
         assert!(value(h, &["n1"], "ip", "|n(\\d+)|10.0.0.($1)|").is_ok());
         assert!(value(h, &["n1"], "ip", "10.99.77.300").is_err());
         assert!(value(h, &["n1"], "ip", "n1-bmc").is_err());
+    }
+
+    #[test]
+    fn nfs_root_options() {
+        assert!(nfsroot_options("noac,vers=3").is_ok());
+        for bad in ["rw", "noac,RW", "defaults", "noac,", "a b"] {
+            assert!(nfsroot_options(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
