@@ -52,6 +52,80 @@ fn host_line(ip: &str, node: &str, domain: Option<&str>, others: &str, long_firs
     format!("{ip} {}", names.join(" "))
 }
 
+/// A node's NIC host entries from its nics values (`eth0!10.0.0.1|10.0.0.2,ib0!…`, `!` or `:`
+/// after the NIC name): (host name, address, aliases) per address, as xCAT's donics builds them;
+/// a regex value for one NIC is resolved for the node. Errors are xCAT's messages.
+fn nic_lines(
+    node: &str,
+    ips: &str,
+    suffixes: &str,
+    prefixes: &str,
+    aliases: &str,
+) -> Vec<Result<(String, String, String), String>> {
+    use crate::store::regexattr::RegexValue;
+    let split = |v: &str| -> Vec<(String, String)> {
+        v.split(',')
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let (nic, val) = e
+                    .split_once('!')
+                    .or_else(|| e.split_once(':'))
+                    .unwrap_or((e, ""));
+                (nic.to_string(), val.to_string())
+            })
+            .collect()
+    };
+    let resolve = |v: &str| -> String {
+        if v.starts_with('|') && v.ends_with('|') && v.len() > 1 {
+            match RegexValue::parse(v) {
+                Ok(Some(re)) => re.apply(node).ok().flatten().unwrap_or_default(),
+                _ => v.to_string(),
+            }
+        } else {
+            v.to_string()
+        }
+    };
+    let lookup = |list: &[(String, String)], nic: &str, i: usize| -> Option<String> {
+        list.iter()
+            .find(|(n, _)| n == nic)
+            .and_then(|(_, v)| v.split('|').nth(i).map(str::to_string))
+            .filter(|s| !s.is_empty())
+    };
+    let (sufs, pres) = (split(suffixes), split(prefixes));
+    let alias_list: Vec<(String, String)> = split(aliases)
+        .into_iter()
+        .map(|(n, v)| (n, resolve(&v)))
+        .collect();
+    let short = node.split('.').next().unwrap_or(node);
+    let mut out = Vec::new();
+    for (nic, raw) in split(ips) {
+        if raw.is_empty() {
+            continue;
+        }
+        let addrs = resolve(&raw);
+        for (i, ip) in addrs.split('|').filter(|a| !a.is_empty()).enumerate() {
+            let suffix = lookup(&sufs, &nic, i);
+            let prefix = lookup(&pres, &nic, i);
+            let suffix = match (&suffix, &prefix) {
+                (None, None) if nic.contains('.') => {
+                    out.push(Err(format!("{node}: since '{nic}' contains dot, nics.nichostnamesuffixes.{nic} should be configured without dot for '{nic}' interface.")));
+                    continue;
+                }
+                (None, None) => format!("-{nic}"),
+                (Some(s), _) if s.contains('.') => {
+                    out.push(Err(format!("{node}: the value '{s}' of nics.nichostnamesuffixes.{nic} should not contain dot.")));
+                    continue;
+                }
+                (s, _) => s.clone().unwrap_or_default(),
+            };
+            let name = format!("{}{short}{suffix}", prefix.unwrap_or_default());
+            let alias = lookup(&alias_list, &nic, i).unwrap_or_default();
+            out.push(Ok((name, ip.to_string(), alias)));
+        }
+    }
+    out
+}
+
 /// The domain of the network that holds `ip` (networks.domain), else site.domain.
 fn domain_for(r: &Resolver, ip: &str) -> anyhow::Result<Option<String>> {
     if let Ok(addr) = ip.parse::<Ipv4Addr>() {
@@ -94,6 +168,12 @@ pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
 
     // (names that identify a line, the line) for every entry we own.
     let mut entries: Vec<(Vec<String>, String)> = Vec::new();
+    let nic_cols = [
+        r.column("nics", "nicips")?,
+        r.column("nics", "nichostnamesuffixes")?,
+        r.column("nics", "nichostnameprefixes")?,
+        r.column("nics", "nicaliases")?,
+    ];
     let ip_col = r.column("hosts", "ip")?;
     let other_col = r.column("hosts", "hostnames")?;
     let ifs_col = r.column("hosts", "otherinterfaces")?;
@@ -141,6 +221,26 @@ pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
                 vec![name.clone(), oip.to_string()],
                 host_line(oip, &name, d.as_deref(), "", long_first),
             ));
+        }
+        // The nics table (xCAT's donics): one line per NIC address, named
+        // <prefix><node><suffix> (suffix "-<nic>" when neither is set), with its aliases.
+        let get =
+            |i: usize| -> anyhow::Result<String> { Ok(nic_cols[i].get(n)?.unwrap_or_default()) };
+        let (ips, sufs, pres, aliases) = (get(0)?, get(1)?, get(2)?, get(3)?);
+        for nl in nic_lines(n, &ips, &sufs, &pres, &aliases) {
+            match nl {
+                Ok((name, nip, alias)) => {
+                    let d = domain_for(&r, &nip)?;
+                    entries.push((
+                        vec![name.clone(), nip.clone()],
+                        host_line(&nip, &name, d.as_deref(), &alias, long_first),
+                    ));
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    failed = true;
+                }
+            }
         }
     }
 
@@ -411,6 +511,28 @@ pub fn remove_hosts_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nic_lines_as_xcat_donics() {
+        let l = nic_lines(
+            "node01",
+            r"ib0!|node(\d+)|10.0.0.($1+20)|,eth1!10.1.0.1|10.2.0.1",
+            "eth1!-e1|-e1b",
+            "",
+            r"ib0!|node(\d+)|m($1)-ib0|",
+        );
+        let ok: Vec<(String, String, String)> = l.into_iter().map(|x| x.expect("ok")).collect();
+        assert_eq!(
+            ok,
+            [
+                ("node01-ib0".into(), "10.0.0.21".into(), "m01-ib0".into()),
+                ("node01-e1".into(), "10.1.0.1".into(), String::new()),
+                ("node01-e1b".into(), "10.2.0.1".into(), String::new()),
+            ]
+        );
+        let e = nic_lines("n1", "eth0.5!10.0.0.1", "", "", "");
+        assert!(e[0].as_ref().is_err_and(|m| m.contains("contains dot")));
+    }
 
     #[test]
     fn host_line_matches_xcat_order() {
