@@ -1113,6 +1113,26 @@ fn makehosts_edits_the_file_in_place_and_keeps_a_backup() {
         std::fs::read_to_string(format!("{hosts}.xcatbak")).expect("backup"),
         "127.0.0.1 localhost\n"
     );
+    // The nics table's addresses get lines too (xCAT's makehosts_null case): from a group's
+    // regex rows, named <node>-<nic> with the NIC's aliases.
+    x.ok(
+        "chtab",
+        &[
+            "node=ibnodes",
+            r"nics.nicips=ib0!|node(\d+)|10.0.0.($1+20)|",
+            r"nics.nicaliases=ib0!|node(\d+)|m($1)-ib0|",
+        ],
+    );
+    x.ok(
+        "nodeadd",
+        &["node01", "groups=ibnodes", "hosts.ip=10.5.0.11"],
+    );
+    x.ok("makehosts", &["--file", &hosts, "node01"]);
+    let text = std::fs::read_to_string(&hosts).expect("read");
+    assert!(
+        text.contains("\n10.0.0.21 node01-ib0 node01-ib0.cluster m01-ib0\n"),
+        "{text}"
+    );
 }
 
 /// lsdef --template lists the templates under xCAT's names; mkdef --template fills a new object
