@@ -108,3 +108,69 @@ fn serve_reports_a_bad_store_and_exits_nonzero() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A new store names xCAT's default postscripts (the xcatdefaults row, as xcatconfig makes it),
+/// and `bootherd serve` puts the shipped ones into <installdir>/postscripts where the site has
+/// none of that name, with root's public keys for remoteshell; a site's own script is kept.
+#[test]
+fn serve_installs_the_default_postscripts_a_new_store_names() {
+    let bh = Bh::new();
+    let install = bh.path("install");
+    std::fs::create_dir_all(install.join("postscripts")).expect("mkdir");
+    std::fs::write(
+        install.join("postscripts/syslog"),
+        "#!/bin/sh\n# site's own\n",
+    )
+    .expect("own");
+    bh.ok(&[
+        "chtab",
+        "key=installdir",
+        &format!("site.value={}", install.display()),
+    ]);
+    assert!(bh
+        .ok(&["tabdump", "postscripts"])
+        .contains("\"xcatdefaults\",\"syslog,remoteshell,syncfiles\",\"otherpkgs\","));
+    let home = bh.path("home");
+    std::fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+    std::fs::write(
+        home.join(".ssh/id_ed25519.pub"),
+        "ssh-ed25519 AAAAtest root@mn\n",
+    )
+    .expect("key");
+    let mut child = bh
+        .cmd(&[
+            "serve",
+            "--no-dhcp",
+            "--no-tftp",
+            "--no-http",
+            "--no-status-port",
+        ])
+        .env("HOME", &home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let rx = lines(&mut child);
+    let ready = wait_for(&rx, "bootherd ready", Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready.is_some(), "serve did not become ready");
+    let ps = install.join("postscripts");
+    for s in ["remoteshell", "syncfiles", "otherpkgs"] {
+        let text = std::fs::read_to_string(ps.join(s)).unwrap_or_default();
+        assert!(text.starts_with("#!/bin/sh\n"), "{s} not installed");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(ps.join(s)).expect("stat").permissions(),
+        );
+        assert_eq!(mode & 0o755, 0o755, "{s} executable");
+    }
+    assert_eq!(
+        std::fs::read_to_string(ps.join("syslog")).expect("syslog"),
+        "#!/bin/sh\n# site's own\n",
+        "the site's own script is kept"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ps.join("_ssh/authorized_keys")).expect("keys"),
+        "ssh-ed25519 AAAAtest root@mn\n"
+    );
+}

@@ -356,7 +356,8 @@ fn tabch_adds_updates_appends_and_deletes() {
         .ok(&["tabdump", "postscripts"])
         .contains("\"n1\",\"a,b,c\""));
     bh.ok(&["tabch", "-d", "node=n1", "postscripts"]);
-    assert_eq!(bh.ok(&["tabdump", "postscripts"]).lines().count(), 1);
+    // The header and the xcatdefaults row a new store has.
+    assert_eq!(bh.ok(&["tabdump", "postscripts"]).lines().count(), 2);
     let e = bh.fail(&["tabch", "netname=nonesuch", "networks.gateway=1.1.1.1"]);
     assert!(e.contains("net"), "a new networks row needs its keys: {e}");
 }
@@ -440,7 +441,7 @@ fn object_definitions_mkdef_lsdef_chdef_rmdef() {
     assert_eq!(bh.ok(&["nodels", "n1", "ipmi.bmc"]), "n1: 10.1.0.9\n");
     assert_eq!(
         bh.ok(&["lsdef", "n1"]),
-        "Object name: n1\n    arch=x86_64\n    bmc=10.1.0.9\n    groups=compute,all\n    ip=10.0.0.9\n    mac=52:54:00:12:34:56\n    mgt=ipmi\n    netboot=xnba\n    objtype=node\n    os=rhels8.6\n"
+        "Object name: n1\n    arch=x86_64\n    bmc=10.1.0.9\n    groups=compute,all\n    ip=10.0.0.9\n    mac=52:54:00:12:34:56\n    mgt=ipmi\n    netboot=xnba\n    objtype=node\n    os=rhels8.6\n    postbootscripts=otherpkgs\n    postscripts=syslog,remoteshell,syncfiles\n"
     );
     assert_eq!(
         bh.ok(&["lsdef", "n1", "-i", "ip,mac"]),

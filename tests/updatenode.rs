@@ -30,6 +30,9 @@ fn updatenode_runs_the_postscripts_and_s_makes_us_the_master() {
         "xcatmaster=10.99.83.1",
     ]);
     bh.ok(&["chtab", "node=n1", "postscripts.postscripts=leavemark"]);
+    // The "node" here shares this machine's filesystem: xCAT's default scripts (syslog,
+    // remoteshell, …; the xcatdefaults row a new store has) would configure the test machine.
+    bh.ok(&["chtab", "-d", "node=xcatdefaults", "postscripts"]);
     let pair = Pair::new("un", "10.99.83.1/24");
     pair.cli
         .exec(&["ip", "addr", "add", "10.99.83.2/24", "dev", "bhc0"]);

@@ -193,7 +193,7 @@ fn chdef_creates_changes_and_renames_as_xcat_does() {
     );
     assert_eq!(
         x.ok("lsdef", &["switch-template"]),
-        "Object name: switch-template\n    groups=test\n    objtype=node\n"
+        "Object name: switch-template\n    groups=test\n    objtype=node\n    postbootscripts=otherpkgs\n    postscripts=syslog,remoteshell,syncfiles\n"
     );
     // Changing an existing one.
     assert_eq!(
@@ -1373,7 +1373,7 @@ fn attributes_validated_as_xcat_validates_them() {
     );
     assert_eq!(
         x.ok("lsdef", &["n1"]),
-        "Object name: n1\n    groups=all\n    nichostnamesuffixes.ib0=-ib\n    nicips.eth0=10.0.0.1\n    nicips.ib0=11.0.0.1\n    objtype=node\n"
+        "Object name: n1\n    groups=all\n    nichostnamesuffixes.ib0=-ib\n    nicips.eth0=10.0.0.1\n    nicips.ib0=11.0.0.1\n    objtype=node\n    postbootscripts=otherpkgs\n    postscripts=syslog,remoteshell,syncfiles\n"
     );
     x.ok("chdef", &["n1", "nicips.eth1=12.0.0.1", "nicips.ib0="]);
     assert_eq!(
@@ -1641,7 +1641,7 @@ fn lsdef_all_and_several_types() {
     );
     assert_eq!(
         x.ok("lsdef", &["-t", "node,network", "-l"]),
-        "Object name: testnode  (node)\n    groups=all\n    objtype=node\nObject name: testnetwork  (network)\n    mask=255.255.255.0\n    net=1.2.3.0\n    objtype=network\n"
+        "Object name: testnode  (node)\n    groups=all\n    objtype=node\n    postbootscripts=otherpkgs\n    postscripts=syslog,remoteshell,syncfiles\nObject name: testnetwork  (network)\n    mask=255.255.255.0\n    net=1.2.3.0\n    objtype=network\n"
     );
     assert_eq!(
         x.ok("lsdef", &["-t", "network", "-i", "net"]),

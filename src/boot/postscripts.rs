@@ -778,6 +778,66 @@ impl Directives for MyExpander<'_> {
     }
 }
 
+/// The postscripts bootherd ships (`postscripts/` beside the templates): xCAT's defaults that a
+/// new store's `xcatdefaults` row names (syslog, remoteshell, syncfiles, otherpkgs).
+pub fn shipped_postscripts_dir() -> PathBuf {
+    super::template::shipped_file("postscripts")
+}
+
+/// Puts the shipped postscripts into `<installdir>/postscripts/` where a file of that name is
+/// missing (a site's own version is never replaced), and root's ssh public keys into
+/// `_ssh/authorized_keys` when that is missing (what the remoteshell postscript installs on
+/// nodes, as xCAT's xcatconfig publishes them). Returns what was written.
+///
+/// Nothing is written when `installdir` itself does not exist: the install tree is the site's
+/// (made by the package, copycds or the admin), not something the daemon conjures up.
+pub fn install_shipped(installdir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use std::os::unix::fs::PermissionsExt;
+    let dest = installdir.join("postscripts");
+    let mut written = Vec::new();
+    if !installdir.is_dir() {
+        return Ok(written);
+    }
+    let src = shipped_postscripts_dir();
+    let Ok(entries) = std::fs::read_dir(&src) else {
+        return Ok(written);
+    };
+    for e in entries.flatten() {
+        let from = e.path();
+        if !from.is_file() {
+            continue;
+        }
+        let to = dest.join(e.file_name());
+        if to.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(&dest)?;
+        std::fs::copy(&from, &to)?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))?;
+        written.push(to);
+    }
+    let keys = dest.join("_ssh").join("authorized_keys");
+    if !keys.exists() {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"));
+        let mut text = String::new();
+        for name in ["id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"] {
+            if let Ok(k) = std::fs::read_to_string(home.join(".ssh").join(name)) {
+                text.push_str(k.trim_end());
+                text.push('\n');
+            }
+        }
+        if !text.is_empty() {
+            std::fs::create_dir_all(dest.join("_ssh"))?;
+            std::fs::write(&keys, text)?;
+            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644))?;
+            written.push(keys);
+        }
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1146,3 +1206,4 @@ mod tests {
         );
     }
 }
+

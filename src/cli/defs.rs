@@ -358,7 +358,7 @@ impl<'r> ObjReader<'r> {
 }
 
 /// lsdef --template: the templates, in lsdef's long form or as stanzas.
-fn list_templates(a: &LsdefArgs) -> anyhow::Result<ExitCode> {
+fn list_templates(db: &DbOpt, a: &LsdefArgs) -> anyhow::Result<ExitCode> {
     let all = super::templates::all();
     let types: Option<Vec<&str>> = a.objtype.as_deref().map(|t| t.split(',').collect());
     let mut chosen = Vec::new();
@@ -392,14 +392,33 @@ fn list_templates(a: &LsdefArgs) -> anyhow::Result<ExitCode> {
         super::finish(out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Node templates show what a node made from them runs: the xcatdefaults scripts first, as
+    // defls merges them (not in -z output).
+    let defaults = match db.open_existing() {
+        Ok(store) if !a.stanza => Some(xcat_defaults(&store)),
+        _ => None,
+    };
     for t in &chosen {
         let ty = t.objtype().unwrap_or("node");
-        let attrs: BTreeMap<String, String> = t
+        let mut attrs: BTreeMap<String, String> = t
             .attrs
             .iter()
             .filter(|(k, _)| k != "objtype")
             .cloned()
             .collect();
+        if let (Some(d), "node") = (&defaults, ty) {
+            for (col, list) in [("postscripts", &d.0), ("postbootscripts", &d.1)] {
+                if list.is_empty() {
+                    continue;
+                }
+                let joined = list.join(",");
+                let v = match attrs.get(col) {
+                    Some(own) => format!("{joined},{own}"),
+                    None => joined,
+                };
+                attrs.insert(col.to_string(), v);
+            }
+        }
         if a.stanza {
             let mut text = String::new();
             super::stanza::write_object(&mut text, &t.name, ty, &attrs);
@@ -407,7 +426,6 @@ fn list_templates(a: &LsdefArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         writeln!(out, "Object name: {}", t.name)?;
-        let mut attrs = attrs;
         attrs.insert("objtype".into(), ty.into());
         for (k, v) in &attrs {
             writeln!(out, "    {k}={v}")?;
@@ -419,7 +437,7 @@ fn list_templates(a: &LsdefArgs) -> anyhow::Result<ExitCode> {
 
 pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
     if a.template.is_some() {
-        return list_templates(&a);
+        return list_templates(db, &a);
     }
     let names_arg = a.objects.clone().or(a.names.clone());
     // xCAT's checks, in xCAT's order and words.

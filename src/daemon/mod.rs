@@ -101,6 +101,23 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     // Every batch of changed table names goes to each service that cares.
     let (changes_tx, _) = broadcast::channel::<Arc<ChangeBatch>>(64);
 
+    // xCAT's default postscripts (the xcatdefaults row) where the install tree lacks them.
+    let r = resolver.clone();
+    match tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<std::path::PathBuf>> {
+        let installdir = r.site("installdir")?.unwrap_or_else(|| "/install".into());
+        Ok(crate::boot::postscripts::install_shipped(
+            std::path::Path::new(&installdir),
+        )?)
+    })
+    .await?
+    {
+        Ok(w) if !w.is_empty() => {
+            tracing::info!(files = ?w, "shipped postscripts installed where missing")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot install the shipped postscripts: {e:#}"),
+    }
+
     let mut services = tokio::task::JoinSet::new();
     if !a.no_dhcp {
         let dhcp = dhcp::start(

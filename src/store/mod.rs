@@ -261,6 +261,16 @@ impl Store {
                     ],
                 )?;
             }
+            // xcatconfig's xcatdefaults row: every node runs these first (bootherd ships them,
+            // and `bootherd serve` puts them in <installdir>/postscripts).
+            tx.set(
+                "postscripts",
+                &["xcatdefaults"],
+                &[
+                    ("postscripts", Some("syslog,remoteshell,syncfiles")),
+                    ("postbootscripts", Some("otherpkgs")),
+                ],
+            )?;
             Ok(())
         })
     }
