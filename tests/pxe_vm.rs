@@ -310,3 +310,38 @@ fn a_uefi_vm_pxe_boots_xnba_without_waiting_after_its_leases() {
     // EDK2's lease → xnba.efi by TFTP; iPXE's lease → its script by HTTP.
     no_wait_after_lease(&d, "10.99.72.72", "OVMF UEFI PXE, then iPXE EFI", 2);
 }
+
+/// EDK2's UEFI PXE with netboot grub2: the answer names the grub2 boot loader (Debian's signed
+/// network GRUB, which reads only `/grub/grub.cfg`); bootherd's chain there turns the MAC into
+/// xCAT's `boot/grub2/grub.cfg-01-<mac>`, and GRUB boots the node's kernel and initramfs from it.
+#[test]
+fn a_uefi_vm_boots_grub2_through_the_mac_chain() {
+    let (bh, ns, d) = vm_lab("vg", "10.99.73", "vm73", 73, "grub2", false);
+    let serial = bh.path("serial.txt");
+    let fw = vm::ovmf(&bh);
+    let fw: Vec<&str> = fw.iter().map(String::as_str).collect();
+    let mut vm = vm::qemu_nic(&ns, &serial, MAC, 512, ",romfile=", &fw);
+    let booted = wait_serial(
+        &serial,
+        "BOOTHERD-MARKER: /init reached",
+        Duration::from_secs(300),
+    );
+    let _ = vm.kill();
+    let _ = vm.wait();
+    let console = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+    assert!(
+        booted,
+        "the grub2 UEFI VM did not reach its initramfs.\nserial:\n{console}\ndaemon:\n{}",
+        d.dump()
+    );
+    let log = d.dump();
+    let mac = MAC.replace(':', "-").to_ascii_lowercase();
+    for f in [
+        "boot/grub2/grub2-vm73".to_string(),
+        "grub/grub.cfg".to_string(),
+        format!("boot/grub2/grub.cfg-01-{mac}"),
+    ] {
+        assert!(log.contains(&f), "{f} was not asked for:\n{log}");
+    }
+    no_wait_after_lease(&d, "10.99.73.73", "OVMF UEFI PXE, then GRUB", 1);
+}

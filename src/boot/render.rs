@@ -932,6 +932,21 @@ mod lookup_tests {
     }
 }
 
+/// `grub/grub.cfg`: Debian's and Ubuntu's signed network GRUB (`grubnetx64.efi`, the grub2 boot
+/// loader `boot-assets/install.sh` installs) has its prefix at `/grub` and reads only
+/// `<prefix>/grub.cfg`; it does not look for a MAC-named file as xCAT's own GRUB build does. This
+/// chain turns the MAC GRUB booted from into xCAT's file name and loads the configuration
+/// `nodeset` made for the node (`boot/grub2/grub.cfg-01-<mac>`).
+pub const GRUB_NET_CHAIN_PATH: &str = "grub/grub.cfg";
+
+pub const GRUB_NET_CHAIN: &str = "\
+# bootherd: load this node's own configuration, named after the MAC it booted from.
+regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"
+configfile /boot/grub2/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6
+echo \"bootherd: no boot configuration for $net_default_mac (is the node's netboot grub2 and nodeset done?)\"
+sleep 10
+";
+
 /// The discovery files for unknown nodes on each `networks` row (xCAT's mknb): genesis through
 /// xNBA (`xcat/xnba/nets/<net>_<bits>`, `.uefi`, `.elilo`) or pxelinux (`pxelinux.cfg/<HEXNET>`,
 /// the hex prefix of the network, which pxelinux reaches by shortening the client's hex IP).

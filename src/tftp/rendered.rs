@@ -105,6 +105,14 @@ impl FileSource for RenderedSource {
         {
             return self.serve(f, client);
         }
+        if rel == render::GRUB_NET_CHAIN_PATH && self.dir.open(path, client).is_err() {
+            return Ok(Content::Bytes(Arc::from(
+                render::GRUB_NET_CHAIN
+                    .as_bytes()
+                    .to_vec()
+                    .into_boxed_slice(),
+            )));
+        }
         if rel.starts_with("xcat/xnba/nets/") || rel.starts_with("pxelinux.cfg/") {
             let files = self.discovery()?;
             if let Some((_, f)) = files.iter().find(|(p, _)| *p == rel) {

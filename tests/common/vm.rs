@@ -71,8 +71,9 @@ pub fn bridge(tag: &str, net: &str) -> Netns {
 pub fn wait_serial(path: &Path, needle: &str, within: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < within {
-        if std::fs::read_to_string(path)
-            .map(|s| s.contains(needle))
+        // Lossy: boot loaders draw menus with bytes that are not UTF-8 (GRUB's box lines).
+        if std::fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).contains(needle))
             .unwrap_or(false)
         {
             return true;
