@@ -661,9 +661,10 @@ mod tests {
             &node_boot(&resolver(&rows), "n1", &ctx()).expect("boot"),
             &ctx(),
         );
+        // xCAT's layout, except timeout=0 where xCAT waits 5 s at a one-entry menu.
         assert_eq!(
             text(&f, "boot/grub2/n1"),
-            "#install rhels8.6-x86_64-compute\nset timeout=5\nset default=\"xCAT OS Deployment\"\nmenuentry \"xCAT OS Deployment\" {\n    insmod http\n    insmod tftp\n    set root=tftp,10.0.0.1\n    linuxefi /xcat/osimage/rhels8.6-x86_64-install-compute/vmlinuz inst.repo=http://10.0.0.1:80/install/rhels8.6/x86_64 inst.ks=http://10.0.0.1:80/install/autoinst/n1 BOOTIF=$net_default_mac\n    initrdefi /xcat/osimage/rhels8.6-x86_64-install-compute/initrd.img\n}\n"
+            "#install rhels8.6-x86_64-compute\nset timeout=0\nset default=\"xCAT OS Deployment\"\nmenuentry \"xCAT OS Deployment\" {\n    insmod http\n    insmod tftp\n    set root=tftp,10.0.0.1\n    linuxefi /xcat/osimage/rhels8.6-x86_64-install-compute/vmlinuz inst.repo=http://10.0.0.1:80/install/rhels8.6/x86_64 inst.ks=http://10.0.0.1:80/install/autoinst/n1 BOOTIF=$net_default_mac\n    initrdefi /xcat/osimage/rhels8.6-x86_64-install-compute/initrd.img\n}\n"
         );
         assert_eq!(
             text(&f, "boot/grub2/grub.cfg-0A000105"),
