@@ -212,6 +212,22 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
     );
 
     // --- Stateless boot.
+    // xCAT's default postscripts run first (the xcatdefaults row; bootherd serve installs its
+    // own syslog, remoteshell, syncfiles, otherpkgs): remoteshell lets the management node's
+    // key in as root, which the test proves by logging in with it.
+    let key = bh.path("id_ed25519");
+    let o = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen (openssh-client)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::create_dir_all(install.join("postscripts/_ssh")).expect("mkdir _ssh");
+    std::fs::copy(
+        bh.path("id_ed25519.pub"),
+        install.join("postscripts/_ssh/authorized_keys"),
+    )
+    .expect("publish the key");
     std::fs::write(
         install.join("postscripts/bootmark"),
         "#!/bin/sh\n\
@@ -227,7 +243,6 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
          exit 0\n",
     )
     .expect("postscript");
-    bh.ok(&["chtab", "-d", "node=xcatdefaults", "postscripts"]);
     bh.ok(&[
         "mkdef",
         "-t",
@@ -265,6 +280,35 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
     } else {
         String::new()
     };
+    // Root login with the management node's key, which only remoteshell put there.
+    let login = if ok {
+        let k = key.display().to_string();
+        let o = ns
+            .command("ssh")
+            .args([
+                "-i",
+                k.as_str(),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectTimeout=20",
+                "root@10.99.74.5",
+                "cat /etc/hostname; id -u",
+            ])
+            .output()
+            .expect("ssh (openssh-client)");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    } else {
+        String::new()
+    };
     let _ = vmproc.kill();
     let _ = vmproc.wait();
     let console = std::fs::read_to_string(&serial).unwrap_or_default();
@@ -280,6 +324,10 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
     assert!(
         keys.contains("10.99.74.5 ssh-ed25519 "),
         "the node's sshd did not answer: {keys:?}\n{console}"
+    );
+    assert!(
+        login.lines().any(|l| l == "0"),
+        "root login with the management node's key (remoteshell) failed: {login}\n{console}"
     );
     assert!(
         console.contains("BOOTHERD-MARKER: postscript ran on n1, root tmpfs"),

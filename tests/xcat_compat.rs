@@ -1986,3 +1986,75 @@ fn rmdef_all_verbose_and_refusals() {
     );
     assert!(!x.ok("tabdump", &["dhcpleases"]).contains("c1"));
 }
+
+/// nodeset for an install image copies the installer's kernel and initrd from the copycds'd tree
+/// into the TFTP root, as xCAT's nodeset does, and says xCAT's "Install image not found in …"
+/// when the tree has none.
+#[test]
+fn nodeset_install_takes_the_kernel_from_the_install_tree() {
+    let x = Xcat::new();
+    let install = x.bh.path("install");
+    let tftp = x.bh.path("tftpboot");
+    std::fs::create_dir_all(&tftp).expect("tftp");
+    x.ok(
+        "chdef",
+        &["-t", "site", &format!("installdir={}", install.display())],
+    );
+    x.ok(
+        "chdef",
+        &["-t", "site", &format!("tftpdir={}", tftp.display())],
+    );
+    x.ok(
+        "mkdef",
+        &[
+            "-t",
+            "node",
+            "-o",
+            "testnode1",
+            "groups=all",
+            "arch=x86_64",
+            "ip=10.1.1.200",
+            "mac=e6:d4:d2:3a:ad:06",
+            "netboot=xnba",
+        ],
+    );
+    x.ok(
+        "mkdef",
+        &[
+            "rhels6.99-x86_64-install-compute",
+            "-u",
+            "profile=compute",
+            "provmethod=install",
+            "osvers=rhels6.99",
+            "osarch=x86_64",
+        ],
+    );
+    let e = x.fails(
+        "nodeset",
+        &["testnode1", "osimage=rhels6.99-x86_64-install-compute"],
+    );
+    assert!(
+        e.contains(&format!(
+            "Install image not found in {}/rhels6.99/x86_64",
+            install.display()
+        )),
+        "{e}"
+    );
+    let pxe = install.join("rhels6.99/x86_64/images/pxeboot");
+    std::fs::create_dir_all(&pxe).expect("mkdir");
+    std::fs::write(pxe.join("vmlinuz"), "kernel").expect("kernel");
+    std::fs::write(pxe.join("initrd.img"), "initrd").expect("initrd");
+    x.ok(
+        "nodeset",
+        &["testnode1", "osimage=rhels6.99-x86_64-install-compute"],
+    );
+    let staged = tftp.join("xcat/osimage/rhels6.99-x86_64-install-compute");
+    assert_eq!(
+        std::fs::read_to_string(staged.join("vmlinuz")).expect("staged"),
+        "kernel"
+    );
+    assert_eq!(
+        std::fs::read_to_string(staged.join("initrd.img")).expect("staged"),
+        "initrd"
+    );
+}

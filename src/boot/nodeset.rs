@@ -2,6 +2,7 @@
 //! validate every node's plan, then write them all in one transaction.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use super::render::RenderCtx;
 use super::state::{self, Destiny, Osimage};
@@ -131,6 +132,79 @@ pub fn apply_plans(
     Ok(done)
 }
 
+/// Where a distribution's installer kernel and initrd are in a copycds'd tree (xCAT's mkinstall
+/// per family): RHEL and friends `images/pxeboot`, SLES `boot/<arch>/loader`, Ubuntu live
+/// media `casper`, Debian `install.amd`-style directories.
+fn installer_files(pkgdir: &std::path::Path, arch: &str) -> Option<(PathBuf, PathBuf)> {
+    let deb_arch = match arch {
+        "x86_64" => "amd",
+        "ppc64le" | "ppc64el" => "ppc64el",
+        "aarch64" | "arm64" => "a64",
+        other => other,
+    };
+    let candidates: Vec<(String, String)> = vec![
+        (
+            "images/pxeboot/vmlinuz".into(),
+            "images/pxeboot/initrd.img".into(),
+        ),
+        (
+            format!("boot/{arch}/loader/linux"),
+            format!("boot/{arch}/loader/initrd"),
+        ),
+        ("casper/vmlinuz".into(), "casper/initrd".into()),
+        (
+            format!("install.{deb_arch}/vmlinuz"),
+            format!("install.{deb_arch}/initrd.gz"),
+        ),
+        ("install/vmlinuz".into(), "install/initrd.gz".into()),
+    ];
+    candidates.into_iter().find_map(|(k, i)| {
+        let (k, i) = (pkgdir.join(k), pkgdir.join(i));
+        (k.is_file() && i.is_file()).then_some((k, i))
+    })
+}
+
+/// For an install image whose kernel and initrd are not under the TFTP root yet, copies them there
+/// from the install tree (`linuximage.pkgdir`, else `<installdir>/<os>/<arch>`), as xCAT's nodeset
+/// does; xCAT's error when the tree has none.
+fn stage_install_kernel(r: &Resolver, ctx: &RenderCtx, img: &Osimage) -> Result<(), String> {
+    let (k, i) = state::image_files("install", &img.name);
+    let (k, i) = (ctx.tftpdir.join(k), ctx.tftpdir.join(i));
+    if k.is_file() && i.is_file() {
+        return Ok(());
+    }
+    let installdir = r
+        .site("installdir")
+        .map_err(|e| e.to_string())?
+        .unwrap_or_else(|| "/install".into());
+    let pkgdir = r
+        .table("linuximage")
+        .ok()
+        .and_then(|t| {
+            let c = t.spec.col_index("pkgdir")?;
+            t.rows_for(&img.name)
+                .next()
+                .and_then(|row| row.get(c).cloned().flatten())
+        })
+        .and_then(|p| p.split(',').next().map(str::trim).map(str::to_string))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| format!("{installdir}/{}/{}", img.os, img.arch));
+    let pkgdir = PathBuf::from(pkgdir);
+    let Some((src_k, src_i)) = installer_files(&pkgdir, &img.arch) else {
+        return Err(format!("Install image not found in {}", pkgdir.display()));
+    };
+    let dir = k.parent().unwrap_or(&ctx.tftpdir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (from, to) in [(&src_k, &k), (&src_i, &i)] {
+        // Into a temporary name first: a node never reads half a kernel.
+        let tmp = to.with_extension("partial");
+        std::fs::copy(from, &tmp)
+            .and_then(|_| std::fs::rename(&tmp, to))
+            .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
 /// The osimage exists and its kernel and initrd are under the TFTP root.
 pub fn check_image(r: &Resolver, ctx: &RenderCtx, name: &str) -> Result<Osimage, String> {
     let img = match state::osimage(r, name) {
@@ -147,6 +221,9 @@ pub fn check_image(r: &Resolver, ctx: &RenderCtx, name: &str) -> Result<Osimage,
         "install" | "netboot" | "statelite" | "sysclone"
     ) {
         return Err(format!("osimage '{name}' has provmethod '{}' (install, netboot, statelite or sysclone expected)", img.provmethod));
+    }
+    if img.provmethod == "install" {
+        stage_install_kernel(r, ctx, &img)?;
     }
     if img.provmethod != "sysclone" {
         let (k, i) = state::image_files(&img.provmethod, name);
