@@ -27,7 +27,7 @@ use crate::limits::{Recent, Throttle};
 const MAX_IN_FLIGHT: usize = 1024;
 /// MACs remembered as "already logged as not served" at most: a flood of random MACs costs at
 /// most this many entries (about 100 bytes each).
-pub const LOGGED_CAP: usize = 4096;
+pub const LOGGED_CAP: usize = 1024;
 /// How long a MAC stays "already logged": a client still refused after this logs again.
 pub const LOGGED_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -771,4 +771,13 @@ pub async fn run(
     tasks.abort_all();
     // Let in-flight requests finish their lease writes (bounded by the daemon's drain timeout).
     let _ = limit.acquire_many(MAX_IN_FLIGHT as u32).await;
+    let st = &server.stats;
+    info!(
+        received = st.received.load(Ordering::Relaxed),
+        dropped = st.dropped.load(Ordering::Relaxed),
+        offers = st.offers.load(Ordering::Relaxed),
+        acks = st.acks.load(Ordering::Relaxed),
+        naks = st.naks.load(Ordering::Relaxed),
+        "DHCP stopped"
+    );
 }

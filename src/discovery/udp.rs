@@ -16,8 +16,12 @@ use tracing::{debug, info, warn};
 
 use super::matcher::{self, Outcome, PortLocator};
 use super::report::Report;
+use crate::limits::Throttle;
 use crate::store::resolver::Resolver;
 use crate::store::Store;
+
+/// Reports being placed or waiting to be, at most; genesis sends again if it hears nothing.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Largest datagram taken (a findme is a few KiB even for many NICs).
 const MAX_DATAGRAM: usize = 64 * 1024;
@@ -59,6 +63,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let sock = Arc::new(sock);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = tokio::select! {
@@ -79,15 +84,27 @@ pub async fn serve(
         let rep = match Report::parse(buf.get(..n).unwrap_or_default()) {
             Ok(r) => r,
             Err(e) => {
-                warn!(%peer, "findme (UDP) refused: {e}");
+                static BAD: Throttle = Throttle::new();
+                if let Some(suppressed) = BAD.check() {
+                    warn!(%peer, suppressed, "findme (UDP) refused: {e}");
+                }
                 continue;
             }
         };
+        // Reports are placed one at a time anyway: a flood waits here, bounded, not in memory.
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            static BUSY: Throttle = Throttle::new();
+            if let Some(suppressed) = BUSY.check() {
+                warn!(%peer, suppressed, "findme (UDP) dropped: {MAX_IN_FLIGHT} reports already waiting");
+            }
+            continue;
+        };
         let (store, resolver, ports) = (store.clone(), resolver.clone(), ports.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let uuid = rep.uuid.clone();
             let done = tokio::task::spawn_blocking(move || {
-                let outcome = matcher::place(&store, &rep, ports.as_ref())?;
+                let outcome = matcher::place(&store, &rep, ports.as_ref(), Some(peer.ip()))?;
                 resolver.invalidate_all();
                 Ok::<_, crate::store::StoreError>(outcome)
             })
@@ -98,7 +115,10 @@ pub async fn serve(
                     tell(peer, "restart").await;
                 }
                 Ok(Ok(Outcome::Undefined { reason, .. })) => {
-                    info!(%peer, %uuid, "undefined machine (UDP findme): {reason}");
+                    static UNDEF: Throttle = Throttle::every(Duration::from_secs(1));
+                    if let Some(suppressed) = UNDEF.check() {
+                        info!(%peer, %uuid, suppressed, "undefined machine (UDP findme): {reason}");
+                    }
                     tell(peer, "processed").await;
                 }
                 Ok(Err(e)) => warn!(%peer, %uuid, "findme failed: {e}"),
