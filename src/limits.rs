@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -99,8 +98,9 @@ fn now_ms() -> u64 {
 /// How often a throttled line may be written.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A log line written at most once per [`LOG_INTERVAL`]; the lines held back in between are
-/// counted and the count goes out with the next one. Meant as a `static` per kind of line:
+/// A log line written at most once per [`LOG_INTERVAL`] (or, made with [`Throttle::burst`], a
+/// burst of lines and then one per interval); the lines held back in between are counted and the
+/// count goes out with the next one. Meant as a `static` per kind of line:
 ///
 /// ```
 /// use bootherd::limits::Throttle;
@@ -111,9 +111,18 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// ```
 #[derive(Debug)]
 pub struct Throttle {
-    last: AtomicU64,
-    suppressed: AtomicU64,
+    state: Mutex<Bucket>,
+    burst: u64,
     interval_ms: u64,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// Lines that may be written now.
+    tokens: u64,
+    /// When a token was last added (ms, [`now_ms`]); 0: never used.
+    last: u64,
+    suppressed: u64,
 }
 
 impl Default for Throttle {
@@ -123,14 +132,27 @@ impl Default for Throttle {
 }
 
 impl Throttle {
+    /// One line per [`LOG_INTERVAL`].
     pub const fn new() -> Throttle {
         Throttle::every(LOG_INTERVAL)
     }
 
+    /// One line per `interval`.
     pub const fn every(interval: Duration) -> Throttle {
+        Throttle::burst(1, interval)
+    }
+
+    /// Up to `burst` lines at once, then one more per `interval`: for lines that name each
+    /// refused request (an administrator reading why a client was refused), which a client
+    /// repeating its request many times a second must not turn into a flood.
+    pub const fn burst(burst: u64, interval: Duration) -> Throttle {
         Throttle {
-            last: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
+            state: Mutex::new(Bucket {
+                tokens: 0,
+                last: 0,
+                suppressed: 0,
+            }),
+            burst: if burst == 0 { 1 } else { burst },
             interval_ms: interval.as_millis() as u64,
         }
     }
@@ -138,16 +160,25 @@ impl Throttle {
     /// `Some(lines held back since the last one)` when this line may be written now.
     pub fn check(&self) -> Option<u64> {
         let now = now_ms();
-        let last = self.last.load(Ordering::Relaxed);
-        if (last == 0 || now.saturating_sub(last) >= self.interval_ms)
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if b.last == 0 {
+            b.tokens = self.burst;
+            b.last = now;
+        } else {
+            match now.saturating_sub(b.last).checked_div(self.interval_ms) {
+                Some(0) => {}
+                Some(add) => {
+                    b.tokens = b.tokens.saturating_add(add).min(self.burst);
+                    b.last += add * self.interval_ms;
+                }
+                None => b.tokens = self.burst,
+            }
         }
-        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        if b.tokens > 0 {
+            b.tokens -= 1;
+            return Some(std::mem::take(&mut b.suppressed));
+        }
+        b.suppressed += 1;
         None
     }
 }
@@ -258,6 +289,20 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(t.check(), Some(5));
+    }
+
+    #[test]
+    fn a_burst_then_one_per_interval() {
+        let t = Throttle::burst(3, Duration::from_millis(200));
+        assert_eq!(
+            (t.check(), t.check(), t.check()),
+            (Some(0), Some(0), Some(0))
+        );
+        assert_eq!(t.check(), None);
+        assert_eq!(t.check(), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(t.check(), Some(2));
+        assert_eq!(t.check(), None);
     }
 
     #[test]

@@ -389,9 +389,14 @@ fn slash_location(req: &RequestInfo) -> String {
     loc
 }
 
-/// 403, logged once (one line per refused request, with who asked for what).
+/// 403, logged (one line per refused request, with who asked for what; beyond a burst of 64,
+/// one per 2 s with the count held back).
 pub fn refused(req: &RequestInfo, why: &str) -> Response {
-    warn!(client = %req.peer, target = ?req.target, "HTTP refused: {why}");
+    static REFUSED: crate::limits::Throttle =
+        crate::limits::Throttle::burst(64, std::time::Duration::from_secs(2));
+    if let Some(suppressed) = REFUSED.check() {
+        warn!(client = %req.peer, target = ?req.target, suppressed, "HTTP refused: {why}");
+    }
     Response::error(403)
 }
 

@@ -354,8 +354,11 @@ async fn connection(
         let path = match proto::parse_target(&head.target) {
             Ok(p) => p,
             Err(e) => {
+                static ATTACK: Throttle = Throttle::burst(64, Duration::from_secs(2));
                 if e.is_attack() {
-                    warn!(client = %peer, target = ?head.target, "HTTP refused: {e}");
+                    if let Some(suppressed) = ATTACK.check() {
+                        warn!(client = %peer, target = ?head.target, suppressed, "HTTP refused: {e}");
+                    }
                 } else {
                     debug!(client = %peer, target = ?head.target, "HTTP bad request: {e}");
                 }

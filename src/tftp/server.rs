@@ -276,9 +276,9 @@ impl TftpServer {
         reply_error(local, from, code, why);
         // One line per kind of refusal and interval: a client repeating a bad request (or a
         // flood of them) does not fill the log.
-        static NOT_FOUND: Throttle = Throttle::every(Duration::from_secs(1));
+        static NOT_FOUND: Throttle = Throttle::burst(64, Duration::from_secs(1));
         static ILLEGAL: Throttle = Throttle::new();
-        static DENIED: Throttle = Throttle::new();
+        static DENIED: Throttle = Throttle::burst(64, Duration::from_secs(2));
         static BUSY: Throttle = Throttle::new();
         let t = match code {
             ErrorCode::FileNotFound => &NOT_FOUND,
@@ -479,10 +479,14 @@ impl TftpServer {
                 };
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = sock.send(&packet::error(code, &e.to_string())).await;
+                static NOT_FOUND: Throttle = Throttle::burst(64, Duration::from_secs(1));
+                static DENIED: Throttle = Throttle::burst(64, Duration::from_secs(2));
                 if code == ErrorCode::FileNotFound {
-                    info!(client = %from, path = ?req.filename, "TFTP refused: {e}");
-                } else {
-                    warn!(client = %from, path = ?req.filename, "TFTP refused: {e}");
+                    if let Some(suppressed) = NOT_FOUND.check() {
+                        info!(client = %from, path = ?req.filename, suppressed, "TFTP refused: {e}");
+                    }
+                } else if let Some(suppressed) = DENIED.check() {
+                    warn!(client = %from, path = ?req.filename, suppressed, "TFTP refused: {e}");
                 }
                 return;
             }
