@@ -747,7 +747,8 @@ fn one_address_flooding_each_service_does_not_lock_out_a_node() {
         &mut report,
         format!("NFS: {shut} of 2,000 stranger connections closed at once"),
     );
-    assert!(shut >= 1990, "{shut}");
+    // Beyond its share of 16, closed at accept; those 16 wait (5 s at most) for a call to refuse.
+    assert!(shut >= 2000 - 16, "{shut}");
     let (ok, secs) = nfs_cat();
     drop(held);
     assert!(ok, "{}", lab.daemon.dump());

@@ -293,9 +293,10 @@ pub async fn serve_tcp(
                     if let Some(suppressed) = STRANGER.check() {
                         warn!(
                             suppressed,
-                            "nfs: {ip} is not the address of any node; connection closed"
+                            "nfs: {ip} is not the address of any node; its call is refused"
                         );
                     }
+                    refuse_stranger(sock).await;
                     return;
                 }
             }
@@ -313,6 +314,44 @@ pub async fn serve_tcp(
             drop(permit);
             drop(slot);
         });
+    }
+}
+
+/// How long a stranger (an address that is no node's) has to send its first call.
+const STRANGER_WAIT: Duration = Duration::from_secs(5);
+/// The largest first call a stranger may send (a MOUNT or NULL call is a few hundred bytes).
+const STRANGER_RECORD: u32 = 4096;
+
+/// Answers a stranger's first call with MSG_DENIED / AUTH_ERROR (AUTH_TOOWEAK: "rejected for
+/// security reasons"), so its client gives up instead of reconnecting, and closes. It holds no
+/// slot of the pool meanwhile, only one of its address's share, for at most [`STRANGER_WAIT`].
+async fn refuse_stranger(mut sock: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let first = tokio::time::timeout(STRANGER_WAIT, async {
+        let mut hdr = [0u8; 4];
+        sock.read_exact(&mut hdr).await.ok()?;
+        let (_, len) = rpc::fragment_header(hdr);
+        if len > STRANGER_RECORD {
+            return None;
+        }
+        let mut rec = vec![0u8; len as usize];
+        sock.read_exact(&mut rec).await.ok()?;
+        Some(rec)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(rec) = first else { return };
+    let refusal = match rpc::decode_call(&rec) {
+        Ok(call) => rpc::Refusal::Auth {
+            xid: call.xid,
+            stat: rpc::AUTH_TOOWEAK,
+        },
+        Err(r) => r,
+    };
+    if let Some(w) = rpc::denied(&refusal) {
+        let _ = tokio::time::timeout(STRANGER_WAIT, sock.write_all(&rpc::seal(w))).await;
+        let _ = sock.shutdown().await;
     }
 }
 
