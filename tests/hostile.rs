@@ -877,6 +877,13 @@ fn findme_floods_are_bounded_and_strict_trust_refuses_forgeries() {
     let out = findme(&lab, STRANGER, &forged);
     assert_eq!(out.trim(), "restart n1");
     assert_eq!(vpd_serial(&lab), "n1: forged");
+    // Only the two reports that changed n1 are audited, not the 121 undefined machines.
+    let audit = lab.bh.ok(&["tabdump", "auditlog"]);
+    assert_eq!(
+        audit.lines().filter(|l| l.contains("\"findme\"")).count(),
+        2,
+        "{audit}"
+    );
     eprintln!(
         "findme_floods_are_bounded_and_strict_trust_refuses_forgeries: {:.1} s",
         started.elapsed().as_secs_f64()

@@ -631,7 +631,10 @@ pub fn record(
         ),
         None => (None, None, None, None),
     };
-    store.write(Some(&audit), |tx| {
+    // An undefined machine changes no node: it is not audited (a flood of findme reports with
+    // random UUIDs would otherwise grow `auditlog` without bound; `discoverydata` keeps it).
+    let audited = matches!(outcome, Outcome::Matched { .. }).then_some(&audit);
+    store.write(audited, |tx| {
         let ddata: Vec<(&str, Option<&str>)> = vec![
             ("node", node.as_deref()),
             ("method", Some(&method[..])),
