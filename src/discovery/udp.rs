@@ -23,6 +23,9 @@ use crate::store::Store;
 /// Reports being placed or waiting to be, at most; genesis sends again if it hears nothing.
 const MAX_IN_FLIGHT: usize = 64;
 
+/// Reports of one address placed or waiting at once (a machine sends one and waits).
+const PER_SOURCE: usize = 2;
+
 /// Largest datagram taken (a findme is a few KiB even for many NICs).
 const MAX_DATAGRAM: usize = 64 * 1024;
 
@@ -64,6 +67,7 @@ pub async fn serve(
 ) {
     let sock = Arc::new(sock);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let sources = crate::limits::PerSource::new(PER_SOURCE);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = tokio::select! {
@@ -92,6 +96,13 @@ pub async fn serve(
             }
         };
         // Reports are placed one at a time anyway: a flood waits here, bounded, not in memory.
+        let Some(slot) = sources.try_acquire(peer.ip()) else {
+            static OVER: Throttle = Throttle::new();
+            if let Some(suppressed) = OVER.check() {
+                warn!(%peer, suppressed, "findme (UDP) dropped: {PER_SOURCE} reports from this address already waiting");
+            }
+            continue;
+        };
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             static BUSY: Throttle = Throttle::new();
             if let Some(suppressed) = BUSY.check() {
@@ -101,7 +112,7 @@ pub async fn serve(
         };
         let (store, resolver, ports) = (store.clone(), resolver.clone(), ports.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, slot);
             let uuid = rep.uuid.clone();
             let done = tokio::task::spawn_blocking(move || {
                 let outcome = matcher::place(&store, &rep, ports.as_ref(), Some(peer.ip()))?;
