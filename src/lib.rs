@@ -11,6 +11,7 @@ pub mod dhcp;
 pub mod discovery;
 pub mod http;
 pub mod image;
+pub mod limits;
 pub mod nfs;
 pub mod power;
 pub mod ra;

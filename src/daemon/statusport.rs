@@ -15,9 +15,13 @@ use tracing::{info, warn};
 
 use crate::boot::callback::{self, Callers, Request};
 use crate::boot::render::RenderCtx;
+use crate::limits::{PerSource, Throttle};
 use crate::store::resolver::Resolver;
 
 const MAX_CONNECTIONS: usize = 256;
+/// Connections one node address may hold (`site.xcatiportperclient`): a node sends one request
+/// per connection, one at a time.
+pub const PER_CLIENT: usize = 4;
 const LINE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_LINE: u64 = 4096;
 
@@ -87,6 +91,15 @@ pub async fn serve(
         server_ip: None,
     });
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let r2 = resolver.clone();
+    let per_client = tokio::task::spawn_blocking(move || {
+        crate::limits::site_limit(r2.store(), "xcatiportperclient", PER_CLIENT)
+    })
+    .await
+    .unwrap_or(PER_CLIENT);
+    let sources = PerSource::new(per_client);
+    static OVER: Throttle = Throttle::new();
+    static FULL: Throttle = Throttle::new();
     loop {
         let (sock, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -99,15 +112,57 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
+        let Some(slot) = sources.try_acquire(peer.ip()) else {
+            if let Some(suppressed) = OVER.check() {
+                warn!(suppressed, "status port: {} holds its {per_client} connections (site.xcatiportperclient); refusing more", peer.ip());
+            }
             continue;
         };
-        let (r, c, x) = (resolver.clone(), callers.clone(), ctx.clone());
+        let (r, c, x, limit) = (
+            resolver.clone(),
+            callers.clone(),
+            ctx.clone(),
+            limit.clone(),
+        );
         tokio::spawn(async move {
+            // Only nodes may use the port: anyone else is closed before "ready", without taking
+            // one of the slots the nodes share.
+            let (r2, c2) = (r.clone(), c.clone());
+            let node = tokio::task::spawn_blocking(move || {
+                r2.catch_up().ok()?;
+                c2.node(peer.ip())
+            })
+            .await
+            .ok()
+            .flatten();
+            if node.is_none() {
+                static STRANGER: Throttle = Throttle::new();
+                if let Some(suppressed) = STRANGER.check() {
+                    warn!(
+                        suppressed,
+                        "status port: {} is not the address of any node; closed",
+                        peer.ip()
+                    );
+                }
+                return;
+            }
+            let Ok(permit) = limit.try_acquire_owned() else {
+                if let Some(suppressed) = FULL.check() {
+                    warn!(
+                        suppressed,
+                        "status port: {MAX_CONNECTIONS} connections open; refusing {peer}"
+                    );
+                }
+                return;
+            };
             if let Err(e) = connection(sock, peer, r, c, x).await {
-                warn!(peer = %peer, "status port: {e}");
+                static FAILED: Throttle = Throttle::new();
+                if let Some(suppressed) = FAILED.check() {
+                    warn!(peer = %peer, suppressed, "status port: {e}");
+                }
             }
             drop(permit);
+            drop(slot);
         });
     }
 }

@@ -6,7 +6,6 @@
 //! serve (unknown MAC with no dynamic range, `*NOIP*`, address outside the subnet) gets no answer
 //! and one log line per MAC; a REQUEST for an address that is not the client's gets a NAK.
 
-use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,9 +21,15 @@ use super::leases::{
 };
 use super::omapi::statements::RequestFacts;
 use super::packet::{opt, MessageType, Packet};
+use crate::limits::{Recent, Throttle};
 
 /// Requests handled at once; beyond this, datagrams wait in the kernel's socket buffer.
 const MAX_IN_FLIGHT: usize = 1024;
+/// MACs remembered as "already logged as not served" at most: a flood of random MACs costs at
+/// most this many entries (about 100 bytes each).
+pub const LOGGED_CAP: usize = 1024;
+/// How long a MAC stays "already logged": a client still refused after this logs again.
+pub const LOGGED_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// iPXE's encapsulated options (175) holding only `no-pxedhcp` (176) = 1 (`DHCP_EB_NO_PXEDHCP` in
 /// iPXE's `include/ipxe/dhcp.h`): do not wait for ProxyDHCP offers.
@@ -55,8 +60,9 @@ pub struct DhcpServer {
     view: RwLock<Arc<DhcpView>>,
     book: Mutex<LeaseBook>,
     writer: LeaseWriter,
-    /// MACs already logged as "not served", so a client retrying every few seconds logs once.
-    logged: Mutex<HashSet<String>>,
+    /// MACs already logged as "not served", so a client retrying every few seconds logs once
+    /// (per [`LOGGED_TTL`]); at most [`LOGGED_CAP`] of them, beyond which lines are throttled.
+    logged: Mutex<Recent>,
     pub stats: Stats,
     /// Keeps the view as current as the store before each request (read your writes); `None`
     /// for a fixed view (unit tests).
@@ -87,7 +93,7 @@ impl DhcpServer {
             view: RwLock::new(Arc::new(view)),
             book: Mutex::new(book),
             writer,
-            logged: Mutex::new(HashSet::new()),
+            logged: Mutex::new(Recent::new(LOGGED_CAP, LOGGED_TTL)),
             stats: Stats::default(),
             keeper: None,
             client_port: 68,
@@ -139,14 +145,30 @@ impl DhcpServer {
     }
 
     fn log_once(&self, mac: &str, msg: std::fmt::Arguments<'_>) {
+        static FLOOD: Throttle = Throttle::new();
         let first = self
             .logged
             .lock()
-            .map(|mut l| l.insert(mac.to_string()))
-            .unwrap_or(true);
-        if first {
-            info!("{msg}");
+            .map(|mut l| l.first(mac))
+            .unwrap_or(Some(true));
+        match first {
+            Some(true) => info!("{msg}"),
+            Some(false) => {}
+            // More distinct MACs than we remember: a flood; one line per interval.
+            None => {
+                if let Some(suppressed) = FLOOD.check() {
+                    info!(
+                        suppressed,
+                        "{msg} (many clients not served: lines throttled)"
+                    );
+                }
+            }
         }
+    }
+
+    /// MACs remembered as "already logged" (tests).
+    pub fn logged_len(&self) -> usize {
+        self.logged.lock().map(|l| l.len()).unwrap_or(0)
     }
 
     /// Decides how to answer `p`, received on `iface`, at time `t`. Pure apart from the lease book.
@@ -288,7 +310,43 @@ impl DhcpServer {
                 let Some(ip) = p.get_ip(opt::REQUESTED_IP) else {
                     return Decision::Drop("decline without an address");
                 };
-                warn!("{mac} declined {ip} (another host answers ARP for it?); kept out of the pool for {DECLINE_HOLD_SECS} s");
+                if let Some(sid) = p.get_ip(opt::SERVER_ID) {
+                    if sid != iface.addr {
+                        return Decision::Drop("decline sent to another server");
+                    }
+                }
+                // As ISC dhcpd and Kea: believed only from the client that holds or was offered
+                // the address, and only for an address of a pool. A node's reserved address is
+                // never declined by anyone: its owner keeps it (dhcpd ignores DECLINEs for
+                // fixed addresses).
+                static IGNORED: Throttle = Throttle::new();
+                let why = if view.reserved.contains_key(&ip)
+                    || host.and_then(|h| h.ip).is_some_and(|h| h == ip)
+                {
+                    Some("a node's reserved address")
+                } else if !subnet.in_dynamic_range(ip) {
+                    Some("not in the dynamic range")
+                } else if !self.book.lock().is_ok_and(|b| {
+                    b.by_ip(ip).is_some_and(|l| {
+                        l.mac == mac
+                            && matches!(l.state, LeaseState::Active | LeaseState::Offered)
+                            && l.ends > t
+                    })
+                }) {
+                    Some("not this client's lease or offer")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    if let Some(suppressed) = IGNORED.check() {
+                        warn!(suppressed, "DHCPDECLINE of {ip} from {mac} ignored: {why}");
+                    }
+                    return Decision::Drop("decline not from the address's client");
+                }
+                static DECLINED: Throttle = Throttle::new();
+                if let Some(suppressed) = DECLINED.check() {
+                    warn!(suppressed, "{mac} declined {ip} (another host answers ARP for it?); kept out of the pool for {DECLINE_HOLD_SECS} s");
+                }
                 let l = Lease {
                     ip,
                     mac: mac.clone(),
@@ -713,4 +771,13 @@ pub async fn run(
     tasks.abort_all();
     // Let in-flight requests finish their lease writes (bounded by the daemon's drain timeout).
     let _ = limit.acquire_many(MAX_IN_FLIGHT as u32).await;
+    let st = &server.stats;
+    info!(
+        received = st.received.load(Ordering::Relaxed),
+        dropped = st.dropped.load(Ordering::Relaxed),
+        offers = st.offers.load(Ordering::Relaxed),
+        acks = st.acks.load(Ordering::Relaxed),
+        naks = st.naks.load(Ordering::Relaxed),
+        "DHCP stopped"
+    );
 }

@@ -11,7 +11,7 @@
 //! getdestiny runs it.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use super::report::{norm_mac, Report};
@@ -360,17 +360,120 @@ pub fn decide(r: &Resolver, rep: &Report, ports: &dyn PortLocator) -> Result<Out
 /// cannot be given the same free node or address (decide reads, record writes; SQLite alone would
 /// not stop two deciders from reading the same state). Reads a fresh view of the tables: the admin
 /// may have started sequential discovery or defined nodes a moment ago.
+///
+/// `peer` is the address the report came from. With `site.findmetrust=strict` a report naming a
+/// known node's MAC is believed only from that node's own address or from the address this
+/// appliance's DHCP leased to that MAC (see [`strict_check`]).
 pub fn place(
     store: &Arc<Store>,
     rep: &Report,
     ports: &dyn PortLocator,
+    peer: Option<IpAddr>,
 ) -> Result<Outcome, StoreError> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let fresh = Resolver::new(store.clone());
-    let outcome = decide(&fresh, rep, ports)?;
+    let mut outcome = decide(&fresh, rep, ports)?;
+    if let (
+        Some(peer),
+        Outcome::Matched {
+            node,
+            method: Method::Known,
+            ..
+        },
+    ) = (peer, &outcome)
+    {
+        if Trust::read(&fresh)? == Trust::Strict {
+            if let Some(reason) = strict_check(&fresh, rep, node, peer)? {
+                outcome = Outcome::Undefined { reason, hit: None };
+            }
+        }
+    }
     record(store, &fresh, rep, &outcome)?;
     Ok(outcome)
+}
+
+/// How far an unauthenticated findme is believed (`site.findmetrust`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// xCAT's behaviour (the default): a report naming a known node's MAC is that node, from
+    /// wherever it comes.
+    Xcat,
+    /// A report naming a known node's MAC is believed only from the node's own address
+    /// (`hosts.ip`) or from the address this appliance's DHCP service leased to that MAC.
+    Strict,
+}
+
+impl Trust {
+    pub fn read(r: &Resolver) -> Result<Trust, StoreError> {
+        Ok(match r.site("findmetrust")?.as_deref().map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("strict") => Trust::Strict,
+            Some(v) if !v.is_empty() && !v.eq_ignore_ascii_case("xcat") => {
+                tracing::warn!(
+                    "site.findmetrust '{v}' is neither 'xcat' nor 'strict'; using 'strict'"
+                );
+                Trust::Strict
+            }
+            _ => Trust::Xcat,
+        })
+    }
+}
+
+/// For [`Trust::Strict`]: why a report from `peer` that names `node`'s MAC is not believed
+/// (`None`: it is).
+pub fn strict_check(
+    r: &Resolver,
+    rep: &Report,
+    node: &str,
+    peer: IpAddr,
+) -> Result<Option<String>, StoreError> {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    if peer.is_loopback() {
+        return Ok(None);
+    }
+    if r.attr(node, "hosts", "ip")?
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+        == Some(peer)
+    {
+        return Ok(None);
+    }
+    let macs: Vec<&str> = rep.nics.iter().map(|n| n.mac.as_str()).collect();
+    let leases = r.table("dhcpleases")?;
+    let col = |row: &crate::store::Row, c: &str| {
+        leases
+            .spec
+            .col_index(c)
+            .and_then(|i| row.get(i).cloned().flatten())
+            .unwrap_or_default()
+    };
+    let leased = leases.rows.iter().any(|row| {
+        col(row, "ip").parse::<IpAddr>().ok() == Some(peer)
+            && col(row, "state") == "active"
+            && norm_mac(&col(row, "mac")).is_some_and(|m| macs.contains(&m.as_str()))
+    });
+    if leased {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the report names {node}'s MAC but comes from {peer}, which is neither {node}'s address nor leased to that MAC (site.findmetrust=strict)"
+    )))
+}
+
+/// Undefined machines kept in `discoverydata` at most (`site.discoverymaxundef`); the oldest
+/// are dropped first.
+pub const MAX_UNDEFINED: usize = 1000;
+
+/// `MM-DD-YYYY HH:MM:SS` as a key that sorts by time.
+fn time_key(t: &str) -> String {
+    let (date, time) = t.split_once(' ').unwrap_or((t, ""));
+    let d: Vec<&str> = date.split('-').collect();
+    match d.as_slice() {
+        [m, dd, y] => format!("{y:0>4}{m:0>2}{dd:0>2} {time}"),
+        _ => t.to_string(),
+    }
 }
 
 /// Addresses already given: hosts.ip and the addresses in hosts.otherinterfaces.
@@ -403,6 +506,50 @@ fn free_ip(range: &str, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
         .ok()?
         .into_iter()
         .find(|ip| !used.contains(ip))
+}
+
+/// Keeps `discoverydata` bounded: a node has one machine (rows of other UUIDs placed as the same
+/// node go), and at most `max_undefined` undefined machines are kept, the oldest dropped first.
+/// A flood of findme reports with random UUIDs adds nothing beyond that.
+fn bound_discoverydata(
+    tx: &mut crate::store::Txn<'_>,
+    uuid: &str,
+    node: Option<&str>,
+    max_undefined: usize,
+) -> Result<(), StoreError> {
+    let spec = crate::store::table_spec("discoverydata")?;
+    let idx = |c: &str| spec.col_index(c);
+    let (uc, nc, tc) = (idx("uuid"), idx("node"), idx("discoverytime"));
+    let cell = |row: &crate::store::Row, i: Option<usize>| {
+        i.and_then(|i| row.get(i).cloned().flatten())
+            .unwrap_or_default()
+    };
+    let rows = tx.rows("discoverydata")?;
+    match node {
+        Some(n) => {
+            for row in &rows {
+                let u = cell(row, uc);
+                if cell(row, nc) == n && u != uuid {
+                    tx.delete("discoverydata", &[&u])?;
+                }
+            }
+        }
+        None => {
+            let mut undef: Vec<(String, String)> = rows
+                .iter()
+                .filter(|row| cell(row, nc).is_empty())
+                .map(|row| (time_key(&cell(row, tc)), cell(row, uc)))
+                .collect();
+            if undef.len() > max_undefined {
+                undef.sort();
+                let extra = undef.len() - max_undefined;
+                for (_, u) in undef.into_iter().filter(|(_, u)| u != uuid).take(extra) {
+                    tx.delete("discoverydata", &[&u])?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn now_text() -> String {
@@ -469,6 +616,11 @@ pub fn record(
         Outcome::Undefined { reason, .. } => Some(reason.clone()),
         _ => None,
     };
+    let max_undefined = r
+        .site("discoverymaxundef")?
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(MAX_UNDEFINED);
     // Existing values are read before the transaction (the resolver reads committed data).
     let (netboot_now, mac_now, groups_now, other_if) = match &node {
         Some(n) => (
@@ -479,7 +631,10 @@ pub fn record(
         ),
         None => (None, None, None, None),
     };
-    store.write(Some(&audit), |tx| {
+    // An undefined machine changes no node: it is not audited (a flood of findme reports with
+    // random UUIDs would otherwise grow `auditlog` without bound; `discoverydata` keeps it).
+    let audited = matches!(outcome, Outcome::Matched { .. }).then_some(&audit);
+    store.write(audited, |tx| {
         let ddata: Vec<(&str, Option<&str>)> = vec![
             ("node", node.as_deref()),
             ("method", Some(&method[..])),
@@ -502,6 +657,7 @@ pub fn record(
         ddata.push(("switchport", hit.as_ref().map(|h| h.port.as_str())));
         ddata.push(("otherdata", other.as_deref()));
         tx.set("discoverydata", &[&rep.uuid], &ddata)?;
+        bound_discoverydata(tx, &rep.uuid, node.as_deref(), max_undefined)?;
         let Outcome::Matched {
             node,
             method,

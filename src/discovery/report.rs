@@ -130,8 +130,14 @@ impl Report {
         let text = std::str::from_utf8(bytes).map_err(|_| ReportError::Garbled)?;
         let mut r = Report::default();
         if text.trim_start().starts_with('<') {
-            let re = regex::Regex::new(r"<([A-Za-z0-9_]+)>([^<]*)</([A-Za-z0-9_]+)>")
-                .map_err(|_| ReportError::Garbled)?;
+            // Compiled once: a findme flood must not pay for it per report.
+            static ELEMENT: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+            let re = ELEMENT
+                .get_or_init(|| {
+                    regex::Regex::new(r"<([A-Za-z0-9_]+)>([^<]*)</([A-Za-z0-9_]+)>").ok()
+                })
+                .as_ref()
+                .ok_or(ReportError::Garbled)?;
             let mut command = None;
             for c in re.captures_iter(text) {
                 let (Some(open), Some(val), Some(close)) = (c.get(1), c.get(2), c.get(3)) else {

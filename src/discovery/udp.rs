@@ -16,8 +16,15 @@ use tracing::{debug, info, warn};
 
 use super::matcher::{self, Outcome, PortLocator};
 use super::report::Report;
+use crate::limits::Throttle;
 use crate::store::resolver::Resolver;
 use crate::store::Store;
+
+/// Reports being placed or waiting to be, at most; genesis sends again if it hears nothing.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Reports of one address placed or waiting at once (a machine sends one and waits).
+const PER_SOURCE: usize = 2;
 
 /// Largest datagram taken (a findme is a few KiB even for many NICs).
 const MAX_DATAGRAM: usize = 64 * 1024;
@@ -59,6 +66,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let sock = Arc::new(sock);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let sources = crate::limits::PerSource::new(PER_SOURCE);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = tokio::select! {
@@ -79,15 +88,34 @@ pub async fn serve(
         let rep = match Report::parse(buf.get(..n).unwrap_or_default()) {
             Ok(r) => r,
             Err(e) => {
-                warn!(%peer, "findme (UDP) refused: {e}");
+                static BAD: Throttle = Throttle::new();
+                if let Some(suppressed) = BAD.check() {
+                    warn!(%peer, suppressed, "findme (UDP) refused: {e}");
+                }
                 continue;
             }
         };
+        // Reports are placed one at a time anyway: a flood waits here, bounded, not in memory.
+        let Some(slot) = sources.try_acquire(peer.ip()) else {
+            static OVER: Throttle = Throttle::new();
+            if let Some(suppressed) = OVER.check() {
+                warn!(%peer, suppressed, "findme (UDP) dropped: {PER_SOURCE} reports from this address already waiting");
+            }
+            continue;
+        };
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            static BUSY: Throttle = Throttle::new();
+            if let Some(suppressed) = BUSY.check() {
+                warn!(%peer, suppressed, "findme (UDP) dropped: {MAX_IN_FLIGHT} reports already waiting");
+            }
+            continue;
+        };
         let (store, resolver, ports) = (store.clone(), resolver.clone(), ports.clone());
         tokio::spawn(async move {
+            let _permit = (permit, slot);
             let uuid = rep.uuid.clone();
             let done = tokio::task::spawn_blocking(move || {
-                let outcome = matcher::place(&store, &rep, ports.as_ref())?;
+                let outcome = matcher::place(&store, &rep, ports.as_ref(), Some(peer.ip()))?;
                 resolver.invalidate_all();
                 Ok::<_, crate::store::StoreError>(outcome)
             })
@@ -98,7 +126,10 @@ pub async fn serve(
                     tell(peer, "restart").await;
                 }
                 Ok(Ok(Outcome::Undefined { reason, .. })) => {
-                    info!(%peer, %uuid, "undefined machine (UDP findme): {reason}");
+                    static UNDEF: Throttle = Throttle::every(Duration::from_secs(1));
+                    if let Some(suppressed) = UNDEF.check() {
+                        info!(%peer, %uuid, suppressed, "undefined machine (UDP findme): {reason}");
+                    }
                     tell(peer, "processed").await;
                 }
                 Ok(Err(e)) => warn!(%peer, %uuid, "findme failed: {e}"),

@@ -49,17 +49,21 @@ impl Discovery {
         let rep = match Report::parse(&req.body) {
             Ok(r) => r,
             Err(e) => {
-                warn!(peer = %req.peer.ip(), "findme refused: {e}");
+                static BAD: crate::limits::Throttle = crate::limits::Throttle::new();
+                if let Some(suppressed) = BAD.check() {
+                    warn!(peer = %req.peer.ip(), suppressed, "findme refused: {e}");
+                }
                 return Response::text(400, format!("400 {e}\n"));
             }
         };
-        let outcome = match matcher::place(&self.store, &rep, self.ports.as_ref()) {
-            Ok(o) => o,
-            Err(e) => {
-                warn!(uuid = %rep.uuid, "findme: {e}");
-                return Response::text(500, format!("500 {e}\n"));
-            }
-        };
+        let outcome =
+            match matcher::place(&self.store, &rep, self.ports.as_ref(), Some(req.peer.ip())) {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(uuid = %rep.uuid, "findme: {e}");
+                    return Response::text(500, format!("500 {e}\n"));
+                }
+            };
         self.resolver.invalidate_all();
         match outcome {
             Outcome::Matched { node, method, .. } => {
@@ -67,7 +71,11 @@ impl Discovery {
                 Response::text(200, format!("restart {node}\n"))
             }
             Outcome::Undefined { reason, .. } => {
-                info!(uuid = %rep.uuid, peer = %req.peer.ip(), "undefined machine: {reason}");
+                static UNDEF: crate::limits::Throttle =
+                    crate::limits::Throttle::every(std::time::Duration::from_secs(1));
+                if let Some(suppressed) = UNDEF.check() {
+                    info!(uuid = %rep.uuid, peer = %req.peer.ip(), suppressed, "undefined machine: {reason}");
+                }
                 Response::text(200, format!("undefined {reason}\n"))
             }
         }

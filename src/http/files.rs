@@ -151,6 +151,10 @@ impl StaticTree {
 
     fn open(&self, root: &OwnedFd, rel: &[String]) -> Result<Opened, Refusal> {
         let fd = open_beneath(root, rel, FILE_FLAGS).map_err(map_errno)?;
+        let parents = rel.split_last().map(|(_, d)| d).unwrap_or_default();
+        if !crate::tftp::source::others_may_search(root, parents).map_err(map_errno)? {
+            return Err(Refusal::Denied("inside a directory others may not search"));
+        }
         let st = nix::sys::stat::fstat(&fd).map_err(|e| Refusal::Io(format!("stat: {e}")))?;
         if is_dir(&st) {
             return Ok(Opened::Dir(fd, st));
@@ -237,7 +241,7 @@ impl StaticTree {
                 .and_then(|fd| nix::sys::stat::fstat(&fd).ok());
             path.pop();
             let Some(st) = st else { continue };
-            if !world_readable(&st) {
+            if !world_readable(&st) || (is_dir(&st) && st.st_mode & 0o001 == 0) {
                 continue;
             }
             if is_dir(&st) {
@@ -385,9 +389,14 @@ fn slash_location(req: &RequestInfo) -> String {
     loc
 }
 
-/// 403, logged once (one line per refused request, with who asked for what).
+/// 403, logged (one line per refused request, with who asked for what; beyond a burst of 64,
+/// one per 2 s with the count held back).
 pub fn refused(req: &RequestInfo, why: &str) -> Response {
-    warn!(client = %req.peer, target = ?req.target, "HTTP refused: {why}");
+    static REFUSED: crate::limits::Throttle =
+        crate::limits::Throttle::burst(64, std::time::Duration::from_secs(2));
+    if let Some(suppressed) = REFUSED.check() {
+        warn!(client = %req.peer, target = ?req.target, suppressed, "HTTP refused: {why}");
+    }
     Response::error(403)
 }
 
@@ -619,6 +628,35 @@ mod tests {
         )
         .expect("mkfifo");
         (t, StaticTree::new("install", root))
+    }
+
+    #[test]
+    fn a_public_file_in_a_private_directory_is_refused_and_not_listed() {
+        let (_t, s) = tree();
+        let root = s.root().to_path_buf();
+        std::fs::create_dir_all(root.join("open/inner")).expect("mkdir");
+        std::fs::write(root.join("open/inner/f"), b"x").expect("write");
+        std::fs::set_permissions(
+            root.join("open/inner/f"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        std::fs::write(root.join("private-dir/f"), b"x").expect("write");
+        std::fs::set_permissions(
+            root.join("private-dir/f"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        assert_eq!(get(&s, "/install/open/inner/f", &[]).status, 200);
+        assert_eq!(get(&s, "/install/private-dir/f", &[]).status, 403);
+        std::fs::set_permissions(
+            root.join("open/inner"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .expect("chmod");
+        assert_eq!(get(&s, "/install/open/inner/f", &[]).status, 403);
+        let listing = String::from_utf8_lossy(&body(get(&s, "/install/open/", &[]))).to_string();
+        assert!(!listing.contains("inner/"), "{listing}");
     }
 
     #[test]

@@ -139,7 +139,16 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<impl Future<Output = ()> + Send + 'static>> {
     let extra = extra_routes(&store, &resolver);
-    start_with(store, resolver, extra, server::Config::default(), shutdown).await
+    let s = store.clone();
+    let d = server::Config::default();
+    let per_client = d.per_client;
+    let per_client = tokio::task::spawn_blocking(move || {
+        crate::limits::site_limit(&s, "httpperclient", per_client)
+    })
+    .await
+    .unwrap_or(per_client);
+    let config = server::Config { per_client, ..d };
+    start_with(store, resolver, extra, config, shutdown).await
 }
 
 /// [`start`] with the routes to ask before the file trees and the limits given (tests, embedding).

@@ -42,7 +42,11 @@ impl Handler for Autoinst {
         };
         let caller = self.callers.node(req.peer.ip());
         if caller.as_deref() != Some(node) && !is_local(req.peer.ip()) {
-            warn!(peer = %req.peer.ip(), node, "install template refused: not the node's own address");
+            static STRANGER: crate::limits::Throttle =
+                crate::limits::Throttle::burst(16, std::time::Duration::from_secs(10));
+            if let Some(suppressed) = STRANGER.check() {
+                warn!(peer = %req.peer.ip(), node, suppressed, "install template refused: not the node's own address");
+            }
             return Some(Response::text(
                 403,
                 format!(
@@ -79,7 +83,11 @@ impl Handler for NodeCallbacks {
     fn handle(&self, req: &RequestInfo) -> Option<Response> {
         let rest = req.under(&["xcat", "node"])?;
         let Some(node) = self.callers.node(req.peer.ip()) else {
-            warn!(peer = %req.peer.ip(), path = %req.decoded_path(), "node callback refused: not a node's address");
+            static STRANGER: crate::limits::Throttle =
+                crate::limits::Throttle::burst(16, std::time::Duration::from_secs(10));
+            if let Some(suppressed) = STRANGER.check() {
+                warn!(peer = %req.peer.ip(), path = %req.decoded_path(), suppressed, "node callback refused: not a node's address");
+            }
             return Some(Response::text(
                 403,
                 format!(

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::handler::{Body, RequestInfo, Response, Routed, Routes};
 use super::proto::{self, Head, ProtoError};
+use crate::limits::{PerSource, SourceSlot, Throttle};
 
 /// Bytes sent with `sendfile` between two page-cache probes.
 pub const WINDOW: u64 = 2 << 20;
@@ -57,6 +58,8 @@ pub struct Config {
     pub idle: Duration,
     /// How long a client may read nothing while a response waits to be written.
     pub stall: Duration,
+    /// Connections one client address may hold at once (`site.httpperclient`); beyond, a 503.
+    pub per_client: usize,
 }
 
 impl Default for Config {
@@ -69,6 +72,9 @@ impl Default for Config {
             // enough that idle keep-alive connections do not hold slots for minutes.
             idle: Duration::from_secs(30),
             stall: Duration::from_secs(60),
+            // A node needs one or two (iPXE, wget -r, an installer's few parallel fetches);
+            // 64 sources at their share still leave a third of the slots.
+            per_client: 64,
         }
     }
 }
@@ -80,6 +86,8 @@ pub struct Stats {
     pub requests: AtomicU64,
     /// Connections answered 503 because every slot was taken.
     pub busy: AtomicU64,
+    /// Connections answered 503 because their address held its share of the slots.
+    pub over_share: AtomicU64,
     /// Body bytes sent with `sendfile`.
     pub zero_copy_bytes: AtomicU64,
     /// Body bytes sent from a buffer (cold files, in-memory bodies).
@@ -91,6 +99,7 @@ pub struct HttpServer {
     routes: Routes,
     config: Config,
     permits: Arc<Semaphore>,
+    sources: Arc<PerSource>,
     pub stats: Stats,
 }
 
@@ -99,6 +108,7 @@ impl HttpServer {
         HttpServer {
             routes,
             permits: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            sources: PerSource::new(config.per_client),
             config,
             stats: Stats::default(),
         }
@@ -140,27 +150,38 @@ pub async fn run(
             _ = shutdown.changed() => break,
         };
         match accepted {
-            Ok((stream, peer)) => match server.permits.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    server.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(connection(
-                        server.clone(),
-                        stream,
-                        peer,
-                        shutdown.clone(),
-                        permit,
-                    ));
-                }
-                Err(_) => {
-                    let n = server.stats.busy.fetch_add(1, Ordering::Relaxed) + 1;
-                    // Best effort, never waited for: the client learns why, the loop moves on.
+            Ok((stream, peer)) => {
+                let Some(slot) = server.sources.try_acquire(peer.ip()) else {
+                    static OVER: Throttle = Throttle::new();
+                    server.stats.over_share.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.try_write(BUSY);
-                    if busy_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        busy_logged = Some(Instant::now());
-                        warn!(client = %peer, refused_so_far = n, "HTTP busy: all {} connection slots in use", server.config.max_connections);
+                    if let Some(suppressed) = OVER.check() {
+                        warn!(client = %peer, suppressed, "HTTP: {} holds its {} connections (site.httpperclient); refused with 503", peer.ip(), server.sources.max());
+                    }
+                    continue;
+                };
+                match server.permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        server.stats.connections.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(connection(
+                            server.clone(),
+                            stream,
+                            peer,
+                            shutdown.clone(),
+                            (permit, slot),
+                        ));
+                    }
+                    Err(_) => {
+                        let n = server.stats.busy.fetch_add(1, Ordering::Relaxed) + 1;
+                        // Best effort, never waited for: the client learns why, the loop moves on.
+                        let _ = stream.try_write(BUSY);
+                        if busy_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                            busy_logged = Some(Instant::now());
+                            warn!(client = %peer, refused_so_far = n, "HTTP busy: all {} connection slots in use", server.config.max_connections);
+                        }
                     }
                 }
-            },
+            }
             Err(e) => {
                 // Out of descriptors or memory: accepting again at once would spin.
                 let resource = matches!(
@@ -236,7 +257,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    _permit: (OwnedSemaphorePermit, SourceSlot),
 ) {
     let local = stream
         .local_addr()
@@ -256,15 +277,22 @@ async fn connection(
             Ok(Ok(Incoming::Request(h, n))) => (h, n),
             Ok(Ok(Incoming::Closed)) => return,
             Ok(Ok(Incoming::Bad(e))) => {
-                debug!(client = %peer, "HTTP bad request: {e}");
-                let _ = finish(
+                static BAD: Throttle = Throttle::new();
+                if let Some(suppressed) = BAD.check() {
+                    info!(client = %peer, suppressed, "HTTP bad request: {e}");
+                }
+                if finish(
                     &server,
                     &mut stream,
                     Response::error(e.status()),
                     false,
                     true,
                 )
-                .await;
+                .await
+                .is_ok()
+                {
+                    linger(&mut stream).await;
+                }
                 return;
             }
             Ok(Err(e)) => {
@@ -298,7 +326,12 @@ async fn connection(
         };
         if body_len > cfg.max_body {
             debug!(client = %peer, target = ?head.target, "HTTP request body of {body_len} bytes refused");
-            let _ = finish(&server, &mut stream, Response::error(413), false, true).await;
+            if finish(&server, &mut stream, Response::error(413), false, true)
+                .await
+                .is_ok()
+            {
+                linger(&mut stream).await;
+            }
             return;
         }
         let total = used + body_len as usize;
@@ -321,8 +354,11 @@ async fn connection(
         let path = match proto::parse_target(&head.target) {
             Ok(p) => p,
             Err(e) => {
+                static ATTACK: Throttle = Throttle::burst(64, Duration::from_secs(2));
                 if e.is_attack() {
-                    warn!(client = %peer, target = ?head.target, "HTTP refused: {e}");
+                    if let Some(suppressed) = ATTACK.check() {
+                        warn!(client = %peer, target = ?head.target, suppressed, "HTTP refused: {e}");
+                    }
                 } else {
                     debug!(client = %peer, target = ?head.target, "HTTP bad request: {e}");
                 }
@@ -391,6 +427,28 @@ async fn connection(
         }
     }
 }
+
+/// Closes after an error answered before the request was read whole, as Apache's lingering
+/// close: our side is shut for writing, and what the client still sends is read and dropped for
+/// a moment. Closing with unread data would make the kernel send a reset, which can destroy the
+/// error response before the client reads it (curl then reports "connection reset", not 431).
+async fn linger(stream: &mut TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 16 * 1024];
+    let mut total = 0usize;
+    let until = tokio::time::Instant::now() + LINGER;
+    while total < LINGER_BYTES {
+        match tokio::time::timeout_at(until, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => total += n,
+            _ => break,
+        }
+    }
+}
+
+/// How long, and how many bytes, [`linger`] reads.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// Whether a handler's field may be sent: a token name, a value without line breaks, and not
 /// one of the fields the server owns.

@@ -279,9 +279,30 @@ pub async fn start(
             Err(e) => warn!("nfs: portmapper not started on UDP port 111 ({e})"),
         }
     }
+    let s = store.clone();
+    let per_client = tokio::task::spawn_blocking(move || {
+        crate::limits::site_limit(&s, "nfsperclient", server::PER_CLIENT)
+    })
+    .await
+    .unwrap_or(server::PER_CLIENT);
+    // Only nodes (and this host) may connect: an address that no node has can mount nothing
+    // a node needs, so it is closed before it takes a slot.
+    let callers = Arc::new(crate::boot::callback::Callers::new(resolver.clone()));
+    let (r2, fs2) = (resolver.clone(), fs.clone());
+    let admit: server::Admit = Arc::new(move |ip: std::net::IpAddr| {
+        if ip.is_loopback() {
+            return true;
+        }
+        let _ = r2.catch_up();
+        fs2.table().plan.exports.iter().any(
+            |e| matches!(&e.access, exports::Access::ReadWrite { addr: Some(a), .. } if *a == ip),
+        ) || callers.node(ip).is_some()
+    });
     let svc = Arc::new(
         server::Service::new(fs.clone(), port, pmap_tcp.as_ref().map(|_| portmap::PORT))
-            .with_freshness(keeper.clone()),
+            .with_freshness(keeper.clone())
+            .with_per_client(per_client)
+            .with_admit(admit),
     );
     info!(
         port,

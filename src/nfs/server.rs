@@ -35,13 +35,20 @@ use super::rpc::{self, Accept};
 use super::vfs::Fs;
 use super::xdr::Writer;
 use super::{mount, nfs3, portmap};
+use crate::limits::{PerSource, Throttle};
 
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections one client address may hold (`site.nfsperclient`): a node mounts its image and
+/// its state, each over one connection, and asks MOUNT and the portmapper over short ones.
+pub const PER_CLIENT: usize = 16;
 pub const PER_CONNECTION: usize = 16;
 /// 256 MiB, counted in KiB.
 pub const BUDGET_KIB: usize = 256 * 1024;
 pub const IDLE: Duration = Duration::from_secs(600);
 pub const STALL: Duration = Duration::from_secs(60);
+
+/// Whether an address may connect (a node's, loopback); blocking (it may read the store).
+pub type Admit = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 /// What every connection shares.
 pub struct Service {
@@ -50,6 +57,9 @@ pub struct Service {
     /// The portmapper port when we hold 111.
     pub pmap_port: Option<u16>,
     conns: Arc<Semaphore>,
+    sources: Arc<PerSource>,
+    /// Who may connect at all (a node, loopback); `None`: anyone. Asked on the blocking pool.
+    admit: Option<Admit>,
     budget: Arc<Semaphore>,
     /// Brings the export table up to date with the store before each MOUNT and NFS call.
     fresh: Option<Arc<dyn Freshness>>,
@@ -69,9 +79,23 @@ impl Service {
             nfs_port,
             pmap_port,
             conns: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            sources: PerSource::new(PER_CLIENT),
+            admit: None,
             budget: Arc::new(Semaphore::new(BUDGET_KIB)),
             fresh: None,
         }
+    }
+
+    /// Sets the connections one address may hold.
+    pub fn with_per_client(mut self, n: usize) -> Service {
+        self.sources = PerSource::new(n);
+        self
+    }
+
+    /// Sets who may connect at all: anyone else is closed at once, before taking a slot.
+    pub fn with_admit(mut self, admit: Admit) -> Service {
+        self.admit = Some(admit);
+        self
     }
 
     /// Sets what brings the export table up to date before each MOUNT and NFS call.
@@ -230,7 +254,8 @@ pub async fn serve_tcp(
     svc: Arc<Service>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut refused: u64 = 0;
+    static FULL: Throttle = Throttle::new();
+    static OVER: Throttle = Throttle::new();
     loop {
         let (sock, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -243,21 +268,90 @@ pub async fn serve_tcp(
             },
             _ = shutdown.changed() => return,
         };
-        let Ok(permit) = svc.conns.clone().try_acquire_owned() else {
-            refused += 1;
-            if refused.is_power_of_two() {
-                warn!("nfs: {MAX_CONNECTIONS} connections open; refused {peer} ({refused} refused so far)");
+        let Some(slot) = svc.sources.try_acquire(peer.ip()) else {
+            if let Some(suppressed) = OVER.check() {
+                warn!(
+                    suppressed,
+                    "nfs: {} holds its {} connections (site.nfsperclient); refusing more",
+                    peer.ip(),
+                    svc.sources.max()
+                );
             }
             drop(sock);
             continue;
         };
-        let _ = sock.set_nodelay(true);
         let svc = svc.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
+            if let Some(admit) = svc.admit.clone() {
+                let ip = super::exports::canonical(peer.ip());
+                let ok = tokio::task::spawn_blocking(move || admit(ip))
+                    .await
+                    .unwrap_or(false);
+                if !ok {
+                    static STRANGER: Throttle = Throttle::new();
+                    if let Some(suppressed) = STRANGER.check() {
+                        warn!(
+                            suppressed,
+                            "nfs: {ip} is not the address of any node; its call is refused"
+                        );
+                    }
+                    refuse_stranger(sock).await;
+                    return;
+                }
+            }
+            let Ok(permit) = svc.conns.clone().try_acquire_owned() else {
+                if let Some(suppressed) = FULL.check() {
+                    warn!(
+                        suppressed,
+                        "nfs: {MAX_CONNECTIONS} connections open; refused {peer}"
+                    );
+                }
+                return;
+            };
+            let _ = sock.set_nodelay(true);
             connection(sock, peer, svc, stop).await;
             drop(permit);
+            drop(slot);
         });
+    }
+}
+
+/// How long a stranger (an address that is no node's) has to send its first call.
+const STRANGER_WAIT: Duration = Duration::from_secs(5);
+/// The largest first call a stranger may send (a MOUNT or NULL call is a few hundred bytes).
+const STRANGER_RECORD: u32 = 4096;
+
+/// Answers a stranger's first call with MSG_DENIED / AUTH_ERROR (AUTH_TOOWEAK: "rejected for
+/// security reasons"), so its client gives up instead of reconnecting, and closes. It holds no
+/// slot of the pool meanwhile, only one of its address's share, for at most [`STRANGER_WAIT`].
+async fn refuse_stranger(mut sock: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let first = tokio::time::timeout(STRANGER_WAIT, async {
+        let mut hdr = [0u8; 4];
+        sock.read_exact(&mut hdr).await.ok()?;
+        let (_, len) = rpc::fragment_header(hdr);
+        if len > STRANGER_RECORD {
+            return None;
+        }
+        let mut rec = vec![0u8; len as usize];
+        sock.read_exact(&mut rec).await.ok()?;
+        Some(rec)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(rec) = first else { return };
+    let refusal = match rpc::decode_call(&rec) {
+        Ok(call) => rpc::Refusal::Auth {
+            xid: call.xid,
+            stat: rpc::AUTH_TOOWEAK,
+        },
+        Err(r) => r,
+    };
+    if let Some(w) = rpc::denied(&refusal) {
+        let _ = tokio::time::timeout(STRANGER_WAIT, sock.write_all(&rpc::seal(w))).await;
+        let _ = sock.shutdown().await;
     }
 }
 
@@ -281,13 +375,22 @@ async fn read_record<R: AsyncRead + Unpin>(
     let mut first = true;
     loop {
         let mut hdr = [0u8; 4];
+        // Waiting for a call may take [`IDLE`]; once its first byte is in, the rest of the
+        // record mark must follow within [`STALL`] (a client sending two bytes and nothing more
+        // holds its connection for a minute, not ten).
         let wait = if first { IDLE } else { STALL };
         let got = tokio::select! {
-            r = tokio::time::timeout(wait, rd.read_exact(&mut hdr)) => r,
+            r = tokio::time::timeout(wait, rd.read_exact(&mut hdr[..1])) => r,
             _ = shutdown.changed(), if first => return Err(End::Closed),
         };
         match got {
             Err(_) if first => return Err(End::Closed),
+            Err(_) => return Err(End::Stalled),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(End::Closed),
+            Ok(Err(e)) => return Err(End::Io(e)),
+            Ok(Ok(_)) => {}
+        }
+        match tokio::time::timeout(STALL, rd.read_exact(&mut hdr[1..])).await {
             Err(_) => return Err(End::Stalled),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(End::Closed),
             Ok(Err(e)) => return Err(End::Io(e)),

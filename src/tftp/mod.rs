@@ -36,9 +36,21 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<impl Future<Output = ()> + Send + 'static>> {
     let s = store.clone();
-    let configured = tokio::task::spawn_blocking(move || s.site("tftpdir"))
-        .await
-        .context("reading site.tftpdir")??;
+    let (configured, config) = tokio::task::spawn_blocking(move || {
+        let d = server::Config::default();
+        let mut limits = d.limits;
+        limits.max_timeout =
+            crate::limits::site_limit(&s, "tftpmaxtimeout", limits.max_timeout as usize).min(255)
+                as u64;
+        let config = server::Config {
+            per_client: crate::limits::site_limit(&s, "tftpperclient", d.per_client),
+            limits,
+            ..d
+        };
+        s.site("tftpdir").map(|c| (c, config))
+    })
+    .await
+    .context("reading site.tftpdir")??;
     let root = PathBuf::from(
         configured
             .as_deref()
@@ -62,7 +74,7 @@ pub async fn start(
     ];
     let server = Arc::new(server::TftpServer::new(
         Arc::new(source::Layered::new(layers)),
-        server::Config::default(),
+        config,
     ));
     Ok(Some(server::run(server, sock, shutdown)))
 }

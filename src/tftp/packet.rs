@@ -275,6 +275,11 @@ pub struct Limits {
     pub max_windowsize: u16,
     /// Largest `blksize × windowsize`: what one transfer may hold in memory for retransmission.
     pub max_window_bytes: usize,
+    /// Largest retransmission timeout (RFC 2349 `timeout`, seconds) granted. RFC 2349 lets the
+    /// server only accept or ignore the value, so a larger one is left out of the OACK and the
+    /// server keeps its own timeout: a client asking for 255 s cannot hold a slot for 25 minutes
+    /// of retransmissions.
+    pub max_timeout: u64,
 }
 
 impl Default for Limits {
@@ -283,6 +288,7 @@ impl Default for Limits {
             max_blksize: MAX_BLKSIZE,
             max_windowsize: 64,
             max_window_bytes: 512 * 1024,
+            max_timeout: 10,
         }
     }
 }
@@ -353,7 +359,7 @@ pub fn negotiate(options: &[(String, String)], size: Option<u64>, limits: &Limit
                     n.oack.push((name.clone(), size.to_string()));
                 }
             }
-            ("timeout", Some(v)) if (1..=255).contains(&v) => {
+            ("timeout", Some(v)) if (1..=255).contains(&v) && v <= limits.max_timeout => {
                 n.timeout = Some(Duration::from_secs(v));
                 n.oack.push((name.clone(), v.to_string()));
             }

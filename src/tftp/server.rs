@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,12 +26,16 @@ use tracing::{debug, info, warn};
 
 use super::packet::{self, negotiate, wire_block, ErrorCode, Limits, Mode, Negotiated, Packet};
 use super::source::{Content, FileSource, OpenError, PathError, TftpPath};
+use crate::limits::{PerSource, SourceSlot, Throttle};
 
 /// IPv4 + UDP + TFTP DATA header: what a block must leave room for inside the path MTU.
 const OVERHEAD: i32 = 20 + 8 + packet::DATA_HEADER as i32;
 /// A file is read from disk this many bytes at a time (at least a window), so lockstep transfers do
 /// not make one trip to the blocking pool per 512-byte block.
 const READ_AHEAD: usize = 128 * 1024;
+
+/// What a running transfer holds: a slot of the pool and one of its client's share.
+type Slot = (OwnedSemaphorePermit, SourceSlot);
 
 /// Tunables of the service.
 #[derive(Debug, Clone)]
@@ -40,6 +44,9 @@ pub struct Config {
     pub limits: Limits,
     /// Transfers at once; beyond, requests are answered "server busy".
     pub max_transfers: usize,
+    /// Transfers one client address may run at once (`site.tftpperclient`); beyond, "too many
+    /// transfers from your address".
+    pub per_client: usize,
     /// Retransmission timeout when the client does not negotiate one (RFC 2349 `timeout`).
     pub timeout: Duration,
     /// Retransmissions of the same window before the transfer is abandoned.
@@ -54,6 +61,8 @@ impl Default for Config {
         Config {
             limits: Limits::default(),
             max_transfers: 1024,
+            // A PXE ROM or boot loader fetches one file at a time (plus a tsize probe it aborts).
+            per_client: 16,
             timeout: Duration::from_secs(1),
             max_retransmits: 5,
             // A 1 GB initrd at 512-byte lockstep over a 1 ms round trip takes about 35 minutes;
@@ -85,6 +94,7 @@ pub struct TftpServer {
     source: Arc<dyn FileSource>,
     config: Config,
     permits: Arc<Semaphore>,
+    sources: Arc<PerSource>,
     /// Transfers in progress by client address, with a hash of the request that started each: a
     /// client that repeats its request because our first answer was slow gets that answer, not a
     /// second transfer (atftp aborts on a second OACK).
@@ -98,6 +108,7 @@ impl TftpServer {
         TftpServer {
             source,
             permits: Arc::new(Semaphore::new(config.max_transfers.max(1))),
+            sources: PerSource::new(config.per_client),
             config,
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -263,11 +274,26 @@ impl TftpServer {
     ) {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         reply_error(local, from, code, why);
+        // One line per kind of refusal and interval: a client repeating a bad request (or a
+        // flood of them) does not fill the log.
+        static NOT_FOUND: Throttle = Throttle::burst(64, Duration::from_secs(1));
+        static ILLEGAL: Throttle = Throttle::new();
+        static DENIED: Throttle = Throttle::burst(64, Duration::from_secs(2));
+        static BUSY: Throttle = Throttle::new();
+        let t = match code {
+            ErrorCode::FileNotFound => &NOT_FOUND,
+            ErrorCode::IllegalOperation => &ILLEGAL,
+            ErrorCode::AccessViolation => &DENIED,
+            _ => &BUSY,
+        };
+        let Some(suppressed) = t.check() else {
+            return;
+        };
         if code == ErrorCode::FileNotFound {
             // PXE ROMs and pxelinux probe many names that do not exist: routine, not a warning.
-            info!(client = %from, path = ?name, "TFTP refused: {why}");
+            info!(client = %from, path = ?name, suppressed, "TFTP refused: {why}");
         } else {
-            warn!(client = %from, path = ?name, "TFTP refused: {why}");
+            warn!(client = %from, path = ?name, suppressed, "TFTP refused: {why}");
         }
     }
 
@@ -279,7 +305,7 @@ impl TftpServer {
         datagram: &[u8],
         from: SocketAddrV4,
         local: Option<Ipv4Addr>,
-    ) -> Option<(u64, packet::Request, TftpPath, OwnedSemaphorePermit)> {
+    ) -> Option<(u64, packet::Request, TftpPath, Slot)> {
         if from.port() == 0 {
             self.stats.ignored.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -359,6 +385,16 @@ impl TftpServer {
                 return None;
             }
         }
+        let Some(slot) = self.sources.try_acquire(IpAddr::V4(*from.ip())) else {
+            drop(sessions);
+            let why = format!(
+                "too many transfers from {} ({} at once; site.tftpperclient)",
+                from.ip(),
+                self.sources.max()
+            );
+            self.refuse(local, from, &req.filename, ErrorCode::NotDefined, &why);
+            return None;
+        };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             drop(sessions);
             self.refuse(
@@ -372,7 +408,7 @@ impl TftpServer {
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         sessions.insert(from, (id, digest));
-        Some((id, req, path, permit))
+        Some((id, req, path, (permit, slot)))
     }
 
     fn forget(&self, from: SocketAddrV4, id: u64) {
@@ -392,7 +428,7 @@ impl TftpServer {
         path: TftpPath,
         from: SocketAddrV4,
         local: Option<Ipv4Addr>,
-        permit: OwnedSemaphorePermit,
+        permit: Slot,
         mut shutdown: watch::Receiver<bool>,
     ) {
         self.stats.started.fetch_add(1, Ordering::Relaxed);
@@ -443,10 +479,14 @@ impl TftpServer {
                 };
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = sock.send(&packet::error(code, &e.to_string())).await;
+                static NOT_FOUND: Throttle = Throttle::burst(64, Duration::from_secs(1));
+                static DENIED: Throttle = Throttle::burst(64, Duration::from_secs(2));
                 if code == ErrorCode::FileNotFound {
-                    info!(client = %from, path = ?req.filename, "TFTP refused: {e}");
-                } else {
-                    warn!(client = %from, path = ?req.filename, "TFTP refused: {e}");
+                    if let Some(suppressed) = NOT_FOUND.check() {
+                        info!(client = %from, path = ?req.filename, suppressed, "TFTP refused: {e}");
+                    }
+                } else if let Some(suppressed) = DENIED.check() {
+                    warn!(client = %from, path = ?req.filename, suppressed, "TFTP refused: {e}");
                 }
                 return;
             }
@@ -503,8 +543,11 @@ impl TftpServer {
                 info!(client = %from, path = ?req.filename, code, message = ?message, "TFTP transfer ended by the client");
             }
             Some(End::Silent(n)) => {
+                static SILENT: Throttle = Throttle::new();
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                warn!(client = %from, path = ?req.filename, "TFTP transfer abandoned: no answer after {n} retransmissions");
+                if let Some(suppressed) = SILENT.check() {
+                    warn!(client = %from, path = ?req.filename, suppressed, "TFTP transfer abandoned: no answer after {n} retransmissions");
+                }
             }
             Some(End::Socket(e)) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -954,7 +997,10 @@ mod tests {
         drop: &[u64],
         ack_each: bool,
     ) -> Got {
-        let sock = client().await;
+        // From the address asked (loopback here): each test address is its own client.
+        let sock = UdpSocket::bind(SocketAddrV4::new(*server.ip(), 0))
+            .await
+            .expect("client bind");
         sock.send_to(&rrq(name, options), server)
             .await
             .expect("send");
@@ -1318,11 +1364,71 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_address_gets_its_share_and_others_are_still_served() {
+        let mut mem = MemSource::new();
+        mem.insert("f", pattern(5000, 3)).expect("insert");
+        let r = serve_on(
+            mem,
+            Config {
+                max_transfers: 8,
+                per_client: 3,
+                ..quick()
+            },
+            Ipv4Addr::UNSPECIFIED,
+        )
+        .await;
+        let port = r.addr.port();
+        let on_lo = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        // 127.0.0.1 asks for 10 transfers with a timeout of 255 s and never acknowledges.
+        let mut holders = Vec::new();
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            let h = client().await;
+            h.send_to(&rrq("f", &[("timeout", "255"), ("tsize", "0")]), on_lo)
+                .await
+                .expect("send");
+            let (b, _) = recv(&h, Duration::from_secs(2)).await.expect("an answer");
+            answers.push(b);
+            holders.push(h);
+        }
+        let oacks: Vec<&Vec<u8>> = answers.iter().filter(|b| b[1] == 6).collect();
+        assert_eq!(oacks.len(), 3, "three transfers, the rest refused");
+        for b in &oacks {
+            let Ok(Packet::Oack(opts)) = Packet::decode(b) else {
+                panic!("not an OACK: {b:?}");
+            };
+            assert!(
+                !opts.iter().any(|(n, _)| n == "timeout"),
+                "a 255 s timeout is not granted: {opts:?}"
+            );
+        }
+        let refused: Vec<&Vec<u8>> = answers.iter().filter(|b| b[1] == 5).collect();
+        assert_eq!(refused.len(), 7);
+        assert!(
+            String::from_utf8_lossy(refused[0]).contains("too many transfers from 127.0.0.1"),
+            "{:?}",
+            String::from_utf8_lossy(refused[0])
+        );
+        // Another address is served at once.
+        let other = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), port);
+        let g = get(other, "f", &[], &[]).await;
+        assert_eq!(g.data, pattern(5000, 3));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_transfers_run_at_once() {
         let mut mem = MemSource::new();
         let want = pattern(200_000, 9);
         mem.insert("f", want.clone()).expect("insert");
-        let r = serve(mem, quick()).await;
+        // Every client here is 127.0.0.1: lift the per-client share for this one.
+        let r = serve(
+            mem,
+            Config {
+                per_client: 64,
+                ..quick()
+            },
+        )
+        .await;
         let mut all = tokio::task::JoinSet::new();
         for i in 0..50 {
             let addr = r.addr;

@@ -228,6 +228,48 @@ fn open_walk(dir: &OwnedFd, parts: &[String]) -> Result<OwnedFd, Errno> {
     )
 }
 
+/// Whether a server running as an unprivileged user could reach what lies below `dirs` (path
+/// components relative to `root`, resolved beneath it as the open is): every one of them must be
+/// a directory others may search (`o+x`). The root itself is the administrator's choice and is
+/// not checked. A world-readable file inside a `0700` directory is private, as Apache or
+/// tftpd-hpa running as nobody would find; serving it as root would leak it. Shared by TFTP and
+/// HTTP.
+pub fn others_may_search(root: &OwnedFd, dirs: &[String]) -> Result<bool, Errno> {
+    use nix::fcntl::{openat2, OpenHow, ResolveFlag};
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    for i in 1..=dirs.len() {
+        let prefix = dirs[..i].join("/");
+        let how = OpenHow::new()
+            .flags(flags)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = match openat2(root.as_fd(), prefix.as_str(), how) {
+            Err(Errno::ENOSYS) => open_dirs_walk(root, &dirs[..i])?,
+            other => other?,
+        };
+        let st = nix::sys::stat::fstat(&fd)?;
+        if st.st_mode & 0o001 == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// [`others_may_search`]'s open without `openat2`: one component at a time, no links.
+fn open_dirs_walk(root: &OwnedFd, dirs: &[String]) -> Result<OwnedFd, Errno> {
+    use nix::fcntl::openat;
+    let mut cur: Option<OwnedFd> = None;
+    for d in dirs {
+        let at = cur.as_ref().unwrap_or(root);
+        cur = Some(openat(
+            at.as_fd(),
+            d.as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?);
+    }
+    cur.ok_or(Errno::ENOENT)
+}
+
 /// The checks every opened file passes: regular, world-readable; its size for `tsize`.
 fn checked(fd: OwnedFd) -> Result<Content, OpenError> {
     let file = File::from(fd);
@@ -261,6 +303,12 @@ impl FileSource for DirSource {
             Err(Errno::ENOSYS) => open_walk(&dir, parts).map_err(|e| map_errno(e, "open"))?,
             Err(e) => return Err(map_errno(e, "open")),
         };
+        let dirs = parts.split_last().map(|(_, d)| d).unwrap_or_default();
+        if !others_may_search(&dir, dirs).map_err(|e| map_errno(e, "open"))? {
+            return Err(OpenError::Denied(
+                "inside a directory others may not search".into(),
+            ));
+        }
         checked(fd)
     }
 }
@@ -393,6 +441,24 @@ mod tests {
     fn dir_source_serves_inside_and_refuses_outside() {
         let (_t, root) = tree();
         let s = DirSource::new(&root);
+        // A world-readable file in a directory others may not search: refused, also through
+        // a link to it from a public directory.
+        std::fs::create_dir_all(root.join("xcat/closed/deeper")).expect("mkdir");
+        std::fs::write(root.join("xcat/closed/deeper/f"), b"private").expect("write");
+        std::fs::set_permissions(
+            root.join("xcat/closed/deeper/f"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        std::fs::set_permissions(
+            root.join("xcat/closed"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .expect("chmod");
+        match open(&s, "xcat/closed/deeper/f") {
+            Err(OpenError::Denied(why)) => assert!(why.contains("may not search"), "{why}"),
+            other => panic!("served from a 0700 directory: {:?}", other.map(read)),
+        }
         assert_eq!(read(open(&s, "pxelinux.0").expect("open")), b"pxe");
         assert_eq!(read(open(&s, "/pxelinux.0").expect("open")), b"pxe");
         assert_eq!(

@@ -222,11 +222,16 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `bootherd serve` inside `ns` on `bh`'s store and waits for "bootherd ready".
     pub fn start(bh: &Bh, ns: &Netns, extra: &[&str]) -> Daemon {
+        Daemon::start_logging(bh, ns, extra, "info,bootherd=debug")
+    }
+
+    /// [`Daemon::start`] with another `RUST_LOG` (floods: debug lines would be the bottleneck).
+    pub fn start_logging(bh: &Bh, ns: &Netns, extra: &[&str], rust_log: &str) -> Daemon {
         let mut c = ns.command(bin());
         c.arg("serve")
             .args(extra)
             .env("BOOTHERD_DB", &bh.db)
-            .env("RUST_LOG", "info,bootherd=debug");
+            .env("RUST_LOG", rust_log);
         c.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         let mut child = c.spawn().expect("start bootherd serve");

@@ -22,12 +22,18 @@ use tracing::{debug, info, warn};
 use super::statements::Statements;
 use super::wire::{self, names, status, Algorithm, Authenticator, Dict, Message, Opcode, Startup};
 use crate::dhcp::config::normalize_mac;
+use crate::limits::{PerSource, Throttle};
 use crate::store::{Audit, Store, StoreError};
 
 /// Connections served at once.
 const MAX_CONNECTIONS: usize = 64;
 /// A connection that sends nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(300);
+/// A connection that has not logged in (a signed session) within this long is closed: an
+/// OMAPI client (omshell, makedhcp, xCAT) logs in at once.
+const LOGIN_WITHIN: Duration = Duration::from_secs(10);
+/// Connections one client address may hold (`site.omapiperclient`).
+pub const PER_CLIENT: usize = 8;
 
 /// The configured key, read from the store for every new connection (so `makedhcp -n` needs no restart).
 pub fn load_key(store: &Store) -> Result<Option<Authenticator>, String> {
@@ -58,6 +64,15 @@ pub fn load_key(store: &Store) -> Result<Option<Authenticator>, String> {
 /// Accepts connections until shutdown.
 pub async fn serve(listener: TcpListener, store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let s2 = store.clone();
+    let per_client = tokio::task::spawn_blocking(move || {
+        crate::limits::site_limit(&s2, "omapiperclient", PER_CLIENT)
+    })
+    .await
+    .unwrap_or(PER_CLIENT);
+    let sources = PerSource::new(per_client);
+    static OVER: Throttle = Throttle::new();
+    static FULL: Throttle = Throttle::new();
     loop {
         let (sock, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -70,8 +85,19 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, mut shutdown: watch
             },
             _ = shutdown.changed() => return,
         };
+        let Some(slot) = sources.try_acquire(peer.ip()) else {
+            if let Some(suppressed) = OVER.check() {
+                warn!(suppressed, "OMAPI: {} holds its {per_client} connections (site.omapiperclient); refusing more", peer.ip());
+            }
+            continue;
+        };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            warn!("OMAPI: {MAX_CONNECTIONS} connections open; refusing {peer}");
+            if let Some(suppressed) = FULL.check() {
+                warn!(
+                    suppressed,
+                    "OMAPI: {MAX_CONNECTIONS} connections open; refusing {peer}"
+                );
+            }
             continue;
         };
         let store = store.clone();
@@ -81,6 +107,7 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, mut shutdown: watch
                 debug!("OMAPI connection from {peer} ended: {e}");
             }
             drop(permit);
+            drop(slot);
         });
     }
 }
@@ -114,7 +141,10 @@ async fn connection(
     let key = match key {
         Ok(k) => k,
         Err(e) => {
-            warn!("OMAPI: {e}");
+            static KEY: Throttle = Throttle::new();
+            if let Some(suppressed) = KEY.check() {
+                warn!(suppressed, "OMAPI: {e}");
+            }
             None
         }
     };
@@ -132,6 +162,7 @@ async fn connection(
         next_tid: 1,
     };
     let mut chunk = [0u8; 8192];
+    let login_by = tokio::time::Instant::now() + LOGIN_WITHIN;
     loop {
         // Take every complete message already buffered.
         loop {
@@ -150,7 +181,13 @@ async fn connection(
                 Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
-                    warn!("OMAPI: malformed message from {peer}: {e}; closing");
+                    static MALFORMED: Throttle = Throttle::new();
+                    if let Some(suppressed) = MALFORMED.check() {
+                        warn!(
+                            suppressed,
+                            "OMAPI: malformed message from {peer}: {e}; closing"
+                        );
+                    }
                     return Err(e.to_string());
                 }
             };
@@ -165,8 +202,13 @@ async fn connection(
                 return Ok(());
             }
         }
+        let wait = if session.authid.is_some() {
+            tokio::time::Instant::now() + IDLE
+        } else {
+            login_by
+        };
         let n = tokio::select! {
-            r = tokio::time::timeout(IDLE, sock.read(&mut chunk)) => match r {
+            r = tokio::time::timeout_at(wait, sock.read(&mut chunk)) => match r {
                 Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(e.to_string()),
@@ -378,7 +420,13 @@ impl Session {
                 return (Some((reply, false)), false);
             }
             let Some(key) = self.key.as_ref() else {
-                warn!("OMAPI login refused: no key configured (run makedhcp -n)");
+                static NO_KEY: Throttle = Throttle::new();
+                if let Some(suppressed) = NO_KEY.check() {
+                    warn!(
+                        suppressed,
+                        "OMAPI login refused: no key configured (run makedhcp -n)"
+                    );
+                }
                 let reply = self.status(m, status::NOTFOUND, "no object matches specification");
                 return (Some((reply, false)), false);
             };
@@ -403,7 +451,10 @@ impl Session {
             .as_ref()
             .is_some_and(|k| k.verify(d.signed_bytes(buf), &m.signature));
         if !verified {
-            warn!("OMAPI: message with a bad signature; closing");
+            static BAD_SIG: Throttle = Throttle::new();
+            if let Some(suppressed) = BAD_SIG.check() {
+                warn!(suppressed, "OMAPI: message with a bad signature; closing");
+            }
             let mut reply = self.status(m, status::INVALIDKEY, "");
             reply.authid = 0;
             return (Some((reply, false)), true);
