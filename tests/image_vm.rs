@@ -268,7 +268,9 @@ fn a_genimaged_debian_boots_stateless_and_statelite_through_bootherd() {
     let serial = bh.path("serial-netboot.txt");
     // A hardware RNG, as real nodes have: the image makes its ssh host keys at boot.
     let mut vmproc = vm::qemu(&ns, &serial, MAC, 1536, &["-device", "virtio-rng-pci"]);
-    let ok = vm::wait_serial(&serial, "Multi-User System", Duration::from_secs(420));
+    // Until the postscripts have run and reported (systemd's own "Multi-User System" line may
+    // never reach the console once the serial getty has taken it).
+    let ok = vm::wait_serial(&serial, "xcatdsklspost: done:", Duration::from_secs(420));
     // The image's own sshd answers (host keys made at boot): OpenSSH's ssh-keyscan asks it.
     let keys = if ok {
         let o = ns
