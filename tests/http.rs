@@ -372,6 +372,17 @@ fn wget_r_mirrors_postscripts() {
         .map(|(r, c)| (r.to_string(), c.clone()))
         .collect();
     want.insert("link-inside".into(), files[0].1.clone());
+    // xCAT's default postscripts, which `bootherd serve` adds where the site has none of its own
+    // (the site's syslog above is kept).
+    for s in ["otherpkgs", "remoteshell", "syncfiles"] {
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("postscripts")
+            .join(s);
+        want.insert(
+            s.into(),
+            std::fs::read(shipped).expect("shipped postscript"),
+        );
+    }
     let got = tree(&dest);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),

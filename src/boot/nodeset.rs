@@ -191,7 +191,12 @@ fn stage_install_kernel(r: &Resolver, ctx: &RenderCtx, img: &Osimage) -> Result<
         .unwrap_or_else(|| format!("{installdir}/{}/{}", img.os, img.arch));
     let pkgdir = PathBuf::from(pkgdir);
     let Some((src_k, src_i)) = installer_files(&pkgdir, &img.arch) else {
-        return Err(format!("Install image not found in {}", pkgdir.display()));
+        let missing = if k.is_file() { &i } else { &k };
+        return Err(format!(
+            "Install image not found in {} ({} is missing)",
+            pkgdir.display(),
+            missing.display()
+        ));
     };
     let dir = k.parent().unwrap_or(&ctx.tftpdir);
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
