@@ -605,7 +605,9 @@ impl DhcpServer {
                 if discovers {
                     if let Some(d) = discover_deadline {
                         // The clock is read every 8 DISCOVERs: cheap, and a few µs late at most.
-                        if round.shed > shed_before || (checked.is_multiple_of(8) && Instant::now() >= d) {
+                        if round.shed > shed_before
+                            || (checked.is_multiple_of(8) && Instant::now() >= d)
+                        {
                             round.shed += 1;
                             continue;
                         }
@@ -784,6 +786,8 @@ const DISCOVER_BUDGET: Duration = Duration::from_millis(4);
 const COMMIT_LINGER: Duration = Duration::from_millis(5);
 /// ... and how many may wait before the commit runs at once.
 const COMMIT_MAX: usize = 512;
+/// Shortest time between the starts of two rounds while busy (see `serve_socket`).
+const COALESCE: Duration = Duration::from_micros(500);
 /// How long an idle thread waits before looking at the shutdown flag.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
@@ -891,6 +895,10 @@ fn serve_socket(
     let mut round = Round::default();
     // When the oldest decision waiting for a commit was made.
     let mut waiting_since: Option<Instant> = None;
+    let mut last_start: Option<Instant> = None;
+    // Overload reports: DISCOVERs shed since the last report, at most one report a second.
+    let mut shed_reported = 0usize;
+    let mut shed_since: Option<Instant> = None;
     let commit = |round: &mut Round| {
         if !round.pending() {
             return;
@@ -987,6 +995,19 @@ fn serve_socket(
             full.then(|| started + DISCOVER_BUDGET),
             &mut round,
         );
+        if round.shed > shed_reported {
+            let since = *shed_since.get_or_insert(started);
+            if started.duration_since(since) >= Duration::from_secs(1) {
+                warn!(
+                    "DHCP on {} overloaded: {} DISCOVER(s) left unanswered in the last {:.1} s; REQUESTs were answered first",
+                    iface.name,
+                    round.shed - shed_reported,
+                    started.duration_since(since).as_secs_f64()
+                );
+                shed_reported = round.shed;
+                shed_since = None;
+            }
+        }
         let now = std::mem::take(&mut round.now);
         for (to, e) in send_all(fd, &now) {
             warn!("cannot send DHCP reply to {to} on {}: {e}", iface.name);
@@ -998,6 +1019,19 @@ fn serve_socket(
                 waiting_since = None;
             } else if waiting_since.is_none() {
                 waiting_since = Some(started);
+            }
+        }
+        // Coalescing, as a NIC's interrupt moderation does: while busy, let the next datagrams
+        // queue for a moment and take them together instead of waking for each one. A round
+        // that began within COALESCE of the previous one is busy; a request to an idle server is
+        // answered at once.
+        let busy = last_start.is_some_and(|l| started.duration_since(l) < COALESCE);
+        last_start = Some(started);
+        if !full && busy {
+            let next = started + COALESCE;
+            let now = Instant::now();
+            if next > now + Duration::from_micros(50) {
+                std::thread::sleep(next - now);
             }
         }
     }
