@@ -7,13 +7,13 @@
 #
 # environment (defaults in brackets):
 #   RATES ["5000 15000 30000 100000"]   offered rates (perfdhcp -r, new exchanges/s) for bootherd and Kea
-#   DNSMASQ_RATES ["300 5000"]          offered rates for dnsmasq (it fsyncs its lease file per change)
+#   DNSMASQ_RATES ["300"]               offered rates for dnsmasq (it fsyncs its lease file per change)
 #   MODES ["relay direct"]              relay: perfdhcp plays a relay agent (giaddr, unicast to the server);
 #                                       direct: perfdhcp broadcasts on the server's link like real clients
 #   SCENARIOS ["dora renew"]            dora: DISCOVER-OFFER-REQUEST-ACK from CLIENTS random MACs;
-#                                       renew: RENEW_BASE DORA/s plus renewals (perfdhcp -f RATE) of those leases
-#   CLIENTS [9000]  DUR [8] s per run  ROUNDS [3] (servers interleaved per round; medians and min–max reported)
-#   RENEW_BASE [1000]  SERVER_CPU [0]  GEN_CPU [1]  BENCH_NICE [-20]  BOOTHERD_BIN (default: cargo build --release)
+#                                       renew: half the offered rate DORAs, half renewals of their leases (-f)
+#   CLIENTS [9000]  DUR [6] s per run  ROUNDS [3] (servers interleaved per round; medians and min–max reported)
+#   SERVER_CPU [0]  GEN_CPU [1]  BENCH_NICE [-20]  BOOTHERD_BIN (default: cargo build --release)
 #   OUT [bench/out/dhcp]
 #
 # Every run starts its server afresh on an empty lease store. The figure to compare servers by on a small
@@ -39,13 +39,12 @@ done
 [ "$(id -u)" = 0 ] || { echo "$0: run as root (network namespaces, port 67)" >&2; exit 1; }
 
 RATES=${RATES:-5000 15000 30000 100000}
-DNSMASQ_RATES=${DNSMASQ_RATES:-300 5000}
+DNSMASQ_RATES=${DNSMASQ_RATES:-300}
 MODES=${MODES:-relay direct}
 SCENARIOS=${SCENARIOS:-dora renew}
 CLIENTS=${CLIENTS:-9000}
-DUR=${DUR:-8}
+DUR=${DUR:-6}
 ROUNDS=${ROUNDS:-3}
-RENEW_BASE=${RENEW_BASE:-1000}
 SERVER_CPU=${SERVER_CPU-0}
 GEN_CPU=${GEN_CPU-1}
 BENCH_NICE=${BENCH_NICE--20}
@@ -60,9 +59,19 @@ D_SRV_IP=10.96.0.1 D_CLI_IP=10.96.255.254 D_NET=10.96.0.0 D_MASK=255.255.0.0 D_L
 D_LO=10.96.1.0 D_HI=10.96.125.255
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-pin() { # command prefix for a process pinned to CPU $1 at BENCH_NICE
+pin() { # command prefix for a process pinned to CPU $1 at BENCH_NICE, in a session of its own
+    echo setsid
     if [ -n "$BENCH_NICE" ]; then echo "nice -n $BENCH_NICE"; fi
     if [ -n "$1" ]; then echo "taskset -c $1"; fi
+}
+# With the kernel's autogroup scheduling (kernel.sched_autogroup_enabled=1, the default), nice only ranks
+# processes within their session's group, and every session's group gets an equal share of a core: a
+# server at nice -20 still got ~15 % of its core beside two compiler sessions. So each measured process
+# runs in a session of its own (setsid above) whose group gets BENCH_NICE too (/proc/PID/autogroup).
+autogroup_nice() { # PID...
+    local p
+    [ -n "$BENCH_NICE" ] || return 0
+    for p in "$@"; do echo "$BENCH_NICE" > "/proc/$p/autogroup" 2> /dev/null || true; done
 }
 
 PIDS=()
@@ -188,6 +197,7 @@ start_server() {
         [ "$(ip netns exec $SRV_NS ss -Hlun 'sport = :67' | wc -l)" -ge 1 ] && break
         sleep 0.2
     done
+    autogroup_nice $(ip netns pids $SRV_NS)
     sleep 1
 }
 stop_server() {
@@ -208,8 +218,8 @@ cpu_ticks() { # utime+stime of every process in the server namespace
 other_ticks() { # user+nice+system ticks of the whole machine
     awk '$1 == "cpu" { print $2 + $3 + $4 }' /proc/stat
 }
-rcvbuf_errors() {
-    ip netns exec $SRV_NS awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+rcvbuf_errors() { # [NS]: datagrams dropped on a full socket buffer in the server's (or NS's) namespace
+    ip netns exec "${1:-$SRV_NS}" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
 }
 HZ=$(getconf CLK_TCK)
 
@@ -229,19 +239,24 @@ parse() {
 }
 
 CSV=$OUT/runs.csv
-echo "server,mode,scenario,offered,round,exch_per_s,acks,do_drop_pct,ra_drop_pct,renew_per_s,renew_drop_pct,do_ms,ra_ms,cpu_s,cpu_us_per_exch,rcvbuf_drops,other_load_pct" > "$CSV"
+echo "server,mode,scenario,offered,round,exch_per_s,acks,do_drop_pct,ra_drop_pct,renew_per_s,renew_drop_pct,do_ms,ra_ms,cpu_s,cpu_us_per_exch,rcvbuf_drops,other_load_pct,perfdhcp_rcvbuf_drops" > "$CSV"
 
 run_one() { # SERVER MODE SCENARIO RATE ROUND
-    local srv=$1 mode=$2 scen=$3 rate=$4 round=$5 f target args c0 c1 o0 o1 x0 x1 t0 t1
+    local srv=$1 mode=$2 scen=$3 rate=$4 round=$5 f target args c0 c1 o0 o1 x0 x1 y0 y1 t0 t1
     f=$W/perfdhcp-$srv-$mode-$scen-$rate-$round.txt
     MODE=$mode
     if [ "$mode" = relay ]; then target=(-l $GIADDR $R_SRV_IP); else target=(-l $D_CLI_IF); fi
-    if [ "$scen" = dora ]; then args=(-r "$rate"); else args=(-r "$RENEW_BASE" -f "$rate"); fi
+    # renew: half the offered rate new DORAs, half renewals of the leases they got (perfdhcp wants -f <= -r)
+    if [ "$scen" = dora ]; then args=(-r "$rate"); else args=(-r $((rate / 2)) -f $((rate / 2))); fi
     start_server "$srv" || { echo "$srv,$mode,$scen,$rate,$round,,,,,,,,,,,," >> "$CSV"; return; }
-    c0=$(cpu_ticks) o0=$(other_ticks) x0=$(rcvbuf_errors) t0=$(date +%s.%N)
+    c0=$(cpu_ticks) o0=$(other_ticks) x0=$(rcvbuf_errors) y0=$(rcvbuf_errors $CLI_NS) t0=$(date +%s.%N)
     ip netns exec $CLI_NS $(pin "$GEN_CPU") timeout $((DUR + 30)) perfdhcp -4 -R "$CLIENTS" -p "$DUR" "${args[@]}" \
-        "${target[@]}" > "$f" 2>&1 || true
-    c1=$(cpu_ticks) o1=$(other_ticks) x1=$(rcvbuf_errors) t1=$(date +%s.%N)
+        "${target[@]}" > "$f" 2>&1 &
+    local gpid=$!
+    sleep 0.05
+    autogroup_nice $(ip netns pids $CLI_NS)
+    wait $gpid || true
+    c1=$(cpu_ticks) o1=$(other_ticks) x1=$(rcvbuf_errors) y1=$(rcvbuf_errors $CLI_NS) t1=$(date +%s.%N)
     stop_server
     local kv
     kv=$(parse "$f")
@@ -249,12 +264,12 @@ run_one() { # SERVER MODE SCENARIO RATE ROUND
     eval "$(echo "$kv" | sed 's/rate=/rate_=/')"
     # completed exchanges: ACKs of DORAs (+ ACKs of renewals in the renew scenario)
     awk -v s="$srv" -v m="$mode" -v sc="$scen" -v r="$rate" -v rd="$round" -v ra="$ra_recv" -v rn="$rn_recv" \
-        -v dur="$DUR" -v c=$((c1 - c0)) -v o=$((o1 - o0)) -v hz="$HZ" -v dd="$do_drop" -v rad="$ra_drop" \
-        -v rnd="$rn_drop" -v dms="$do_ms" -v rms="$ra_ms" -v x=$((x1 - x0)) -v t="$(echo "$t1 - $t0" | bc)" 'BEGIN {
+        -v dur="$DUR" -v ncpu="$(nproc)" -v c=$((c1 - c0)) -v o=$((o1 - o0)) -v hz="$HZ" -v dd="$do_drop" -v rad="$ra_drop" \
+        -v rnd="$rn_drop" -v dms="$do_ms" -v rms="$ra_ms" -v x=$((x1 - x0)) -v y=$((y1 - y0)) -v t="$(echo "$t1 - $t0" | bc)" 'BEGIN {
         acks = ra + rn; cpu = c / hz
-        other = (o - c) / hz / t / 2 * 100; if (other < 0) other = 0   # % of the 2nd core... of all cores: see below
-        printf "%s,%s,%s,%s,%s,%.0f,%d,%.2f,%.2f,%.0f,%.2f,%.3f,%.3f,%.2f,%.1f,%d,%.0f\n", s, m, sc, r, rd,
-            ra / dur, acks, dd, rad, rn / dur, rnd, dms, rms, cpu, (acks > 0 ? cpu * 1e6 / acks : 0), x, other }' >> "$CSV"
+        other = (o - c) / hz / t / ncpu * 100; if (other < 0) other = 0   # % of all cores, perfdhcp included
+        printf "%s,%s,%s,%s,%s,%.0f,%d,%.2f,%.2f,%.0f,%.2f,%.3f,%.3f,%.2f,%.1f,%d,%.0f,%d\n", s, m, sc, r, rd,
+            acks / dur, acks, dd, rad, rn / dur, rnd, dms, rms, cpu, (acks > 0 ? cpu * 1e6 / acks : 0), x, other, y }' >> "$CSV"
     log "$(tail -1 "$CSV")"
 }
 
@@ -279,7 +294,7 @@ summary() {
     awk -F, 'NR > 1 && $6 != "" {
         k = $1 "," $2 "," $3 "," $4; n[k]++
         x[k, n[k]] = $6; c[k, n[k]] = $15; d[k, n[k]] = $8; q[k, n[k]] = $9; rn[k, n[k]] = $10; rnd[k, n[k]] = $11
-        lo[k, n[k]] = $12; la[k, n[k]] = $13; oth[k, n[k]] = $17
+        lo[k, n[k]] = $12; la[k, n[k]] = $13; oth[k, n[k]] = $17; sx[k, n[k]] = $16; gx[k, n[k]] = $18
         if (!(k in seen)) { seen[k] = 1; order[++m] = k }
     }
     function med(a, k, cnt,   i, j, t, v) { for (i = 1; i <= cnt; i++) v[i] = a[k, i] + 0
@@ -287,8 +302,9 @@ summary() {
         lo_ = v[1]; hi_ = v[cnt]; return (cnt % 2 ? v[(cnt + 1) / 2] : (v[cnt / 2] + v[cnt / 2 + 1]) / 2) }
     END { for (i = 1; i <= m; i++) { k = order[i]; cnt = n[k]
         mx = med(x, k, cnt); xl = lo_; xh = hi_; mc = med(c, k, cnt); cl = lo_; ch = hi_
-        printf "%s,%d,%.0f,%.0f,%.0f,%.1f,%.1f,%.1f,%.2f,%.2f,%.0f,%.2f,%.2f,%.2f,%.0f\n", k, cnt, mx, xl, xh, mc, cl, ch,
-            med(d, k, cnt), med(q, k, cnt), med(rn, k, cnt), med(rnd, k, cnt), med(lo, k, cnt), med(la, k, cnt), med(oth, k, cnt) } }' "$CSV"
+        printf "%s,%d,%.0f,%.0f,%.0f,%.1f,%.1f,%.1f,%.2f,%.2f,%.0f,%.2f,%.2f,%.2f,%.0f,%.0f,%.0f\n", k, cnt, mx, xl, xh, mc, cl, ch,
+            med(d, k, cnt), med(q, k, cnt), med(rn, k, cnt), med(rnd, k, cnt), med(lo, k, cnt), med(la, k, cnt), med(oth, k, cnt),
+            med(sx, k, cnt), med(gx, k, cnt) } }' "$CSV"
 }
 summary > "$OUT/summary.csv"
 fmt() { awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
@@ -301,23 +317,25 @@ fmt() { awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); o = ""; while (length(s) 
     echo "$CLIENTS client MACs (perfdhcp -R), $DUR s per run, $ROUNDS rounds (median, min–max), server pinned to CPU ${SERVER_CPU:-any},"
     echo "perfdhcp to CPU ${GEN_CPU:-any}, both at nice ${BENCH_NICE:-0}. Command: \`sudo bench/dhcp.sh\` (settings above in its header)."
     echo
-    echo "| mode | scenario | server | offered/s | exchanges/s (min–max) | DISCOVER drops | REQUEST drops | renewals/s (drops) | OFFER / ACK ms | server CPU µs per exchange (min–max) | Kea CPU ÷ this | other load |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    while IFS=, read -r srv mode scen rate cnt mx xl xh mc cl ch d q rn rnd lo la oth; do
+    echo "| mode | scenario | server | offered/s | exchanges/s (min–max) | DISCOVER drops | REQUEST drops | renewals/s (drops) | OFFER / ACK ms | server CPU µs per exchange (min–max) | Kea CPU ÷ this | socket drops server / perfdhcp | other load |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    while IFS=, read -r srv mode scen rate cnt mx xl xh mc cl ch d q rn rnd lo la oth sx gx; do
         kc=$(awk -F, -v m="$mode" -v s="$scen" -v r="$rate" '$1 == "kea" && $2 == m && $3 == s && $4 == r { print $9 }' "$OUT/summary.csv")
         ratio="–"
         [ -n "$kc" ] && ratio=$(awk -v a="$kc" -v b="$mc" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "–" }')
         rens="–"
         [ "$scen" = renew ] && rens="$(fmt "$rn") ($rnd %)"
-        echo "| $mode | $scen | $srv | $(fmt "$rate") | $(fmt "$mx") ($(fmt "$xl")–$(fmt "$xh")) | $d % | $q % | $rens | $lo / $la | $mc ($cl–$ch) | $ratio | $oth % |"
+        echo "| $mode | $scen | $srv | $(fmt "$rate") | $(fmt "$mx") ($(fmt "$xl")–$(fmt "$xh")) | $d % | $q % | $rens | $lo / $la | $mc ($cl–$ch) | $ratio | $(fmt "$sx") / $(fmt "$gx") | $oth % |"
     done < "$OUT/summary.csv"
     echo
-    echo "- exchanges/s: DORA exchanges completed (ACK received by perfdhcp) per second of the run. In the renew scenario the"
-    echo "  DORAs run at $RENEW_BASE/s and the offered rate is that of renewals (REQUEST with ciaddr, perfdhcp -f)."
+    echo "- exchanges/s: exchanges completed (ACK received by perfdhcp) per second of the run. In the renew scenario half the"
+    echo "  offered rate is new DORAs and half renewals of their leases (REQUEST with ciaddr, perfdhcp -f); both count."
     echo "- DISCOVER / REQUEST drops: perfdhcp's drops ratio (no answer in time) for DISCOVER-OFFER and REQUEST-ACK."
     echo "- server CPU µs per exchange: utime+stime of the server's processes over the run ÷ ACKs received (DORA + renewal)."
     echo "  Kea CPU ÷ this: Kea's figure at the same mode, scenario and offered rate divided by this server's."
-    echo "- other load: CPU used meanwhile by everything else on the machine, as % of all cores (it competes with the run)."
+    echo "- socket drops: datagrams the kernel dropped on a full socket buffer (median per run), in the server's namespace"
+    echo "  and in perfdhcp's: the latter are answers perfdhcp could not take in time (counted as drops above, not the server's)."
+    echo "- other load: CPU used meanwhile by everything but the server (perfdhcp included), as % of all cores."
     echo "- Durability: Kea memfile appends a CSV line per lease change (write(2), no fsync); dnsmasq rewrites and fsyncs"
     echo "  its lease file per change; bootherd commits every ACKed lease to SQLite (WAL, synchronous=FULL) before the ACK"
     echo "  leaves, one commit (one fsync) for all ACKs decided within 5 ms."

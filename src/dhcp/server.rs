@@ -622,13 +622,16 @@ impl DhcpServer {
                     Decision::Record(lease) => round.records.push(lease),
                     Decision::Reply { reply, to, lease } => {
                         let mtype = reply.message_type();
-                        debug!(
-                            "{:?} {} → {} for {}",
-                            mtype,
-                            reply.yiaddr,
-                            to,
-                            p.mac_string()
-                        );
+                        if lease.is_none() {
+                            // ACKs are logged once sent, after their commit (commit_round).
+                            debug!(
+                                "{:?} {} → {} for {}",
+                                mtype,
+                                reply.yiaddr,
+                                to,
+                                p.mac_string()
+                            );
+                        }
                         match lease {
                             Some(l) => {
                                 // Two clients asking for one address in the same round: the
@@ -704,6 +707,17 @@ impl DhcpServer {
                 }
             }
             return Vec::new();
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for (l, (_, to)) in leases[..n].iter().zip(&acks) {
+                debug!(
+                    "{:?} {} → {} for {}",
+                    Some(MessageType::Ack),
+                    l.ip,
+                    to,
+                    l.mac
+                );
+            }
         }
         if let Ok(mut b) = self.book.lock() {
             for l in leases.drain(..n) {
