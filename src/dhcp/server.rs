@@ -1074,3 +1074,111 @@ fn readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Result<bool> 
     }
     Ok(r > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const RELAY: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
+
+    fn server() -> DhcpServer {
+        let view = DhcpView {
+            subnets: vec![Subnet {
+                name: "remote".into(),
+                net: Ipv4Addr::new(10, 0, 1, 0),
+                mask: Ipv4Addr::new(255, 255, 255, 0),
+                prefix: 24,
+                gateway: Some(Some(RELAY)),
+                dns: Vec::new(),
+                domain: None,
+                ntp: Vec::new(),
+                mtu: None,
+                ranges: vec![(Ipv4Addr::new(10, 0, 1, 10), Ipv4Addr::new(10, 0, 1, 100))],
+                tftpserver: None,
+            }],
+            lease_time: 3600,
+            ..DhcpView::default()
+        };
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        DhcpServer::new(view, LeaseBook::default(), LeaseWriter::spawn(store))
+    }
+
+    fn iface() -> Iface {
+        Iface {
+            name: "eth0".into(),
+            addr: SERVER,
+            noboot: true,
+        }
+    }
+
+    /// A relayed DISCOVER, or REQUEST for `requested`, from MAC 02:00:00:00:00:`n`.
+    fn msg(n: u8, mtype: MessageType, requested: Option<Ipv4Addr>) -> Vec<u8> {
+        let mut p = Packet {
+            op: 1,
+            htype: 1,
+            hlen: 6,
+            hops: 1,
+            xid: u32::from(n),
+            giaddr: RELAY,
+            ..Packet::default()
+        };
+        p.chaddr[..6].copy_from_slice(&[2, 0, 0, 0, 0, n]);
+        p.set(opt::MESSAGE_TYPE, vec![mtype as u8]);
+        if let Some(ip) = requested {
+            p.set_ip(opt::REQUESTED_IP, ip);
+            p.set_ip(opt::SERVER_ID, SERVER);
+        }
+        p.encode()
+    }
+
+    fn reply_type(d: &[u8]) -> Option<MessageType> {
+        Packet::decode(d).ok().and_then(|p| p.message_type())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_overloaded_round_answers_its_requests_and_sheds_its_discovers() {
+        let s = server();
+        let from = SocketAddrV4::new(RELAY, 67);
+        // Client 1 is offered an address.
+        let mut r = Round::default();
+        let d1 = msg(1, MessageType::Discover, None);
+        s.decide_round(&iface(), &[(&d1, from)], None, &mut r);
+        assert_eq!(r.now.len(), 1);
+        let offered = Packet::decode(&r.now[0].0).expect("offer").yiaddr;
+        assert_eq!(reply_type(&r.now[0].0), Some(MessageType::Offer));
+        // Then a round, found with more queued than it can take, holding two new clients'
+        // DISCOVERs before client 1's REQUEST, whose time for DISCOVERs is already up.
+        let mut r = Round::default();
+        let (d2, d3) = (
+            msg(2, MessageType::Discover, None),
+            msg(3, MessageType::Discover, None),
+        );
+        let q1 = msg(1, MessageType::Request, Some(offered));
+        let past = Instant::now() - Duration::from_millis(10);
+        let dgrams = [(&d2[..], from), (&d3[..], from), (&q1[..], from)];
+        let s2 = tokio::task::block_in_place(|| {
+            s.decide_round(&iface(), &dgrams, Some(past), &mut r);
+            r.shed
+        });
+        assert_eq!(s2, 2, "both DISCOVERs shed");
+        assert!(r.now.is_empty(), "no OFFER sent: {:?}", r.now);
+        assert_eq!(r.acked.len(), 1);
+        assert_eq!(s.stats.shed.load(Ordering::Relaxed), 2);
+        // The ACK leaves only once its lease is committed, and the lease is then in the book.
+        let acks = tokio::task::block_in_place(|| s.commit_round(&mut r));
+        assert_eq!(acks.len(), 1);
+        assert_eq!(reply_type(&acks[0].0), Some(MessageType::Ack));
+        assert_eq!(acks[0].1, from, "answered to the relay");
+        let book = s.book.lock().expect("book");
+        let l = book.by_mac("02:00:00:00:00:01").expect("lease");
+        assert_eq!((l.ip, l.state), (offered, LeaseState::Active));
+        // Without a deadline the same DISCOVERs are answered.
+        drop(book);
+        let mut r = Round::default();
+        s.decide_round(&iface(), &dgrams[..2], None, &mut r);
+        assert_eq!(r.now.len(), 2);
+        assert_eq!(r.shed, 0);
+    }
+}
