@@ -787,3 +787,166 @@ fn a_whole_subnet_dynamic_range_leaves_out_the_server_gateway_and_nodes() {
         d.dump()
     );
 }
+
+/// perfdhcp's report: the "drops ratio" and "received packets" of one exchange section
+/// ("DISCOVER-OFFER" or "REQUEST-ACK").
+fn perfdhcp_section(report: &str, section: &str) -> (f64, u64, u64) {
+    let head = format!("***Statistics for: {section}***");
+    let body = report
+        .split_once(&head)
+        .map(|(_, b)| b)
+        .unwrap_or_else(|| panic!("no {section} section in perfdhcp's report:\n{report}"));
+    let field = |name: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no '{name}' under {section}:\n{report}"))
+            .to_string()
+    };
+    let ratio: f64 = field("drops ratio:").parse().expect("drops ratio");
+    let sent: u64 = field("sent packets:").parse().expect("sent");
+    let received: u64 = field("received packets:").parse().expect("received");
+    (ratio, sent, received)
+}
+
+/// Under a flood of DISCOVERs far beyond what the server can answer (ISC perfdhcp sending
+/// DISCOVERs only, from a second relay, sharing one core with the server), clients that were
+/// offered an address still get their ACK: the server finishes REQUESTs before taking new
+/// DISCOVERs, and says that it is overloaded.
+#[test]
+fn under_a_discover_flood_offered_clients_still_get_their_ack() {
+    common::need(&[("perfdhcp", "kea-admin"), ("taskset", "util-linux")]);
+    let bh = Bh::new();
+    for (name, net, mask, extra) in [
+        ("link", "10.99.30.0", "255.255.255.0", None),
+        (
+            "behindrelay",
+            "10.99.32.0",
+            "255.255.252.0",
+            Some("dynamicrange=10.99.32.10-10.99.35.250"),
+        ),
+    ] {
+        let mut a = vec![
+            "mkdef".to_string(),
+            "-t".into(),
+            "network".into(),
+            "-o".into(),
+            name.into(),
+            format!("net={net}"),
+            format!("mask={mask}"),
+        ];
+        if let Some(e) = extra {
+            a.push("mgtifname=!remote!".into());
+            a.push("gateway=10.99.32.1".into());
+            a.push(e.into());
+        }
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        bh.ok(&a);
+    }
+    bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=bhs0"]);
+    let pair = Pair::new("df", "10.99.30.1/24");
+    // Two relay agents on the client side (perfdhcp binds giaddr:67 as a relay does).
+    for a in ["10.99.30.2/24", "10.99.32.1/22", "10.99.32.2/22"] {
+        pair.cli.exec(&["ip", "addr", "add", a, "dev", "bhc0"]);
+    }
+    pair.srv
+        .exec(&["ip", "route", "add", "10.99.32.0/22", "via", "10.99.30.2"]);
+    let d = Daemon::start(&bh, &pair.srv, &[]);
+    assert!(d.wait_for("DHCP listening", 5), "{}", d.dump());
+    // The server on one core, perfdhcp on another (when there is one): the flood comes as fast as
+    // perfdhcp can send, which the server (logging every packet, as tests run it) can read but not
+    // answer. The flood's MACs (perfdhcp's default base) are not the measured clients' (-b).
+    let pid = d.child.id().to_string();
+    let gen_cpu = if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        "1"
+    } else {
+        "0"
+    };
+    common::sh(&["taskset", "-a", "-p", "-c", "0", &pid]);
+    let flood = pair
+        .cli
+        .command("taskset")
+        .args([
+            "-c",
+            gen_cpu,
+            "perfdhcp",
+            "-4",
+            "-i",
+            "-R",
+            "500",
+            "-r",
+            "200000",
+            "-p",
+            "6",
+            "-l",
+            "10.99.32.2",
+            "10.99.30.1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the perfdhcp flood");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // An ACK waits for its lease's fsync, which another process's heavy writing can hold up for
+    // seconds on a shared disk: a REQUEST counts as lost only after 10 s (-d, second value), and
+    // perfdhcp waits up to 5 s after its 4 s for answers still on their way (-W). What is checked
+    // is that every REQUEST is answered, not how fast the disk is.
+    let o = pair
+        .cli
+        .command("taskset")
+        .args([
+            "-c",
+            gen_cpu,
+            "perfdhcp",
+            "-4",
+            "-b",
+            "mac=02:00:00:99:30:00",
+            "-R",
+            "100",
+            "-r",
+            "100",
+            "-p",
+            "4",
+            "-W",
+            "5000000",
+            "-d",
+            "2",
+            "-d",
+            "10",
+            "-l",
+            "10.99.32.1",
+            "10.99.30.1",
+        ])
+        .output()
+        .expect("run perfdhcp");
+    let flood = flood.wait_with_output().expect("flood");
+    let report = String::from_utf8_lossy(&o.stdout).to_string();
+    let flood_report = String::from_utf8_lossy(&flood.stdout).to_string();
+    let (_, flood_sent, _) = perfdhcp_section(&flood_report, "DISCOVER-OFFER");
+    let (_, _, offered) = perfdhcp_section(&report, "DISCOVER-OFFER");
+    let (req_drops, requests, acked) = perfdhcp_section(&report, "REQUEST-ACK");
+    assert!(
+        d.log
+            .lock()
+            .map(|l| l.iter().any(|x| x.contains("overloaded")))
+            .unwrap_or(false),
+        "the flood ({flood_sent} DISCOVERs) did not overload the server, so this test shows nothing:\n{flood_report}"
+    );
+    assert!(
+        offered >= 20 && requests >= 20,
+        "too few of the measured clients were offered an address under the flood ({offered}):\n{report}"
+    );
+    assert!(
+        req_drops <= 2.0 && acked + 1 >= requests,
+        "REQUESTs went unanswered under the DISCOVER flood ({acked} ACKs for {requests} REQUESTs, {req_drops} % dropped):\n{report}\ndaemon warnings:\n{}",
+        d.log
+            .lock()
+            .map(|l| l
+                .iter()
+                .filter(|x| x.contains("WARN") || x.contains("ERROR"))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n"))
+            .unwrap_or_default()
+    );
+}

@@ -89,6 +89,10 @@ fn vm_lab(
     )
     .expect("initrd");
     bh.ok(&["chtab", "key=dhcpinterfaces", "site.value=br0"]);
+    // bench/pxeboot.sh measures the same boot without router advertisements (the wait they remove).
+    if std::env::var("BOOTHERD_BENCH_RA").is_ok_and(|v| v == "no") {
+        bh.ok(&["chtab", "key=routeradvertisements", "site.value=no"]);
+    }
     let (netarg, range) = (
         format!("net={net}.0"),
         format!("dynamicrange={net}.100-{net}.120"),
@@ -222,14 +226,27 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
 fn a_vm_with_netboot_xnba_boots_its_ipxe_script_and_kernel_over_http() {
     let (bh, ns, d) = vm_lab("vx", "10.99.71", "vm71", 71, "xnba", false);
     let serial = bh.path("serial.txt");
+    let poweron = vm::utc_secs_now();
     let mut vm = qemu(&ns, &serial);
     let booted = wait_serial(
         &serial,
         "BOOTHERD-MARKER: /init reached",
         Duration::from_secs(240),
     );
+    let init = vm::utc_secs_now() - poweron;
     let _ = vm.kill();
     let _ = vm.wait();
+    let ra = std::env::var("BOOTHERD_BENCH_RA").unwrap_or_else(|_| "yes".into());
+    eprintln!(
+        "{} initramfs={init:.2}",
+        vm::boot_times(
+            &d.log.lock().map(|l| l.clone()).unwrap_or_default(),
+            "10.99.71.71",
+            poweron,
+            &format!("seabios-ipxe-xnba-ra={ra}"),
+            "vmlinuz"
+        )
+    );
     let console = std::fs::read_to_string(&serial).unwrap_or_default();
     assert!(
         booted,

@@ -118,7 +118,7 @@ pub async fn start(
         let sock = server::bind(&i.name, 67)
             .with_context(|| format!("cannot bind DHCP port 67 on {}", i.name))?;
         info!(interface = %i.name, address = %i.addr, noboot = i.noboot, "DHCP listening");
-        sockets.push((Arc::new(i), Arc::new(sock)));
+        sockets.push((Arc::new(i), sock));
     }
     info!(
         leases = book.len(),

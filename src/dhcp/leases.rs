@@ -241,6 +241,7 @@ struct WriteReq {
 #[derive(Clone)]
 pub struct LeaseWriter {
     tx: mpsc::Sender<WriteReq>,
+    store: Arc<Store>,
 }
 
 /// Largest batch one commit takes.
@@ -250,6 +251,7 @@ impl LeaseWriter {
     /// Starts the writer task. It stops when every handle is dropped.
     pub fn spawn(store: Arc<Store>) -> LeaseWriter {
         let (tx, mut rx) = mpsc::channel::<WriteReq>(MAX_BATCH * 2);
+        let st = store.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
@@ -273,7 +275,13 @@ impl LeaseWriter {
                 }
             }
         });
-        LeaseWriter { tx }
+        LeaseWriter { tx, store: st }
+    }
+
+    /// Makes `leases` durable in one transaction (one fsync), on the calling thread: for a thread
+    /// that gathered a round of requests and sends their ACKs once this returns `Ok`.
+    pub fn commit_blocking(&self, leases: &[Lease]) -> Result<(), String> {
+        write_batch(&self.store, leases).map_err(|e| e.to_string())
     }
 
     /// Returns once `lease` is durable in the store.

@@ -6,12 +6,13 @@
 //! serve (unknown MAC with no dynamic range, `*NOIP*`, address outside the subnet) gets no answer
 //! and one log line per MAC; a REQUEST for an address that is not the client's gets a NAK.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::bootfile::{self, ClientKind};
@@ -19,12 +20,11 @@ use super::config::{DhcpView, Subnet};
 use super::leases::{
     now, Lease, LeaseBook, LeaseState, LeaseWriter, DECLINE_HOLD_SECS, OFFER_HOLD_SECS,
 };
+use super::mmsg::{send_all, RecvBatch};
 use super::omapi::statements::RequestFacts;
 use super::packet::{opt, MessageType, Packet};
 use crate::limits::{Recent, Throttle};
 
-/// Requests handled at once; beyond this, datagrams wait in the kernel's socket buffer.
-const MAX_IN_FLIGHT: usize = 1024;
 /// MACs remembered as "already logged as not served" at most: a flood of random MACs costs at
 /// most this many entries (about 100 bytes each).
 pub const LOGGED_CAP: usize = 1024;
@@ -53,6 +53,8 @@ pub struct Stats {
     pub offers: AtomicU64,
     pub acks: AtomicU64,
     pub naks: AtomicU64,
+    /// DISCOVERs left unanswered under overload (REQUESTs went first).
+    pub shed: AtomicU64,
 }
 
 /// Shared state of the DHCP service.
@@ -60,6 +62,9 @@ pub struct DhcpServer {
     view: RwLock<Arc<DhcpView>>,
     book: Mutex<LeaseBook>,
     writer: LeaseWriter,
+    /// Addresses ACKed but not yet committed, with the MAC each went to: a second client asking
+    /// for one of them meanwhile gets no answer (it retries once the lease is in the book).
+    claimed: Mutex<HashMap<Ipv4Addr, String>>,
     /// MACs already logged as "not served", so a client retrying every few seconds logs once
     /// (per [`LOGGED_TTL`]); at most [`LOGGED_CAP`] of them, beyond which lines are throttled.
     logged: Mutex<Recent>,
@@ -93,6 +98,7 @@ impl DhcpServer {
             view: RwLock::new(Arc::new(view)),
             book: Mutex::new(book),
             writer,
+            claimed: Mutex::new(HashMap::new()),
             logged: Mutex::new(Recent::new(LOGGED_CAP, LOGGED_TTL)),
             stats: Stats::default(),
             keeper: None,
@@ -624,79 +630,191 @@ impl DhcpServer {
         SocketAddrV4::new(Ipv4Addr::BROADCAST, self.client_port)
     }
 
-    /// Handles one datagram end to end: decide, persist, send.
-    pub async fn handle(
-        self: Arc<Self>,
-        buf: Vec<u8>,
-        from: SocketAddr,
-        iface: Arc<Iface>,
-        sock: Arc<UdpSocket>,
+    /// Decides one round of datagrams received on `iface`: REQUESTs (and every other message)
+    /// first, DISCOVERs after them, so that under a flood the clients already offered an address
+    /// finish before new ones start. With `discover_deadline`, DISCOVERs still undecided at that
+    /// instant are shed (no answer; the client retries) — the round runs only when the socket
+    /// could not be drained, so the server keeps up with reading and never lets REQUESTs queue
+    /// behind DISCOVERs it has no time for.
+    pub fn decide_round(
+        &self,
+        iface: &Iface,
+        dgrams: &[(&[u8], SocketAddrV4)],
+        discover_deadline: Option<Instant>,
+        round: &mut Round,
     ) {
-        let arrived = self.arrived();
-        self.handle_arrived(buf, from, iface, sock, arrived).await
-    }
-
-    /// [`DhcpServer::handle`] for a datagram received at `arrived` ([`DhcpServer::arrived`]).
-    pub async fn handle_arrived(
-        self: Arc<Self>,
-        buf: Vec<u8>,
-        from: SocketAddr,
-        iface: Arc<Iface>,
-        sock: Arc<UdpSocket>,
-        arrived: Option<crate::store::resolver::Ticket>,
-    ) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
-        let p = match Packet::decode(&buf) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                debug!("dropped datagram from {from} on {}: {e}", iface.name);
-                return;
-            }
-        };
-        // Every store commit made before this request arrived is in the view it is decided on.
-        self.refresh(arrived).await;
-        match self.decide(&p, &iface, now()) {
-            Decision::Drop(why) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                debug!("no answer to {} from {}: {why}", p.mac_string(), from);
-            }
-            Decision::Record(lease) => {
-                if let Err(e) = self.writer.persist(lease).await {
-                    warn!("lease change not saved: {e}");
-                }
-            }
-            Decision::Reply { reply, to, lease } => {
-                let mtype = reply.message_type();
-                if let Some(l) = lease {
-                    let l2 = l.clone();
-                    if let Err(e) = self.writer.persist(l).await {
-                        // Without a durable lease there is no ACK: the client retries.
-                        warn!("no ACK for {}: lease not saved: {e}", p.mac_string());
-                        return;
-                    }
-                    if let Ok(mut b) = self.book.lock() {
-                        b.insert(l2);
-                    }
-                }
-                match mtype {
-                    Some(MessageType::Offer) => self.stats.offers.fetch_add(1, Ordering::Relaxed),
-                    Some(MessageType::Ack) => self.stats.acks.fetch_add(1, Ordering::Relaxed),
-                    Some(MessageType::Nak) => self.stats.naks.fetch_add(1, Ordering::Relaxed),
-                    _ => 0,
-                };
-                debug!(
-                    "{:?} {} → {} for {}",
-                    mtype,
-                    reply.yiaddr,
-                    to,
-                    p.mac_string()
-                );
-                if let Err(e) = sock.send_to(&reply.encode(), SocketAddr::V4(to)).await {
-                    warn!("cannot send DHCP reply to {to} on {}: {e}", iface.name);
+        let t = now();
+        let shed_before = round.shed;
+        let mut decoded = Vec::with_capacity(dgrams.len());
+        for (d, from) in dgrams {
+            self.stats.received.fetch_add(1, Ordering::Relaxed);
+            match Packet::decode(d) {
+                Ok(p) => decoded.push((p, *from)),
+                Err(e) => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    debug!("dropped datagram from {from} on {}: {e}", iface.name);
                 }
             }
         }
+        for discovers in [false, true] {
+            let mut checked = 0usize;
+            for (p, from) in &decoded {
+                if (p.message_type() == Some(MessageType::Discover)) != discovers {
+                    continue;
+                }
+                if discovers {
+                    if let Some(d) = discover_deadline {
+                        // The clock is read every 8 DISCOVERs: cheap, and a few µs late at most.
+                        if round.shed > shed_before
+                            || (checked.is_multiple_of(8) && Instant::now() >= d)
+                        {
+                            round.shed += 1;
+                            continue;
+                        }
+                        checked += 1;
+                    }
+                }
+                match self.decide(p, iface, t) {
+                    Decision::Drop(why) => {
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        debug!("no answer to {} from {}: {why}", p.mac_string(), from);
+                    }
+                    Decision::Record(lease) => round.records.push(lease),
+                    Decision::Reply { reply, to, lease } => {
+                        let mtype = reply.message_type();
+                        if lease.is_none() {
+                            // ACKs are logged once sent, after their commit (commit_round).
+                            debug!(
+                                "{:?} {} → {} for {}",
+                                mtype,
+                                reply.yiaddr,
+                                to,
+                                p.mac_string()
+                            );
+                        }
+                        match lease {
+                            Some(l) => {
+                                // Two clients asking for one address in the same round: the
+                                // first gets it, the other no answer (it retries and is
+                                // decided against the committed lease).
+                                let taken = self
+                                    .claimed
+                                    .lock()
+                                    .map(|mut c| match c.get(&l.ip) {
+                                        Some(m) => *m != l.mac,
+                                        None => {
+                                            c.insert(l.ip, l.mac.clone());
+                                            false
+                                        }
+                                    })
+                                    .unwrap_or(false);
+                                if taken {
+                                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                                round.acks.push((reply.encode(), to));
+                                round.acked.push(l);
+                            }
+                            None => {
+                                match mtype {
+                                    Some(MessageType::Offer) => {
+                                        self.stats.offers.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                    Some(MessageType::Nak) => {
+                                        self.stats.naks.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                    Some(MessageType::Ack) => {
+                                        self.stats.acks.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                    _ => 0,
+                                };
+                                round.now.push((reply.encode(), to));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if round.shed > shed_before {
+            self.stats
+                .shed
+                .fetch_add((round.shed - shed_before) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Makes a round's leases durable, then (and only then) puts its ACKed leases in the book and
+    /// returns the ACKs to send. Without a durable lease there is no ACK: the clients retry.
+    /// Leaves the round empty (apart from its shed count).
+    pub fn commit_round(&self, round: &mut Round) -> Vec<(Vec<u8>, SocketAddrV4)> {
+        if round.acked.is_empty() && round.records.is_empty() {
+            return Vec::new();
+        }
+        let n = round.acked.len();
+        let mut leases = std::mem::take(&mut round.acked);
+        leases.append(&mut round.records);
+        let acks = std::mem::take(&mut round.acks);
+        let saved = self.writer.commit_blocking(&leases);
+        let mut claimed = self.claimed.lock().ok();
+        if let Err(e) = saved {
+            if n > 0 {
+                warn!("no ACK for {n} request(s): leases not saved: {e}");
+            } else {
+                warn!("lease change not saved: {e}");
+            }
+            if let Some(c) = claimed.as_mut() {
+                for l in &leases[..n] {
+                    c.remove(&l.ip);
+                }
+            }
+            return Vec::new();
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for (l, (_, to)) in leases[..n].iter().zip(&acks) {
+                debug!(
+                    "{:?} {} → {} for {}",
+                    Some(MessageType::Ack),
+                    l.ip,
+                    to,
+                    l.mac
+                );
+            }
+        }
+        if let Ok(mut b) = self.book.lock() {
+            for l in leases.drain(..n) {
+                if let Some(c) = claimed.as_mut() {
+                    c.remove(&l.ip);
+                }
+                b.insert(l);
+            }
+        }
+        drop(claimed);
+        self.stats
+            .acks
+            .fetch_add(acks.len() as u64, Ordering::Relaxed);
+        acks
+    }
+}
+
+/// What [`DhcpServer::decide_round`] decided and [`DhcpServer::commit_round`] commits; rounds
+/// decided while a commit waits accumulate here.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Replies that need nothing durable: OFFERs, NAKs, answers to INFORM (send and clear them).
+    pub now: Vec<(Vec<u8>, SocketAddrV4)>,
+    /// ACKs, sent once their leases ([`Round::acked`]) are committed.
+    pub acks: Vec<(Vec<u8>, SocketAddrV4)>,
+    /// The leases of [`Round::acks`], in the same order.
+    pub acked: Vec<Lease>,
+    /// Lease changes without a reply (RELEASE, DECLINE).
+    pub records: Vec<Lease>,
+    /// DISCOVERs left unanswered because a round ran out of time under overload.
+    pub shed: usize,
+}
+
+impl Round {
+    /// Whether anything waits for a commit.
+    pub fn pending(&self) -> bool {
+        !self.acked.is_empty() || !self.records.is_empty()
     }
 }
 
@@ -712,65 +830,86 @@ fn request_facts(p: &Packet) -> RequestFacts {
     }
 }
 
-/// Binds a DHCP socket on `iface` (SO_BINDTODEVICE, so each interface answers for itself).
-pub fn bind(iface: &str, port: u16) -> std::io::Result<UdpSocket> {
+/// Binds a DHCP socket on `iface` (SO_BINDTODEVICE, so each interface answers for itself), with
+/// a receive buffer deep enough for a burst of a few thousand requests; non-blocking (its thread
+/// waits with `ppoll`).
+pub fn bind(iface: &str, port: u16) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_broadcast(true)?;
     s.bind_device(Some(iface.as_bytes()))?;
+    // Root may exceed net.core.rmem_max; otherwise take what the limit allows.
+    if nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF).is_err() {
+        let _ = s.set_recv_buffer_size(RCVBUF);
+    }
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
-/// Receives on every interface until shutdown.
+/// Receive buffer asked for each DHCP socket.
+const RCVBUF: usize = 8 << 20;
+/// Datagrams taken per `recvmmsg`.
+const BATCH: usize = 64;
+/// Most datagrams decided in one round; a round that reaches it found the socket not drained.
+const ROUND_MAX: usize = 1024;
+/// Under overload (a full round), how long after a round begins DISCOVERs are still answered.
+const DISCOVER_BUDGET: Duration = Duration::from_millis(4);
+/// Group commit: how long a decided ACK may wait for more to share its commit (one fsync).
+const COMMIT_LINGER: Duration = Duration::from_millis(5);
+/// ... and how many may wait before the commit runs at once.
+const COMMIT_MAX: usize = 512;
+/// Shortest time between the starts of two rounds while busy (see `serve_socket`).
+const COALESCE: Duration = Duration::from_micros(500);
+/// How long an idle thread waits before looking at the shutdown flag.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Serves every interface until shutdown: one thread per socket, each taking all queued
+/// datagrams at once (`recvmmsg`), deciding them as one round and sending the OFFERs at once
+/// (`sendmmsg`); one committer thread makes the ACKed leases durable — every round waiting while
+/// a commit runs goes into the next one (one fsync) — and only then sends their ACKs. A slow
+/// disk delays ACKs, never OFFERs or reading.
 pub async fn run(
     server: Arc<DhcpServer>,
-    sockets: Vec<(Arc<Iface>, Arc<UdpSocket>)>,
+    sockets: Vec<(Arc<Iface>, std::net::UdpSocket)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (iface, sock) in sockets {
-        let server = server.clone();
-        let limit = limit.clone();
-        let mut stop = shutdown.clone();
-        tasks.spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let permit = tokio::select! {
-                    p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-                    _ = stop.changed() => return,
-                };
-                let (n, from) = tokio::select! {
-                    r = sock.recv_from(&mut buf) => match r {
-                        Ok(x) => x,
-                        Err(e) => {
-                            warn!("DHCP receive on {} failed: {e}", iface.name);
-                            continue;
-                        }
-                    },
-                    _ = stop.changed() => return,
-                };
-                // Taken here, on receipt: requests that queue up behind one another share the
-                // store check of whichever of them runs first.
-                let arrived = server.arrived();
-                let data = buf[..n].to_vec();
-                let (server, iface, sock) = (server.clone(), iface.clone(), sock.clone());
-                tokio::spawn(async move {
-                    server
-                        .handle_arrived(data, from, iface, sock, arrived)
-                        .await;
-                    drop(permit);
-                });
-            }
-        });
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Handle::current();
+    let (jobs, queue) = std::sync::mpsc::channel::<CommitJob>();
+    let mut threads = Vec::new();
+    let srv = server.clone();
+    match std::thread::Builder::new()
+        .name("dhcp-commit".into())
+        .spawn(move || committer(&srv, &queue))
+    {
+        Ok(t) => threads.push(t),
+        Err(e) => warn!("cannot start the DHCP lease committer: {e}"),
     }
+    for (iface, sock) in sockets {
+        let (server, stop, rt, jobs) = (server.clone(), stop.clone(), rt.clone(), jobs.clone());
+        let sock = Arc::new(sock);
+        let name = format!("dhcp-{}", iface.name);
+        match std::thread::Builder::new()
+            .name(name)
+            .spawn(move || serve_socket(&server, &iface, &sock, &stop, &rt, &jobs))
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => warn!("cannot start a DHCP thread: {e}"),
+        }
+    }
+    drop(jobs);
     let _ = shutdown.changed().await;
-    tasks.abort_all();
-    // Let in-flight requests finish their lease writes (bounded by the daemon's drain timeout).
-    let _ = limit.acquire_many(MAX_IN_FLIGHT as u32).await;
+    stop.store(true, Ordering::SeqCst);
+    // Each receiver notices within IDLE_WAIT and hands over what it decided; the committer
+    // finishes once every receiver is gone.
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
     let st = &server.stats;
     info!(
         received = st.received.load(Ordering::Relaxed),
@@ -780,4 +919,335 @@ pub async fn run(
         naks = st.naks.load(Ordering::Relaxed),
         "DHCP stopped"
     );
+}
+
+/// A receiver's decided round, for the committer.
+struct CommitJob {
+    round: Round,
+    sock: Arc<std::net::UdpSocket>,
+    iface: Arc<Iface>,
+}
+
+fn committer(server: &DhcpServer, queue: &std::sync::mpsc::Receiver<CommitJob>) {
+    use std::os::fd::AsRawFd;
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        while let Ok(j) = queue.try_recv() {
+            jobs.push(j);
+        }
+        let mut all = Round::default();
+        let mut parts = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let CommitJob {
+                mut round,
+                sock,
+                iface,
+            } = j;
+            parts.push((sock, iface, round.acks.len()));
+            all.acks.append(&mut round.acks);
+            all.acked.append(&mut round.acked);
+            all.records.append(&mut round.records);
+        }
+        let acks = server.commit_round(&mut all);
+        let mut at = 0;
+        for (sock, iface, n) in parts {
+            let Some(mine) = acks.get(at..at + n) else {
+                break; // nothing committed: no ACKs
+            };
+            at += n;
+            for (to, e) in send_all(sock.as_raw_fd(), mine) {
+                warn!("cannot send DHCP ACK to {to} on {}: {e}", iface.name);
+            }
+        }
+    }
+}
+
+fn serve_socket(
+    server: &DhcpServer,
+    iface: &Arc<Iface>,
+    sock: &Arc<std::net::UdpSocket>,
+    stop: &AtomicBool,
+    rt: &tokio::runtime::Handle,
+    jobs: &std::sync::mpsc::Sender<CommitJob>,
+) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let mut rb = RecvBatch::new(BATCH);
+    let mut arena: Vec<u8> = Vec::with_capacity(ROUND_MAX * 600);
+    let mut items: Vec<(std::ops::Range<usize>, SocketAddrV4)> = Vec::with_capacity(ROUND_MAX);
+    let mut round = Round::default();
+    // When the oldest decision waiting for a commit was made.
+    let mut waiting_since: Option<Instant> = None;
+    let mut last_start: Option<Instant> = None;
+    // Overload reports: DISCOVERs shed since the last report, at most one report a second.
+    let mut shed_reported = 0usize;
+    let mut shed_since: Option<Instant> = None;
+    let commit = |round: &mut Round| {
+        if !round.pending() {
+            return;
+        }
+        let job = CommitJob {
+            round: Round {
+                acks: std::mem::take(&mut round.acks),
+                acked: std::mem::take(&mut round.acked),
+                records: std::mem::take(&mut round.records),
+                ..Round::default()
+            },
+            sock: sock.clone(),
+            iface: iface.clone(),
+        };
+        if jobs.send(job).is_err() {
+            warn!(
+                "DHCP lease committer is gone; requests on {} not acknowledged",
+                iface.name
+            );
+        }
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            commit(&mut round);
+            return;
+        }
+        // Wait for datagrams; while decisions wait for a commit, only until the commit is due.
+        let wait = match waiting_since {
+            Some(t) => {
+                let due = t + COMMIT_LINGER;
+                let now = Instant::now();
+                if now >= due {
+                    commit(&mut round);
+                    waiting_since = None;
+                    continue;
+                }
+                due - now
+            }
+            None => IDLE_WAIT,
+        };
+        match readable(fd, wait) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                warn!("DHCP wait on {} failed: {e}", iface.name);
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        }
+        let started = Instant::now();
+        arena.clear();
+        items.clear();
+        let mut full = false;
+        loop {
+            if items.len() >= ROUND_MAX {
+                full = true;
+                break;
+            }
+            match rb.recv(fd, false) {
+                Ok(n) => {
+                    for i in 0..n {
+                        if let Some((d, from)) = rb.get(i) {
+                            let at = arena.len();
+                            arena.extend_from_slice(d);
+                            items.push((at..arena.len(), from));
+                        }
+                    }
+                    if n < rb.capacity() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        debug!("DHCP receive on {} failed: {e}", iface.name);
+                    }
+                    break;
+                }
+            }
+        }
+        if items.is_empty() {
+            continue;
+        }
+        // Taken on receipt: every store commit made before these datagrams arrived is in the
+        // view they are decided on (one catch-up covers the round).
+        let arrived = server.arrived();
+        rt.block_on(server.refresh(arrived));
+        let dgrams: Vec<(&[u8], SocketAddrV4)> = items
+            .iter()
+            .map(|(r, from)| (&arena[r.clone()], *from))
+            .collect();
+        server.decide_round(
+            iface,
+            &dgrams,
+            full.then(|| started + DISCOVER_BUDGET),
+            &mut round,
+        );
+        if round.shed > shed_reported {
+            let since = *shed_since.get_or_insert(started);
+            if started.duration_since(since) >= Duration::from_secs(1) {
+                warn!(
+                    "DHCP on {} overloaded: {} DISCOVER(s) left unanswered in the last {:.1} s; REQUESTs were answered first",
+                    iface.name,
+                    round.shed - shed_reported,
+                    started.duration_since(since).as_secs_f64()
+                );
+                shed_reported = round.shed;
+                shed_since = None;
+            }
+        }
+        let now = std::mem::take(&mut round.now);
+        for (to, e) in send_all(fd, &now) {
+            warn!("cannot send DHCP reply to {to} on {}: {e}", iface.name);
+        }
+        if round.pending() {
+            // Under load (a full round, or many waiting) commit at once: the batch is big anyway.
+            if full || round.acked.len() + round.records.len() >= COMMIT_MAX {
+                commit(&mut round);
+                waiting_since = None;
+            } else if waiting_since.is_none() {
+                waiting_since = Some(started);
+            }
+        }
+        // Coalescing, as a NIC's interrupt moderation does: while busy, let the next datagrams
+        // queue for a moment and take them together instead of waking for each one. A round
+        // that began within COALESCE of the previous one is busy; a request to an idle server is
+        // answered at once.
+        let busy = last_start.is_some_and(|l| started.duration_since(l) < COALESCE);
+        last_start = Some(started);
+        if !full && busy {
+            let next = started + COALESCE;
+            let now = Instant::now();
+            if next > now + Duration::from_micros(50) {
+                std::thread::sleep(next - now);
+            }
+        }
+    }
+}
+
+/// Waits up to `timeout` for `fd` to become readable.
+fn readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+    let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(r > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const RELAY: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
+
+    fn server() -> DhcpServer {
+        let view = DhcpView {
+            subnets: vec![Subnet {
+                name: "remote".into(),
+                net: Ipv4Addr::new(10, 0, 1, 0),
+                mask: Ipv4Addr::new(255, 255, 255, 0),
+                prefix: 24,
+                gateway: Some(Some(RELAY)),
+                dns: Vec::new(),
+                domain: None,
+                ntp: Vec::new(),
+                mtu: None,
+                ranges: vec![(Ipv4Addr::new(10, 0, 1, 10), Ipv4Addr::new(10, 0, 1, 100))],
+                tftpserver: None,
+            }],
+            lease_time: 3600,
+            ..DhcpView::default()
+        };
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        DhcpServer::new(view, LeaseBook::default(), LeaseWriter::spawn(store))
+    }
+
+    fn iface() -> Iface {
+        Iface {
+            name: "eth0".into(),
+            addr: SERVER,
+            noboot: true,
+        }
+    }
+
+    /// A relayed DISCOVER, or REQUEST for `requested`, from MAC 02:00:00:00:00:`n`.
+    fn msg(n: u8, mtype: MessageType, requested: Option<Ipv4Addr>) -> Vec<u8> {
+        let mut p = Packet {
+            op: 1,
+            htype: 1,
+            hlen: 6,
+            hops: 1,
+            xid: u32::from(n),
+            giaddr: RELAY,
+            ..Packet::default()
+        };
+        p.chaddr[..6].copy_from_slice(&[2, 0, 0, 0, 0, n]);
+        p.set(opt::MESSAGE_TYPE, vec![mtype as u8]);
+        if let Some(ip) = requested {
+            p.set_ip(opt::REQUESTED_IP, ip);
+            p.set_ip(opt::SERVER_ID, SERVER);
+        }
+        p.encode()
+    }
+
+    fn reply_type(d: &[u8]) -> Option<MessageType> {
+        Packet::decode(d).ok().and_then(|p| p.message_type())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_overloaded_round_answers_its_requests_and_sheds_its_discovers() {
+        let s = server();
+        let from = SocketAddrV4::new(RELAY, 67);
+        // Client 1 is offered an address.
+        let mut r = Round::default();
+        let d1 = msg(1, MessageType::Discover, None);
+        s.decide_round(&iface(), &[(&d1, from)], None, &mut r);
+        assert_eq!(r.now.len(), 1);
+        let offered = Packet::decode(&r.now[0].0).expect("offer").yiaddr;
+        assert_eq!(reply_type(&r.now[0].0), Some(MessageType::Offer));
+        // Then a round, found with more queued than it can take, holding two new clients'
+        // DISCOVERs before client 1's REQUEST, whose time for DISCOVERs is already up.
+        let mut r = Round::default();
+        let (d2, d3) = (
+            msg(2, MessageType::Discover, None),
+            msg(3, MessageType::Discover, None),
+        );
+        let q1 = msg(1, MessageType::Request, Some(offered));
+        let past = Instant::now() - Duration::from_millis(10);
+        let dgrams = [(&d2[..], from), (&d3[..], from), (&q1[..], from)];
+        let s2 = tokio::task::block_in_place(|| {
+            s.decide_round(&iface(), &dgrams, Some(past), &mut r);
+            r.shed
+        });
+        assert_eq!(s2, 2, "both DISCOVERs shed");
+        assert!(r.now.is_empty(), "no OFFER sent: {:?}", r.now);
+        assert_eq!(r.acked.len(), 1);
+        assert_eq!(s.stats.shed.load(Ordering::Relaxed), 2);
+        // The ACK leaves only once its lease is committed, and the lease is then in the book.
+        let acks = tokio::task::block_in_place(|| s.commit_round(&mut r));
+        assert_eq!(acks.len(), 1);
+        assert_eq!(reply_type(&acks[0].0), Some(MessageType::Ack));
+        assert_eq!(acks[0].1, from, "answered to the relay");
+        let book = s.book.lock().expect("book");
+        let l = book.by_mac("02:00:00:00:00:01").expect("lease");
+        assert_eq!((l.ip, l.state), (offered, LeaseState::Active));
+        // Without a deadline the same DISCOVERs are answered.
+        drop(book);
+        let mut r = Round::default();
+        s.decide_round(&iface(), &dgrams[..2], None, &mut r);
+        assert_eq!(r.now.len(), 2);
+        assert_eq!(r.shed, 0);
+    }
 }

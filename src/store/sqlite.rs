@@ -73,6 +73,8 @@ impl SqliteBackend {
         path: PathBuf,
     ) -> Result<(SqliteBackend, bool), StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+        // Every table has a handful of statements; the default 16 would keep re-parsing them.
+        conn.set_prepared_statement_cache_capacity(256);
         // WAL lets the daemon read while an admin command writes; FULL makes a commit survive power loss,
         // which leases will depend on (group commit keeps that affordable).
         let _mode: String = conn
@@ -249,7 +251,11 @@ impl Backend for SqliteBackend {
 
     fn write(&self) -> Result<Box<dyn BackendTx + '_>, StoreError> {
         let conn = self.lock();
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| match e {
+        // Prepared once per connection (transaction control is the same statement every time).
+        let begun = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut st| st.execute([]));
+        begun.map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
                 StoreError::Busy(format!(
                     "{} is locked by another writer for over {:?}",
@@ -528,13 +534,16 @@ impl BackendTx for SqliteTx<'_> {
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         if self.wrote {
             self.conn
-                .execute(
+                .prepare_cached(
                     "DELETE FROM bootherd_changelog WHERE seq <= (SELECT max(seq) FROM bootherd_changelog) - ?1",
-                    [CHANGELOG_KEEP],
                 )
+                .and_then(|mut st| st.execute([CHANGELOG_KEEP]))
                 .map_err(db_err)?;
         }
-        self.conn.execute_batch("COMMIT").map_err(db_err)?;
+        self.conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut st| st.execute([]))
+            .map_err(db_err)?;
         self.open = false;
         if self.wrote {
             self.commits.fetch_add(1, Ordering::SeqCst);

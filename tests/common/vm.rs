@@ -226,3 +226,43 @@ pub fn offer_to_first_file(log: &[String], ip: &str) -> Option<f64> {
     let d = t - first;
     Some(if d < 0.0 { d + 86400.0 } else { d })
 }
+
+/// Seconds of the day (UTC) now: the clock of the daemon's log lines, for [`boot_times`].
+#[allow(dead_code)]
+pub fn utc_secs_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() % 86400.0)
+        .unwrap_or(0.0)
+}
+
+/// One firmware boot of `ip` in the daemon's log, as seconds from `poweron` (seconds of the day
+/// UTC, [`utc_secs_now`] when the VM started): to the first OFFER, to the first lease (ACK), to
+/// the first file asked for, and to the end of the kernel's download (`kernel` in the path).
+/// A line `BOOT-TIMES label=… offer=… lease=… first_file=… kernel=…` for bench/pxeboot.sh.
+#[allow(dead_code)]
+pub fn boot_times(log: &[String], ip: &str, poweron: f64, label: &str, kernel: &str) -> String {
+    let since = |needle: &dyn Fn(&str) -> bool| {
+        log.iter()
+            .find(|l| needle(l))
+            .and_then(|l| log_secs(l))
+            .map(|t| {
+                let d = t - poweron;
+                format!("{:.2}", if d < -43200.0 { d + 86400.0 } else { d })
+            })
+            .unwrap_or_else(|| "-".into())
+    };
+    let (offer, ack, client) = (
+        format!("Some(Offer) {ip} "),
+        format!("Some(Ack) {ip} "),
+        format!("client={ip}:"),
+    );
+    let file = |l: &str| l.contains(&client) && (l.contains("TFTP") || l.contains("HTTP"));
+    format!(
+        "BOOT-TIMES label={label} offer={} lease={} first_file={} kernel={}",
+        since(&|l| l.contains(&offer)),
+        since(&|l| l.contains(&ack)),
+        since(&file),
+        since(&|l| file(l) && l.contains(kernel)),
+    )
+}
