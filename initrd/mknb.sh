@@ -60,7 +60,7 @@ done
 # shellcheck disable=SC2086
 sh "$here/mkinitramfs.sh" -m "$M" -b "$B" -i "$here/genesis-init" -f "$here/bmcsetup:bin/bmcsetup" \
     -a ipmi_si -a ipmi_devintf -a ipmi_ssif -a virtio_blk -a nvme -a ahci -a sd_mod \
-    -a ext4 -a vfat -a nls_cp437 -a nls_ascii -a nls_utf8 -a xfs -a efivarfs $xopt \
+    -a crc32c_generic -a ext4 -a vfat -a nls_cp437 -a nls_ascii -a nls_utf8 -a xfs -a efivarfs $xopt \
     -o "$TFTP/xcat/genesis.fs.$ARCH.gz.new"
 cp "$K" "$TFTP/xcat/genesis.kernel.$ARCH.new"
 mv "$TFTP/xcat/genesis.kernel.$ARCH.new" "$TFTP/xcat/genesis.kernel.$ARCH"

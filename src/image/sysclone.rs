@@ -515,11 +515,16 @@ done
 [ -n "$DISK" ] || fail "no disk found (virtio, SCSI/SATA, NVMe)"
 HAVE=$(($(cat "/sys/block/${DISK#/dev/}/size") * 512))
 [ "$HAVE" -ge "$NEED" ] || fail "disk $DISK has $HAVE bytes; image $IMAGE needs $NEED: the disk was not touched"
-for t in sfdisk blkid tar; do command -v $t >/dev/null || fail "genesis has no $t (rebuild it with mknb on a server that has it)"; done
+# The real tools mknb copied in, by path: busybox's applets of the same names (mke2fs, mkswap,
+# blkid, tar) lack what the deploy needs, and its shell may prefer them over $PATH.
+real() { for d in /usr/sbin /usr/bin; do [ -x "$d/$1" ] && { echo "$d/$1"; return; }; done; }
+SFDISK=$(real sfdisk) BLKID=$(real blkid) TAR=$(real tar) MKSWAP=$(real mkswap) MKE2FS=$(real mke2fs)
+MKFS_VFAT=$(real mkfs.vfat) MKFS_XFS=$(real mkfs.xfs) MKFS_BTRFS=$(real mkfs.btrfs)
+[ -n "$SFDISK" ] && [ -n "$BLKID" ] && [ -n "$TAR" ] || fail "genesis lacks sfdisk, blkid or GNU tar: rebuild it with mknb on a server that has them"
 part() { case "$DISK" in *[0-9]) echo "${DISK}p$1" ;; *) echo "$DISK$1" ;; esac; }
 status installing
 say "partitioning $DISK ($HAVE bytes) as $LABEL"
-sfdisk -q --wipe always --wipe-partitions always "$DISK" <<SFDISK >/dev/console 2>&1 || fail "sfdisk $DISK"
+"$SFDISK" -q --wipe always --wipe-partitions always "$DISK" <<SFDISK >/dev/console 2>&1 || fail "sfdisk $DISK"
 "#,
     );
     let _ = writeln!(s, "label: {}\nunit: sectors", probe.label);
@@ -574,30 +579,30 @@ done
         };
         let cmd = match p.fstype.as_str() {
             "ext2" | "ext3" | "ext4" => {
-                format!("mke2fs -F -q -t {}{} {dev}", p.fstype, label("-L"))
+                format!("\"$MKE2FS\" -F -q -t {}{} {dev}", p.fstype, label("-L"))
             }
-            "xfs" => format!("mkfs.xfs -f -q{} {dev}", label("-L")),
-            "btrfs" => format!("mkfs.btrfs -f -q{} {dev}", label("-L")),
-            "vfat" => format!("mkfs.vfat{} {dev}", label("-n")),
+            "xfs" => format!("\"$MKFS_XFS\" -f -q{} {dev}", label("-L")),
+            "btrfs" => format!("\"$MKFS_BTRFS\" -f -q{} {dev}", label("-L")),
+            "vfat" => format!("\"$MKFS_VFAT\"{} {dev}", label("-n")),
             "swap" => {
                 let u = if p.uuid.is_empty() {
                     String::new()
                 } else {
                     format!(" -U {}", q(&p.uuid))
                 };
-                format!("mkswap{u}{} {dev}", label("-L"))
+                format!("\"$MKSWAP\"{u}{} {dev}", label("-L"))
             }
             _ => continue,
         };
         let _ = writeln!(
             s,
-            "say \"making {} on $(part {})\"\n{cmd} >/dev/null 2>&1 || fail \"{} on $(part {})\"",
+            "say \"making {} on $(part {})\"\n{cmd} >/dev/null 2>/tmp/mkfs.err || fail \"{} on $(part {}): $(tail -n 3 /tmp/mkfs.err)\"",
             p.fstype, p.num, p.fstype, p.num
         );
         if p.fstype != "swap" && !p.uuid.is_empty() {
             let _ = writeln!(
                 s,
-                "NEW{}=$(blkid -p -o value -s UUID \"$(part {})\")",
+                "NEW{}=$(\"$BLKID\" -p -o value -s UUID \"$(part {})\")",
                 p.num, p.num
             );
             subst.push((p.uuid.clone(), format!("$NEW{}", p.num)));
@@ -614,14 +619,17 @@ done
         };
         let _ = writeln!(
             s,
-            "mkdir -p {dir} && mount -t {} \"$(part {})\" {dir} || fail \"mount $(part {}) on {}\"",
-            p.fstype, p.num, p.num, p.mount
+            "mkdir -p {dir} && mount -t {} \"$(part {})\" {dir} || fail \"mount $(part {}) on \"{}",
+            p.fstype,
+            p.num,
+            p.num,
+            q(&p.mount)
         );
     }
     s.push_str(
         r#"say "streaming $IMAGE from $SERVER"
 start=$(date +%s)
-wget -q -O - "$BASE/install/sysclone/images/$IMAGE.tar" | tar -C $T --numeric-owner --xattrs --xattrs-include='*' -xpf - || fail "copying the image"
+wget -q -O - "$BASE/install/sysclone/images/$IMAGE.tar" | "$TAR" -C $T --numeric-owner --xattrs --xattrs-include='*' -xpf - || fail "copying the image"
 say "image copied in $(($(date +%s) - start)) s"
 for d in proc sys dev run tmp; do mkdir -p $T/$d; done
 chmod 1777 $T/tmp
@@ -707,9 +715,9 @@ else
     [ $done = 1 ] || fail "the image has no grub-install: install grub on the golden node"
 fi
 if [ -x $T/usr/sbin/update-grub ]; then
-    chroot $T update-grub >/dev/null 2>&1 || fail "update-grub"
+    chroot $T update-grub >/dev/null 2>/tmp/grub.err || fail "update-grub: $(tail -n 3 /tmp/grub.err)"
 elif [ -x $T/usr/sbin/grub2-mkconfig ]; then
-    chroot $T grub2-mkconfig -o /boot/grub2/grub.cfg >/dev/null 2>&1 || fail "grub2-mkconfig"
+    chroot $T grub2-mkconfig -o /boot/grub2/grub.cfg >/dev/null 2>/tmp/grub.err || fail "grub2-mkconfig: $(tail -n 3 /tmp/grub.err)"
 fi
 umount $T/sys $T/proc $T/dev 2>/dev/null
 "#;
@@ -1187,7 +1195,7 @@ mod tests {
         let p = Probe::parse(SAMPLE).expect("parses");
         let s = deploy_script("gold", &p);
         let check = s.find("the disk was not touched").expect("size check");
-        let sfdisk = s.find("sfdisk -q").expect("sfdisk");
+        let sfdisk = s.find("\"$SFDISK\" -q").expect("sfdisk");
         assert!(
             check < sfdisk,
             "the size check comes before the disk is written"
@@ -1195,8 +1203,8 @@ mod tests {
         assert!(s.contains(&format!("NEED={}", (3502048u64 + 100000) * 512)));
         assert!(s.contains("start=2048, size=3000000, type=83, bootable"));
         assert!(s.contains("start=3502048, type=83\n"), "{s}");
-        assert!(s.contains("mkswap -U 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee'"));
-        assert!(s.contains("mke2fs -F -q -t ext4 -L 'goldroot'"));
+        assert!(s.contains("\"$MKSWAP\" -U 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee'"));
+        assert!(s.contains("\"$MKE2FS\" -F -q -t ext4 -L 'goldroot'"));
         assert!(s.contains("s/0b9c3e4a-1111-2222-3333-444455556666/$NEW1/g"));
         assert!(s.contains("$T'/var/lib/data'"));
     }
