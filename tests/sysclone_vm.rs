@@ -2,13 +2,13 @@
 //! partitioned virtio disk (root ext4 + swap, MBR): the disk is built by the test from a
 //! genimage'd root (kernel, initramfs-tools, grub-pc, openssh-server, rsync), as an admin would
 //! install and tune a node. `imgcapture golden -t sysclone -o goldimg` copies it over ssh/rsync
-//! and records its layout; a re-capture copies only what changed. Then two **blank VMs** are set
-//! to the image and PXE-boot at the same time into genesis, which partitions their disks, streams
-//! the image over HTTP, gives each its identity and boot loader and reboots them; they come up
-//! from their own disks with their own host names, addresses and ssh host keys, run their
-//! postscript and report `booted`. A third VM whose disk is too small is refused and its disk
-//! is not touched. Captures from an unreachable node and without ssh access fail clearly and
-//! change nothing.
+//! and records its layout; a re-capture copies only what changed. Then **blank VMs** (two by
+//! default; `SYSCLONE_CLONES=N` for the benchmark) are set to the image and PXE-boot at the same
+//! time into genesis, which partitions their disks, streams the image over HTTP, gives each its
+//! identity and boot loader and reboots them; they come up from their own disks with their own
+//! host names, addresses and ssh host keys, run their postscript and report `booted`. Another VM
+//! whose disk is too small is refused and its disk is not touched. Captures from an unreachable
+//! node and without ssh access fail clearly and change nothing.
 
 mod common;
 use common::vm;
@@ -19,10 +19,24 @@ use std::time::{Duration, Instant};
 
 const NET: &str = "10.99.75";
 const GOLD_MAC: &str = "52:54:00:99:75:10";
-const CLONES: [(&str, &str, &str); 2] = [
-    ("c1", "52:54:00:99:75:11", "10.99.75.11"),
-    ("c2", "52:54:00:99:75:12", "10.99.75.12"),
-];
+/// The clones: `c1`…`cN` at `10.99.75.2N`; N from `SYSCLONE_CLONES` (1-8, default 2: the
+/// benchmark runs 1 and 4).
+fn clones() -> Vec<(String, String, String)> {
+    let n: u8 = std::env::var("SYSCLONE_CLONES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=8).contains(n))
+        .unwrap_or(2);
+    (1..=n)
+        .map(|k| {
+            (
+                format!("c{k}"),
+                format!("52:54:00:99:75:{:02x}", 0x20 + k),
+                format!("{NET}.{}", 20 + k),
+            )
+        })
+        .collect()
+}
 const SMALL_MAC: &str = "52:54:00:99:75:13";
 const ROOT_UUID: &str = "5a1c10ae-0000-4000-8000-00000000600d";
 const SWAP_UUID: &str = "5a1c10ae-0000-4000-8000-00000000face";
@@ -200,6 +214,8 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         ("ssh", "openssh-client"),
     ]);
     let a = vm::assets();
+    let clones = clones();
+    let names: Vec<&str> = clones.iter().map(|c| c.0.as_str()).collect();
     let bh = Bh::new();
     let tftp = vm::tftp_root(&bh);
     let install = bh.path("install");
@@ -335,7 +351,11 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     // --- The lab: bootherd serving the bridge, the golden VM on its disk.
     for (n, mac, ip) in [("golden", GOLD_MAC, format!("{NET}.10"))]
         .into_iter()
-        .chain(CLONES.iter().map(|(n, m, i)| (*n, *m, i.to_string())))
+        .chain(
+            clones
+                .iter()
+                .map(|(n, m, i)| (n.as_str(), m.as_str(), i.clone())),
+        )
         .chain([("small", SMALL_MAC, format!("{NET}.13"))])
     {
         bh.ok(&[
@@ -586,14 +606,19 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     )
     .expect("postscript");
     bh.ok(&["chtab", "-d", "node=xcatdefaults", "postscripts"]);
-    bh.ok(&["chdef", "c1,c2", "postscripts=clonecheck"]);
-    bh.ok(&["nodeset", "c1,c2,small", "osimage=goldimg"]);
+    bh.ok(&["chdef", &names.join(","), "postscripts=clonecheck"]);
+    bh.ok(&[
+        "nodeset",
+        &format!("{},small", names.join(",")),
+        "osimage=goldimg",
+    ]);
     let shown = bh.ok(&["nodeset", "c1", "show"]);
     assert!(shown.contains("SCRIPTNAME=goldimg"), "{shown}");
     assert!(shown.contains("xcat/genesis.kernel.x86_64"), "{shown}");
-    vm::add_tap(&ns, "tap1");
-    vm::add_tap(&ns, "tap2");
-    let disks: Vec<PathBuf> = CLONES
+    for i in 1..=clones.len() {
+        vm::add_tap(&ns, &format!("tap{i}"));
+    }
+    let disks: Vec<PathBuf> = clones
         .iter()
         .map(|(n, _, _)| blank_disk(&bh, &format!("{n}.img"), 2048))
         .collect();
@@ -611,7 +636,7 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     };
     let t = Instant::now();
     let mut deploys: Vec<std::process::Child> = Vec::new();
-    for (i, ((_, mac, _), disk)) in CLONES.iter().zip(&disks).enumerate() {
+    for (i, ((_, mac, _), disk)) in clones.iter().zip(&disks).enumerate() {
         deploys.push(start_vm(
             i,
             mac,
@@ -620,13 +645,24 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         ));
     }
     let small_serial = bh.path("serial-small.txt");
-    let mut smallvm = start_vm(2, SMALL_MAC, &small, &small_serial);
+    let mut smallvm = Some(start_vm(clones.len(), SMALL_MAC, &small, &small_serial));
+    let refused = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.contains("the disk was not touched"))
+            .unwrap_or(false)
+    };
     // The clones reboot when done (QEMU runs with -no-reboot, so the process ends).
-    let mut done = [None, None];
-    while done.iter().any(Option::is_none) && t.elapsed() < Duration::from_secs(600) {
+    let mut done: Vec<Option<f64>> = vec![None; clones.len()];
+    while done.iter().any(Option::is_none) && t.elapsed() < Duration::from_secs(900) {
         for (i, c) in deploys.iter_mut().enumerate() {
             if done[i].is_none() && c.try_wait().ok().flatten().is_some() {
                 done[i] = Some(t.elapsed().as_secs_f64());
+            }
+        }
+        if refused(&small_serial) {
+            if let Some(mut v) = smallvm.take() {
+                let _ = v.kill();
+                let _ = v.wait();
             }
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -636,8 +672,10 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         "the disk was not touched",
         Duration::from_secs(60),
     );
-    let _ = smallvm.kill();
-    let _ = smallvm.wait();
+    if let Some(mut v) = smallvm.take() {
+        let _ = v.kill();
+        let _ = v.wait();
+    }
     for c in deploys.iter_mut() {
         let _ = c.kill();
         let _ = c.wait();
@@ -645,7 +683,7 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     let serial_of = |i: usize| {
         std::fs::read_to_string(bh.path(&format!("serial-deploy{i}.txt"))).unwrap_or_default()
     };
-    for (i, (n, _, _)) in CLONES.iter().enumerate() {
+    for (i, (n, _, _)) in clones.iter().enumerate() {
         assert!(
             done[i].is_some() && serial_of(i).contains("rebooting from"),
             "{n} was not cloned:\n{}\ndaemon:\n{}",
@@ -680,7 +718,7 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     // --- First boot from their own disks, both at once.
     let t = Instant::now();
     let mut boots: Vec<std::process::Child> = Vec::new();
-    for (i, ((_, mac, _), disk)) in CLONES.iter().zip(&disks).enumerate() {
+    for (i, ((_, mac, _), disk)) in clones.iter().zip(&disks).enumerate() {
         boots.push(start_vm(
             i,
             mac,
@@ -691,9 +729,9 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     let boot_of = |i: usize| {
         std::fs::read_to_string(bh.path(&format!("serial-boot{i}.txt"))).unwrap_or_default()
     };
-    let mut booted = [None, None];
-    while booted.iter().any(Option::is_none) && t.elapsed() < Duration::from_secs(480) {
-        for (i, (n, _, _)) in CLONES.iter().enumerate() {
+    let mut booted: Vec<Option<f64>> = vec![None; clones.len()];
+    while booted.iter().any(Option::is_none) && t.elapsed() < Duration::from_secs(600) {
+        for (i, (n, _, _)) in clones.iter().enumerate() {
             if booted[i].is_none() && status(&bh, n) == "booted" {
                 booted[i] = Some(t.elapsed().as_secs_f64());
             }
@@ -701,20 +739,19 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let mut keys = Vec::new();
-    for (i, (n, _, ip)) in CLONES.iter().enumerate() {
+    for (i, (_, _, ip)) in clones.iter().enumerate() {
         let k = if booted[i].is_some() {
             keyscan(&ns, ip)
         } else {
             String::new()
         };
         keys.push(k);
-        let _ = n;
     }
     for c in boots.iter_mut() {
         let _ = c.kill();
         let _ = c.wait();
     }
-    for (i, (n, _, ip)) in CLONES.iter().enumerate() {
+    for (i, (n, _, ip)) in clones.iter().enumerate() {
         let console = boot_of(i);
         assert!(
             booted[i].is_some(),
@@ -746,12 +783,23 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         );
     }
     let key_of = |k: &str| k.split_whitespace().nth(2).unwrap_or("").to_string();
-    assert_ne!(
-        key_of(&keys[0]),
-        key_of(&keys[1]),
-        "each clone has its own host key"
+    let mut all: Vec<String> = keys.iter().map(|k| key_of(k)).collect();
+    all.push(key_of(&gkey));
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        clones.len() + 1,
+        "each clone has its own host key, not the golden node's: {keys:?} {gkey}"
     );
-    assert_ne!(key_of(&keys[0]), key_of(&gkey), "not the golden node's");
+    for (i, (n, _, _)) in clones.iter().enumerate() {
+        eprintln!(
+            "{n}: PXE to booted: {:.1} s (clone {:.1} s + disk boot {:.1} s)",
+            done[i].unwrap_or(0.0) + booted[i].unwrap_or(0.0),
+            done[i].unwrap_or(0.0),
+            booted[i].unwrap_or(0.0)
+        );
+    }
 
     // rmimage removes the captured image.
     let out = bh.ok(&["rmimage", "goldimg", "--xcatdef"]);
