@@ -294,6 +294,11 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         ),
     );
     w("etc/hostname", "golden\n");
+    // Provisioned by this appliance before, as a golden node usually is: its runner knows us.
+    w(
+        "opt/xcat/xcatinfo",
+        &format!("XCATSERVER={NET}.1\nHTTPPORT=80\n"),
+    );
     w("etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tgolden\n");
     w(
         "etc/default/grub",
@@ -406,12 +411,17 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
             "virtio-rng-pci",
         ],
     );
-    let up = vm::wait_serial(&gserial, "Multi-User System", Duration::from_secs(300));
-    let gkey = if up {
-        keyscan(&ns, &format!("{NET}.10"))
-    } else {
-        String::new()
-    };
+    // Up when its sshd answers (the console is slow to show it on a loaded machine).
+    let mut gkey = String::new();
+    while gkey.is_empty() && t.elapsed() < Duration::from_secs(300) {
+        if vm::wait_serial(&gserial, "Secure Shell server", Duration::from_secs(2)) {
+            gkey = keyscan(&ns, &format!("{NET}.10"));
+            if gkey.is_empty() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    let up = !gkey.is_empty();
     if !up || gkey.is_empty() {
         let _ = goldvm.kill();
         panic!(
@@ -690,8 +700,13 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
             serial_of(i),
             d.dump()
         );
+        let copied = serial_of(i)
+            .lines()
+            .find(|l| l.contains("image copied in"))
+            .unwrap_or("")
+            .to_string();
         eprintln!(
-            "{n}: PXE to cloned and rebooting: {:.1} s",
+            "{n}: PXE to cloned and rebooting: {:.1} s ({copied})",
             done[i].unwrap_or(0.0)
         );
         let cs = bh.ok(&["nodels", n, "chain.currstate"]);
