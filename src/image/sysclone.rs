@@ -945,6 +945,7 @@ pub fn capture(
         let mut c = Command::new("rsync");
         c.args([
             "-aHAXx",
+            "--protect-args",
             "--numeric-ids",
             "--delete",
             "--delete-excluded",
