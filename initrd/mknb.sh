@@ -50,9 +50,17 @@ if [ -n "$X" ] && [ -x "$X" ]; then
 else
     echo "mknb: no ipmitool: genesis will discover but cannot run bmcsetup" >&2
 fi
+# sysclone's deploy: this server's partitioning, filesystem and archive tools (util-linux, e2fsprogs,
+# dosfstools, xfsprogs, GNU tar), each with its libraries; missing ones are named.
+for t in sfdisk blkid mkswap mke2fs mkfs.vfat mkfs.xfs tar; do
+    p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v $t || true)
+    if [ -n "$p" ]; then xopt="$xopt -x $p"; else echo "mknb: no $t here: genesis cannot use it for sysclone" >&2; fi
+done
+[ -f /etc/mke2fs.conf ] && xopt="$xopt -f /etc/mke2fs.conf:etc/mke2fs.conf"
 # shellcheck disable=SC2086
 sh "$here/mkinitramfs.sh" -m "$M" -b "$B" -i "$here/genesis-init" -f "$here/bmcsetup:bin/bmcsetup" \
-    -a ipmi_si -a ipmi_devintf -a ipmi_ssif -a virtio_blk -a nvme -a ahci -a sd_mod $xopt \
+    -a ipmi_si -a ipmi_devintf -a ipmi_ssif -a virtio_blk -a nvme -a ahci -a sd_mod \
+    -a crc32c_generic -a ext4 -a vfat -a nls_cp437 -a nls_ascii -a nls_utf8 -a xfs -a efivarfs $xopt \
     -o "$TFTP/xcat/genesis.fs.$ARCH.gz.new"
 cp "$K" "$TFTP/xcat/genesis.kernel.$ARCH.new"
 mv "$TFTP/xcat/genesis.kernel.$ARCH.new" "$TFTP/xcat/genesis.kernel.$ARCH"

@@ -596,3 +596,37 @@ fn rendered_boot_files_are_what_nodeset_show_prints() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn sysclone_images_are_served_to_nodes_only() {
+    let mut lab = Lab::new("hsc");
+    let etc = lab.install.join("sysclone/images/gold/etc");
+    std::fs::create_dir_all(&etc).expect("mkdir");
+    write(&etc.join("shadow"), b"root:$6$secret:19000:0:99999:7:::\n");
+    write(&lab.install.join("sysclone/images/gold.tar"), b"tar bytes");
+    write(&lab.install.join("open.txt"), b"anyone\n");
+    lab.start();
+    // 10.99.90.2 (the client) is no node yet: a golden node's files are not for it.
+    for path in [
+        "/install/sysclone/images/gold/etc/shadow",
+        "/install/sysclone/images/gold.tar",
+        "/install/%73ysclone/images/gold.tar",
+        "/install//sysclone/./images/gold.tar",
+    ] {
+        assert_eq!(lab.status(path), "403", "{path}\n{}", lab.dump());
+    }
+    assert_eq!(lab.status("/install/open.txt"), "200");
+    lab.bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n1",
+        "groups=all",
+        "ip=10.99.90.2",
+    ]);
+    assert_eq!(
+        lab.curl(&[&format!("http://{SERVER}/install/sysclone/images/gold.tar")]),
+        b"tar bytes"
+    );
+}

@@ -230,7 +230,32 @@ pub fn check_image(r: &Resolver, ctx: &RenderCtx, name: &str) -> Result<Osimage,
     if img.provmethod == "install" {
         stage_install_kernel(r, ctx, &img)?;
     }
-    if img.provmethod != "sysclone" {
+    if img.provmethod == "sysclone" {
+        // Genesis runs the deploy script imgcapture wrote, with genesis's kernel and initrd.
+        let installdir = r
+            .site("installdir")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "/install".into());
+        let script = crate::image::sysclone::paths(std::path::Path::new(&installdir), name).script;
+        if !script.is_file() {
+            return Err(format!(
+                "osimage '{name}': {} is missing (capture it with imgcapture <node> -t sysclone -o {name})",
+                script.display()
+            ));
+        }
+        let arch = if img.arch.is_empty() {
+            "x86_64"
+        } else {
+            img.arch.as_str()
+        };
+        let kernel = ctx.tftpdir.join(format!("xcat/genesis.kernel.{arch}"));
+        if !kernel.is_file() {
+            return Err(format!(
+                "osimage '{name}': {} is missing (sysclone deploys from genesis: run mknb {arch})",
+                kernel.display()
+            ));
+        }
+    } else {
         let (k, i) = state::image_files(&img.provmethod, name);
         for f in [k, i] {
             if !ctx.tftpdir.join(&f).is_file() {

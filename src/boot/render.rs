@@ -263,6 +263,8 @@ pub fn node_boot(r: &Resolver, node: &str, ctx: &RenderCtx) -> Result<NodeBoot, 
                         "XCAT={xcatmaster}:{xcatdport} xcatd={xcatmaster}:{xcatdport}"
                     ));
                     parts.push(format!("SCRIPTNAME={image}"));
+                    // Genesis's deploy names the clone (xCAT passes every key=value on).
+                    parts.push(format!("NODE={node} XCATHTTPPORT={httpport}"));
                 }
             }
             if method != "sysclone" && !console.is_empty() {

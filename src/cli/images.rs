@@ -276,3 +276,58 @@ pub fn imgimport(db: &DbOpt, a: ImgimportArgs) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+#[derive(Debug, Args)]
+pub struct ImgcaptureArgs {
+    /// The golden node to capture
+    node: String,
+    /// sysclone (capture the node's disk for cloning); diskless is not supported by bootherd
+    #[arg(short = 't', long = "type")]
+    kind: Option<String>,
+    /// The osimage to create (or re-capture incrementally)
+    #[arg(short = 'o', long = "osimage")]
+    osimage: Option<String>,
+    /// Files of rsync exclude patterns (comma-separated; recorded in linuximage.exlist)
+    #[arg(short = 'e', long = "exlist", value_delimiter = ',')]
+    exlist: Vec<PathBuf>,
+    /// ssh user
+    #[arg(long = "user", default_value = "root")]
+    user: String,
+    /// Extra ssh options (repeatable), e.g. -o Port=2222
+    #[arg(long = "ssh-option", value_name = "OPT")]
+    ssh_options: Vec<String>,
+    /// Accepted for xCAT compatibility
+    #[arg(short = 'V', long = "verbose")]
+    verbose: bool,
+}
+
+pub fn imgcapture(db: &DbOpt, a: ImgcaptureArgs) -> anyhow::Result<ExitCode> {
+    let _ = a.verbose;
+    match a.kind.as_deref() {
+        Some("sysclone") => {}
+        Some("diskless") | None => bail!(
+            "imgcapture: bootherd captures only sysclone images (-t sysclone -o <osimage>); \
+             for diskless nodes build the image with genimage instead of capturing a node"
+        ),
+        Some(other) => bail!("imgcapture: unknown type '{other}' (sysclone)"),
+    }
+    let Some(image) = a.osimage.clone() else {
+        bail!("imgcapture: -t sysclone needs -o <osimage>");
+    };
+    let store = db.open()?;
+    let req = crate::image::sysclone::CaptureReq {
+        node: a.node.clone(),
+        image,
+        user: a.user.clone(),
+        ssh_options: a.ssh_options.clone(),
+        exlist: a.exlist.clone(),
+    };
+    let mut say = |l: &str| println!("{l}");
+    match crate::image::sysclone::capture(&store, &req, &mut say) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("Error: {}", super::chain(&e));
+            Ok(ExitCode::from(1))
+        }
+    }
+}

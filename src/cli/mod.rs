@@ -194,6 +194,8 @@ enum Cmd {
     Imgexport(images::ImgexportArgs),
     /// Define an osimage and put its files in place from an imgexport bundle
     Imgimport(images::ImgimportArgs),
+    /// Capture a golden node's disk as a sysclone osimage (-t sysclone -o <osimage>)
+    Imgcapture(images::ImgcaptureArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -248,6 +250,7 @@ pub const COMMANDS: &[&str] = &[
     "rmimage",
     "imgexport",
     "imgimport",
+    "imgcapture",
 ];
 
 #[derive(Debug, Args)]
@@ -409,6 +412,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Rmimage(a) => images::rmimage(&db, a),
         Cmd::Imgexport(a) => images::imgexport(&db, a),
         Cmd::Imgimport(a) => images::imgimport(&db, a),
+        Cmd::Imgcapture(a) => images::imgcapture(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

@@ -80,6 +80,7 @@ pub static USAGES: &[CmdUsage] = &[
     u("rmimage", Usage(1), "Usage:\n  %CMD% [-h | --help]\n  %CMD% [-V | --verbose] imagename [--xcatdef]"),
     u("imgexport", Usage(1), "Usage:\n  %CMD% [-h| --help]\n  %CMD% image_name [destination] [[-e|--extra file:dir] ... ] [-p|--postscripts node_name] [-R|--remotehost user@host] [-v|--verbose]"),
     u("imgimport", Usage(1), "Usage:\n  %CMD% [-h|--help]\n  %CMD% bundle_file_name [-p|--postscripts nodelist] [-f|--profile new_profile] [-R|--remotehost user@host] [-v|--verbose]"),
+    u("imgcapture", Usage(1), "Usage:\n  %CMD% [-h|--help | -v|--version]\n  %CMD% node -t|--type sysclone -o|--osimage osimage [-e|--exlist file] [-V|--verbose]"),
     u("switchprobe", Run, "Usage: %CMD% [<noderange>] [-V|--verbose | -c|--check]"),
 ];
 

@@ -60,6 +60,12 @@ pub fn extra_routes(store: &Arc<Store>, resolver: &Arc<Resolver>) -> Routes {
         }),
     );
     routes.add(
+        &["install", "sysclone"],
+        Arc::new(nodes::SyscloneGuard {
+            callers: callers.clone(),
+        }),
+    );
+    routes.add(
         &["install", "postscripts"],
         Arc::new(nodes::ShippedRunner {
             installdir: PathBuf::from(site("installdir", DEFAULT_INSTALLDIR)),

@@ -167,3 +167,27 @@ impl Handler for ShippedRunner {
         Some(Response::bytes(200, "text/x-shellscript", body))
     }
 }
+
+/// `/install/sysclone/…`: captured images hold a golden node's whole filesystem (password
+/// hashes, service keys), so only nodes (by source address) and this machine may read them; the
+/// file tree serves what passes.
+pub struct SyscloneGuard {
+    pub callers: Arc<Callers>,
+}
+
+impl Handler for SyscloneGuard {
+    fn handle(&self, req: &RequestInfo) -> Option<Response> {
+        req.under(&["install", "sysclone"])?;
+        if is_local(req.peer.ip()) || self.callers.node(req.peer.ip()).is_some() {
+            return None;
+        }
+        warn!(peer = %req.peer.ip(), path = %req.decoded_path(), "sysclone file refused: not a node's address");
+        Some(Response::text(
+            403,
+            format!(
+                "403 Forbidden: sysclone images are served to nodes only, and {} is not a node's address\n",
+                req.peer.ip()
+            ),
+        ))
+    }
+}

@@ -8,7 +8,8 @@
 //!   [`rmimage`]: removing an image's files; [`port`]: imgexport/imgimport bundles (xCAT's layout);
 //! - [`lite`]: the statelite lookups (`litefile`, `litetree`, `statemnt`) and the rules the
 //!   litefile rows must follow; [`liteimg`]: preparing a statelite image root (`.default`,
-//!   `.statelite/tmpfs` links, the node-side statelite script).
+//!   `.statelite/tmpfs` links, the node-side statelite script);
+//! - [`sysclone`]: imgcapture of a golden node over ssh/rsync and the deploy script genesis runs.
 
 pub mod copycds;
 pub mod genimage;
@@ -21,3 +22,4 @@ pub mod port;
 pub mod profiles;
 pub mod rmimage;
 pub mod spec;
+pub mod sysclone;

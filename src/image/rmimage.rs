@@ -33,6 +33,10 @@ pub fn rmimage(
     say: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     let spec = ImageSpec::load(store, image)?;
+    if spec.provmethod() == "sysclone" {
+        super::sysclone::remove(&spec.installdir, image, say)?;
+        return finish(store, image, xcatdef, say);
+    }
     let rootimgdir = spec.rootimgdir()?;
     let root = rootimgdir.join("rootimg");
     if rootimgdir.exists() {
@@ -77,6 +81,15 @@ pub fn rmimage(
         std::fs::remove_dir_all(&tftp)
             .with_context(|| format!("cannot remove {}", tftp.display()))?;
     }
+    finish(store, image, xcatdef, say)
+}
+
+fn finish(
+    store: &Store,
+    image: &str,
+    xcatdef: bool,
+    say: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
     if xcatdef {
         let audit = Audit {
             command: "rmimage".into(),

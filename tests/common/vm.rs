@@ -127,6 +127,26 @@ pub fn qemu_nic(
     nic_opts: &str,
     extra: &[&str],
 ) -> std::process::Child {
+    qemu_tap(ns, "tap0", serial, mac, memory_mb, nic_opts, extra)
+}
+
+/// Another tap in `ns`'s bridge br0, for a second VM at the same time.
+pub fn add_tap(ns: &Netns, tap: &str) {
+    ns.exec(&["ip", "tuntap", "add", "dev", tap, "mode", "tap"]);
+    ns.exec(&["ip", "link", "set", tap, "master", "br0"]);
+    ns.exec(&["ip", "link", "set", tap, "up"]);
+}
+
+/// [`qemu_nic`] on the tap `tap` (made by [`bridge`] or [`add_tap`]).
+pub fn qemu_tap(
+    ns: &Netns,
+    tap: &str,
+    serial: &Path,
+    mac: &str,
+    memory_mb: u32,
+    nic_opts: &str,
+    extra: &[&str],
+) -> std::process::Child {
     ns.command("qemu-system-x86_64")
         .args([
             "-machine",
@@ -147,7 +167,7 @@ pub fn qemu_nic(
         ])
         .args([
             "-netdev",
-            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
             "-device",
             &format!("virtio-net-pci,netdev=n0,mac={mac}{nic_opts}"),
         ])
