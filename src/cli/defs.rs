@@ -407,17 +407,7 @@ fn list_templates(db: &DbOpt, a: &LsdefArgs) -> anyhow::Result<ExitCode> {
             .cloned()
             .collect();
         if let (Some(d), "node") = (&defaults, ty) {
-            for (col, list) in [("postscripts", &d.0), ("postbootscripts", &d.1)] {
-                if list.is_empty() {
-                    continue;
-                }
-                let joined = list.join(",");
-                let v = match attrs.get(col) {
-                    Some(own) => format!("{joined},{own}"),
-                    None => joined,
-                };
-                attrs.insert(col.to_string(), v);
-            }
+            with_defaults(&mut attrs, d);
         }
         if a.stanza {
             let mut text = String::new();
@@ -556,17 +546,7 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
             // lsdef shows what a node runs: the xcatdefaults scripts first (not in -z output).
             if t == "node" && !a.stanza && (detailed || !conds.is_empty()) {
                 let d = defaults_for_lsdef.get_or_insert_with(|| xcat_defaults(r.store()));
-                for (col, list) in [("postscripts", &d.0), ("postbootscripts", &d.1)] {
-                    if list.is_empty() {
-                        continue;
-                    }
-                    let joined = list.join(",");
-                    let v = match attrs.get(col) {
-                        Some(own) => format!("{joined},{own}"),
-                        None => joined,
-                    };
-                    attrs.insert(col.to_string(), v);
-                }
+                with_defaults(&mut attrs, d);
             }
             if let Some(only) = &only {
                 attrs.retain(|k, _| only.iter().any(|o| o == k));
@@ -720,6 +700,21 @@ fn node_osimage(
         }
     }
     Ok(Ok(m))
+}
+
+/// A node's postscripts and postbootscripts as lsdef shows them: the `xcatdefaults` row's first.
+fn with_defaults(attrs: &mut BTreeMap<String, String>, d: &(Vec<String>, Vec<String>)) {
+    for (col, list) in [("postscripts", &d.0), ("postbootscripts", &d.1)] {
+        if list.is_empty() {
+            continue;
+        }
+        let joined = list.join(",");
+        let v = match attrs.get(col) {
+            Some(own) => format!("{joined},{own}"),
+            None => joined,
+        };
+        attrs.insert(col.to_string(), v);
+    }
 }
 
 /// The postscripts and postbootscripts of the `xcatdefaults` row (every node runs them first).
