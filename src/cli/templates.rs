@@ -1,7 +1,8 @@
 //! Object definition templates for `lsdef --template` and `mkdef --template`, under the names
 //! and with the fixed values xCAT ships (`cec-template`, `hmc-template`, `x86_64-template`,
 //! `switch-template`, …) so scripts that name them keep working; the MANDATORY/OPTIONAL
-//! explanations are bootherd's own words. A value `MANDATORY:<why>` must be
+//! explanations are bootherd's own words, except where xCAT's regression cases read them
+//! (switch-template's). A value `MANDATORY:<why>` must be
 //! given on the mkdef command line; `OPTIONAL:<why>` is dropped unless given.
 
 use super::stanza::{self, Stanza};
@@ -98,11 +99,11 @@ ppc64lekvmguest-template:
 switch-template:
     objtype=node
     groups=switch
-    ip=\"OPTIONAL:the switch's management address\"
-    mac=\"OPTIONAL:the switch's MAC address\"
+    ip=\"OPTIONAL:the ip address of the switch\"
+    mac=\"OPTIONAL:the MAC address of the switch\"
     mgt=switch
     nodetype=switch
-    switchtype=\"OPTIONAL:vendor family (Mellanox, Cisco, BNT, Juniper)\"
+    switchtype=\"OPTIONAL:The type of switch: Mellanox, Cisco, BNT or Juniper.\"
     usercomment=\"the switch definition template\"
 
 x86_64-template:
