@@ -25,8 +25,8 @@ pub fn node_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// A host name as RFC 1123 allows it: dot-separated labels of letters, digits and '-', none
-/// empty, none starting or ending with '-'.
+/// A host name: dot-separated labels of letters, digits and '-' (RFC 1123), none empty, none
+/// starting or ending with '-'; '_' is let through too, as resolvers do (sites have such names).
 pub fn host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
@@ -35,7 +35,8 @@ pub fn host_name(s: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -163,10 +164,10 @@ mod tests {
 
     #[test]
     fn masters() {
-        for ok in ["10.0.0.1", "fd00::1", "mn1", "mn1.cluster.example"] {
+        for ok in ["10.0.0.1", "fd00::1", "mn1", "mn1.cluster.example", "mn_1"] {
             assert!(site_value("master", ok).is_ok(), "{ok}");
         }
-        for bad in ["not..an..ip", "10.0.0.300", "-mn", "a b", "mn_1"] {
+        for bad in ["not..an..ip", "10.0.0.300", "-mn", "a b", "mn/1"] {
             assert!(site_value("master", bad).is_err(), "{bad}");
         }
     }
