@@ -500,7 +500,9 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
                         v.push(name);
                     } else {
                         out.flush()?;
-                        eprintln!("Error: Could not find an object named '{name}' of type '{t}'.");
+                        crate::errln!(
+                            "Error: Could not find an object named '{name}' of type '{t}'."
+                        );
                         failed = true;
                     }
                 }
@@ -514,7 +516,9 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
                         v.push(name.to_string());
                     } else {
                         out.flush()?;
-                        eprintln!("Error: Could not find an object named '{name}' of type '{t}'.");
+                        crate::errln!(
+                            "Error: Could not find an object named '{name}' of type '{t}'."
+                        );
                         failed = true;
                     }
                 }
@@ -527,7 +531,7 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
             // With several types, said once at the end if none had any.
             if !several {
                 out.flush()?;
-                eprintln!("Could not find any object definitions to display.");
+                crate::errln!("Could not find any object definitions to display.");
             }
             continue;
         }
@@ -602,7 +606,7 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
                     }
                     Err(msg) => {
                         out.flush()?;
-                        eprintln!("Error: {msg}");
+                        crate::errln!("Error: {msg}");
                         failed = true;
                     }
                 }
@@ -611,7 +615,7 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
     }
     super::finish(out)?;
     if several && !found_any && names_arg.is_none() {
-        eprintln!("Could not find any object definitions to display.");
+        crate::errln!("Could not find any object definitions to display.");
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -1815,9 +1819,9 @@ fn define(
 fn emit(resps: &[Resp]) {
     for r in resps {
         match r {
-            Resp::Info(s) => println!("{s}"),
-            Resp::Warn(s) => eprintln!("Warning: {s}"),
-            Resp::Error(s) => eprintln!("Error: {s}"),
+            Resp::Info(s) => crate::outln!("{s}"),
+            Resp::Warn(s) => crate::errln!("Warning: {s}"),
+            Resp::Error(s) => crate::errln!("Error: {s}"),
         }
     }
 }
@@ -1826,7 +1830,7 @@ fn emit(resps: &[Resp]) {
 fn stanza_reqs(cmd: &str) -> anyhow::Result<Vec<ObjReq>> {
     use std::io::Read;
     let mut text = String::new();
-    std::io::stdin()
+    super::request::stdin()
         .read_to_string(&mut text)
         .map_err(|e| anyhow!("cannot read the stanza file from standard input: {e}"))?;
     let stanzas = super::stanza::parse(&text).map_err(|e| {
@@ -2008,7 +2012,7 @@ pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
     let d = define(&store, reqs, &opts, &audit)?;
     emit(&d.resps);
     if d.failed {
-        eprintln!("Error: One or more errors occured when attempting to create or modify xCAT object definitions.");
+        crate::errln!("Error: One or more errors occured when attempting to create or modify xCAT object definitions.");
         return Ok(ExitCode::from(1));
     }
     let line = format!(
@@ -2016,10 +2020,10 @@ pub fn mkdef(db: &DbOpt, a: MkdefArgs) -> anyhow::Result<ExitCode> {
         d.changed
     );
     if d.changed > 0 {
-        println!("{line}");
+        crate::outln!("{line}");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("Error: {line}");
+        crate::errln!("Error: {line}");
         Ok(ExitCode::from(1))
     }
 }
@@ -2165,7 +2169,7 @@ pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
             None => bail!("No object names were provided."),
         };
         if pairs.is_empty() && a.conds.is_empty() {
-            println!("No object definitions have been created or modified.");
+            crate::outln!("No object definitions have been created or modified.");
             return Ok(ExitCode::SUCCESS);
         }
         cli_names(&r, &objtype, &names)?
@@ -2191,19 +2195,19 @@ pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
     let d = define(&store, reqs, &opts, &audit)?;
     emit(&d.resps);
     if d.failed {
-        eprintln!("Error: One or more errors occured when attempting to create or modify xCAT object definitions.");
+        crate::errln!("Error: One or more errors occured when attempting to create or modify xCAT object definitions.");
         return Ok(ExitCode::from(1));
     }
     if d.changed > 0 {
-        println!(
+        crate::outln!(
             "{} object definitions have been created or modified.",
             d.changed
         );
     } else {
-        println!("No object definitions have been created or modified.");
+        crate::outln!("No object definitions have been created or modified.");
     }
     if !d.new.is_empty() {
-        println!(
+        crate::outln!(
             "New object definitions '{}' have been created.",
             d.new.join(",")
         );
@@ -2214,7 +2218,7 @@ pub fn chdef(db: &DbOpt, a: ChdefArgs) -> anyhow::Result<ExitCode> {
                 .filter(|n| n.chars().any(|c| c.is_ascii_uppercase()))
                 .collect();
             if !caps.is_empty() && objtype == "node" {
-                eprintln!("Warning: The node name '{}' contains capital letters which may not be resolved correctly by the dns server.", caps.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
+                crate::errln!("Warning: The node name '{}' contains capital letters which may not be resolved correctly by the dns server.", caps.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
             }
         }
     }
@@ -2308,7 +2312,7 @@ fn rename(
         }
         Ok(())
     })?;
-    println!("Changed the object name from {old} to {new}.");
+    crate::outln!("Changed the object name from {old} to {new}.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -2378,11 +2382,11 @@ pub struct RmdefArgs {
 pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
     let usage = || {
         if let Some(u) = super::usage::find("rmdef") {
-            print!("{}", super::usage::text(u, "rmdef"));
+            crate::out!("{}", super::usage::text(u, "rmdef"));
         }
     };
     if a.all && !a.force {
-        eprintln!("Error: You must use the '-f' option when using the '-a' option.");
+        crate::errln!("Error: You must use the '-f' option when using the '-a' option.");
         usage();
         return Ok(ExitCode::from(1));
     }
@@ -2395,7 +2399,7 @@ pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
     }
     if !a.conds.is_empty() {
         // xCAT says so as information and removes nothing.
-        println!("The '-w' option is not supported for the rmdef command.");
+        crate::outln!("The '-w' option is not supported for the rmdef command.");
         return Ok(ExitCode::from(1));
     }
     let store = db.open()?;
@@ -2416,7 +2420,7 @@ pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         let Some(names) = names.clone() else {
-            eprintln!("Error: No object names were provided.");
+            crate::errln!("Error: No object names were provided.");
             usage();
             return Ok(ExitCode::from(1));
         };
@@ -2434,18 +2438,18 @@ pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
             if existing.contains(&o) {
                 objs.push((objtype.clone(), o));
             } else {
-                eprintln!("Error: Could not find an object named '{o}' of type '{objtype}'.");
+                crate::errln!("Error: Could not find an object named '{o}' of type '{objtype}'.");
                 failed = true;
             }
         }
     }
     if objs.is_empty() {
-        println!("No objects have been removed from the xCAT database.");
+        crate::outln!("No objects have been removed from the xCAT database.");
         return Ok(ExitCode::from(if failed { 1 } else { 0 }));
     }
     let nodes = objs.iter().filter(|(t, _)| t == "node").count();
     if a.cleanup && nodes > 100 {
-        println!("Performing configuration cleanup. This might take a some time.");
+        crate::outln!("Performing configuration cleanup. This might take a some time.");
     }
     let audit = Audit {
         command: "rmdef".into(),
@@ -2480,14 +2484,14 @@ pub fn rmdef(db: &DbOpt, a: RmdefArgs) -> anyhow::Result<ExitCode> {
         res.map_err(|e| StoreError::Invalid(super::chain(&e)))
     })?;
     if a.verbose {
-        println!("The following objects were removed:");
+        crate::outln!("The following objects were removed:");
         let mut sorted: Vec<&String> = objs.iter().map(|(_, o)| o).collect();
         sorted.sort();
         for o in sorted {
-            println!("{o}");
+            crate::outln!("{o}");
         }
     } else {
-        println!("{} object definitions have been removed.", objs.len());
+        crate::outln!("{} object definitions have been removed.", objs.len());
     }
     Ok(ExitCode::from(if failed { 1 } else { 0 }))
 }

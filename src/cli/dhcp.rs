@@ -132,18 +132,18 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
             store.write(Some(&audit), |tx| {
                 tx.set("passwd", &["omapi", &key], &[("password", Some(&secret))])
             })?;
-            println!("Created the OMAPI key '{key}' (passwd key=omapi).");
+            crate::outln!("Created the OMAPI key '{key}' (passwd key=omapi).");
             r.invalidate("passwd");
         }
         let view = config::build(&r, &hostname())?;
         let (broken, warnings) = check(&r, &view)?;
         for p in &warnings {
-            eprintln!("Warning: {p}");
+            crate::errln!("Warning: {p}");
         }
         for p in &broken {
-            eprintln!("Error: {p}");
+            crate::errln!("Error: {p}");
         }
-        println!(
+        crate::outln!(
             "DHCP configuration: {} network(s), {} node MAC(s), lease time {} s, {} problem(s).",
             view.subnets.len(),
             view.hosts.len(),
@@ -199,7 +199,7 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(n)
         })?;
-        println!("{n} lease(s) removed.");
+        crate::outln!("{n} lease(s) removed.");
         return Ok(if failed {
             ExitCode::from(1)
         } else {
@@ -242,7 +242,7 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
         if entries.is_empty() {
             // A warning in xCAT too: the other nodes are still defined.
             out.flush()?;
-            eprintln!("Warning: Unable to find mac address for {node}");
+            crate::errln!("Warning: Unable to find mac address for {node}");
             continue;
         }
         let mut entries = entries;
@@ -258,7 +258,7 @@ pub fn makedhcp(db: &DbOpt, a: MakedhcpArgs) -> anyhow::Result<ExitCode> {
             let Some(ip) = h.ip else {
                 // xCAT warns and still defines the MAC, which then gets a dynamic address.
                 out.flush()?;
-                eprintln!(
+                crate::errln!(
                     "Warning: The hostname {} of node {node} could not be resolved.",
                     h.hostname
                 );

@@ -89,12 +89,12 @@ pub fn start(db: &DbOpt, a: StartArgs) -> anyhow::Result<ExitCode> {
         Some(&audit("nodediscoverstart", a.params.join(" "))),
         |tx| tx.set("site", &[SEQ_KEY], &[("value", Some(&p.to_site()))]),
     )?;
-    println!("Sequential Discovery: Started:");
-    println!("    Number of free node names: {free}");
+    crate::outln!("Sequential Discovery: Started:");
+    crate::outln!("    Number of free node names: {free}");
     for (what, range) in [("host", &p.hostiprange), ("bmc", &p.bmciprange)] {
         if let Some(range) = range {
             let n = ip_range(range).map(|v| v.len()).unwrap_or(0);
-            println!("    Number of free {what} ips: {n}");
+            crate::outln!("    Number of free {what} ips: {n}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -119,7 +119,7 @@ pub fn stop(db: &DbOpt, _: StopArgs) -> anyhow::Result<ExitCode> {
     let store = db.open()?;
     let r = Resolver::new(store.clone());
     if r.site(SEQ_KEY)?.is_none_or(|v| v.is_empty()) {
-        println!("Sequential Discovery is stopped.");
+        crate::outln!("Sequential Discovery is stopped.");
         return Ok(ExitCode::SUCCESS);
     }
     store.write(Some(&audit("nodediscoverstop", String::new())), |tx| {
@@ -129,12 +129,12 @@ pub fn stop(db: &DbOpt, _: StopArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|m| m.get("method").map(String::as_str) == Some("sequential"))
         .collect();
-    println!("Discovered {} nodes.", found.len());
+    crate::outln!("Discovered {} nodes.", found.len());
     if !found.is_empty() {
-        println!("    {:<20}{:<10}{:<10}", "NODE", "MTM", "SERIAL");
+        crate::outln!("    {:<20}{:<10}{:<10}", "NODE", "MTM", "SERIAL");
         for m in &found {
             let g = |k: &str| m.get(k).cloned().unwrap_or_default();
-            println!(
+            crate::outln!(
                 "    {:<20}{:<10}{:<10}",
                 g("node"),
                 g("mtm"),
@@ -142,7 +142,7 @@ pub fn stop(db: &DbOpt, _: StopArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    println!("Sequential Discovery: Stopped.");
+    crate::outln!("Sequential Discovery: Stopped.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -151,12 +151,12 @@ pub fn status(db: &DbOpt, _: StatusArgs) -> anyhow::Result<ExitCode> {
     let r = Resolver::new(store);
     match r.site(SEQ_KEY)?.filter(|v| !v.is_empty()) {
         Some(p) => {
-            println!("Sequential discovery is running.");
-            println!("    The parameters used for discovery: {p}");
+            crate::outln!("Sequential discovery is running.");
+            crate::outln!("    The parameters used for discovery: {p}");
         }
-        None => println!("Sequential Discovery is stopped."),
+        None => crate::outln!("Sequential Discovery is stopped."),
     }
-    println!("Switch and MTMS discovery answer every machine that boots genesis.");
+    crate::outln!("Switch and MTMS discovery answer every machine that boots genesis.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -182,25 +182,29 @@ pub fn ls(db: &DbOpt, a: LsArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if a.long {
         for m in &found {
-            println!(
+            crate::outln!(
                 "Object uuid: {}",
                 m.get("uuid").cloned().unwrap_or_default()
             );
             for (k, v) in m.iter().filter(|(k, _)| k.as_str() != "uuid") {
-                println!("    {k}={v}");
+                crate::outln!("    {k}={v}");
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::outln!(
         "Discovered {} node{}.",
         found.len(),
         if found.len() == 1 { "" } else { "s" }
     );
     if !found.is_empty() {
-        println!(
+        crate::outln!(
             "  {:<40}{:<20}{:<15}{:<10} {:<20}",
-            "UUID", "NODE", "METHOD", "MTM", "SERIAL"
+            "UUID",
+            "NODE",
+            "METHOD",
+            "MTM",
+            "SERIAL"
         );
         for m in &found {
             let g = |k: &str| m.get(k).cloned().unwrap_or_default();
@@ -209,7 +213,7 @@ pub fn ls(db: &DbOpt, a: LsArgs) -> anyhow::Result<ExitCode> {
             } else {
                 g("node")
             };
-            println!(
+            crate::outln!(
                 "  {:<40}{:<20}{:<15}{:<10} {:<20}",
                 g("uuid"),
                 node,
@@ -223,7 +227,7 @@ pub fn ls(db: &DbOpt, a: LsArgs) -> anyhow::Result<ExitCode> {
             .filter(|m| m.get("method").map(String::as_str) == Some("undef"))
         {
             if let (Some(u), Some(why)) = (m.get("uuid"), m.get("otherdata")) {
-                println!("  {u}: {why}");
+                crate::outln!("  {u}: {why}");
             }
         }
     }
@@ -289,7 +293,7 @@ pub fn def(db: &DbOpt, a: DefArgs) -> anyhow::Result<ExitCode> {
                 )
             },
         )?;
-        println!("Removing discovery entries finished.");
+        crate::outln!("Removing discovery entries finished.");
         return Ok(ExitCode::SUCCESS);
     }
     let Some(node) = a.node else {
@@ -311,7 +315,7 @@ pub fn def(db: &DbOpt, a: DefArgs) -> anyhow::Result<ExitCode> {
         hit: None,
     };
     matcher::record(&store, &r, &rep, &outcome)?;
-    println!("Defined [{}] to node {node}.", a.uuid);
+    crate::outln!("Defined [{}] to node {node}.", a.uuid);
     Ok(ExitCode::SUCCESS)
 }
 

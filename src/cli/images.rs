@@ -37,7 +37,7 @@ pub struct CopycdsArgs {
 pub fn copycds(db: &DbOpt, a: CopycdsArgs) -> anyhow::Result<ExitCode> {
     let store = db.open()?;
     if a.inspection && (a.name.is_some() || a.arch.is_some()) {
-        eprintln!("Warning: copycds: option --inspection specified, argument specified with option --name or --arch is ignored");
+        crate::errln!("Warning: copycds: option --inspection specified, argument specified with option --name or --arch is ignored");
     }
     let req = copycds::Request {
         name: a.name.clone().filter(|_| !a.inspection),
@@ -49,9 +49,9 @@ pub fn copycds(db: &DbOpt, a: CopycdsArgs) -> anyhow::Result<ExitCode> {
     };
     let mut failed = false;
     for f in &a.files {
-        let mut say = |l: &str| println!("{l}");
+        let mut say = |l: &str| crate::outln!("{l}");
         if let Err(e) = copycds::copy(&store, f, &req, &mut say) {
-            eprintln!("Error: {}", super::chain(&e));
+            crate::errln!("Error: {}", super::chain(&e));
             failed = true;
         }
     }
@@ -116,7 +116,7 @@ pub fn genimage(db: &DbOpt, a: GenimageArgs) -> anyhow::Result<ExitCode> {
     match genimage::genimage(&store, &a.image, &req, false) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", super::chain(&e));
+            crate::errln!("Error: {}", super::chain(&e));
             Ok(ExitCode::from(1))
         }
     }
@@ -142,11 +142,11 @@ pub fn packimage(db: &DbOpt, a: PackimageArgs) -> anyhow::Result<ExitCode> {
     let compress = pack::Compress::parse(&a.compress)?;
     let _ = a.nosyncfiles;
     let store = db.open()?;
-    let mut say = |l: &str| println!("{l}");
+    let mut say = |l: &str| crate::outln!("{l}");
     match pack::packimage(&store, &a.image, method, compress, &mut say) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", super::chain(&e));
+            crate::errln!("Error: {}", super::chain(&e));
             Ok(ExitCode::from(1))
         }
     }
@@ -184,11 +184,11 @@ pub fn rmimage(db: &DbOpt, a: RmimageArgs) -> anyhow::Result<ExitCode> {
     };
     let _ = a.verbose;
     let store = db.open()?;
-    let mut say = |l: &str| println!("{l}");
+    let mut say = |l: &str| crate::outln!("{l}");
     match rmimage::rmimage(&store, &image, a.xcatdef, &mut say) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", super::chain(&e));
+            crate::errln!("Error: {}", super::chain(&e));
             Ok(ExitCode::from(1))
         }
     }
@@ -222,7 +222,7 @@ pub fn imgexport(db: &DbOpt, a: ImgexportArgs) -> anyhow::Result<ExitCode> {
     let verbose = a.verbose;
     let mut say = |l: &str| {
         if verbose || !l.starts_with('/') {
-            println!("{l}")
+            crate::outln!("{l}")
         }
     };
     match crate::image::port::export(
@@ -234,7 +234,7 @@ pub fn imgexport(db: &DbOpt, a: ImgexportArgs) -> anyhow::Result<ExitCode> {
     ) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", super::chain(&e));
+            crate::errln!("Error: {}", super::chain(&e));
             Ok(ExitCode::from(1))
         }
     }
@@ -267,11 +267,11 @@ pub fn imgimport(db: &DbOpt, a: ImgimportArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = (a.nozip, a.verbose);
     let store = db.open()?;
-    let mut say = |l: &str| println!("{l}");
+    let mut say = |l: &str| crate::outln!("{l}");
     match crate::image::port::import(&store, &a.bundle, a.profile.as_deref(), &mut say) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", super::chain(&e));
+            crate::errln!("Error: {}", super::chain(&e));
             Ok(ExitCode::from(1))
         }
     }
@@ -322,11 +322,11 @@ pub fn imgcapture(db: &DbOpt, a: ImgcaptureArgs) -> anyhow::Result<ExitCode> {
         ssh_options: a.ssh_options.clone(),
         exlist: a.exlist.clone(),
     };
-    let mut say = |l: &str| println!("{l}");
+    let mut say = |l: &str| crate::outln!("{l}");
     match crate::image::sysclone::capture(&store, &req, &mut say) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("Error: {}", super::chain(&e));
+            crate::errln!("Error: {}", super::chain(&e));
             Ok(ExitCode::from(1))
         }
     }

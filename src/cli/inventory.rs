@@ -62,13 +62,13 @@ where
     bmc::run(&settings, work, job, |node, res| match res {
         Ok(lines) => {
             use std::io::Write;
-            let mut out = std::io::stdout().lock();
+            let mut out = super::stdout();
             for l in lines {
                 let _ = writeln!(out, "{node}: {l}");
             }
         }
         Err(e) => {
-            println!("{node}: Error: {e}");
+            crate::outln!("{node}: Error: {e}");
             failed = true;
         }
     })?;

@@ -70,7 +70,7 @@ pub fn litefile(db: &DbOpt, a: LitefileArgs) -> anyhow::Result<ExitCode> {
         match lite::node_image(&r, node) {
             Ok(img) => print_files(node, &lite::litefile(&r, &img)?),
             Err(e) => {
-                println!("{node}: Error: {e}");
+                crate::outln!("{node}: Error: {e}");
                 failed = true;
             }
         }
@@ -92,11 +92,11 @@ pub fn litetree(db: &DbOpt, a: LitetreeArgs) -> anyhow::Result<ExitCode> {
         match res {
             Ok(dirs) => {
                 for d in dirs {
-                    println!("{node}: {}", d.line());
+                    crate::outln!("{node}: {}", d.line());
                 }
             }
             Err(e) => {
-                println!("{node}: Error: {e}");
+                crate::outln!("{node}: Error: {e}");
                 failed = true;
             }
         }
@@ -126,7 +126,7 @@ pub fn liteimg(db: &DbOpt, a: LiteimgArgs) -> anyhow::Result<ExitCode> {
     let files = lite::litefile(&r, &image)?;
     let installdir = PathBuf::from(r.site("installdir")?.unwrap_or_else(|| "/install".into()));
     let script = liteimg::shipped_script();
-    let mut out = |l: &str| println!("{l}");
+    let mut out = |l: &str| crate::outln!("{l}");
     let res = Liteimg::new(root.clone(), a.verbose, &mut out).run(
         &files,
         &script,
@@ -146,7 +146,7 @@ pub fn liteimg(db: &DbOpt, a: LiteimgArgs) -> anyhow::Result<ExitCode> {
                         let tmp = dest.join(format!(".{f}.new"));
                         std::fs::copy(&src, &tmp)?;
                         std::fs::rename(&tmp, dest.join(f))?;
-                        println!("{} copied to {}", src.display(), dest.display());
+                        crate::outln!("{} copied to {}", src.display(), dest.display());
                     }
                 }
             }
@@ -154,7 +154,7 @@ pub fn liteimg(db: &DbOpt, a: LiteimgArgs) -> anyhow::Result<ExitCode> {
         }
         Err(LiteError::Invalid(msg)) => {
             for l in msg.lines() {
-                eprintln!("Error: {l}");
+                crate::errln!("Error: {l}");
             }
             Ok(ExitCode::from(1))
         }

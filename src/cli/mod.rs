@@ -14,6 +14,10 @@
 //! (`serve`, `links`). [`stanza`] reads and writes xCAT's stanza files; [`xcatdb`] holds gettab,
 //! tabgrep, tabprune, dumpxCATdb and restorexCATdb.
 
+// Output goes through the request's sink (`crate::outln!`, `cli::stdout()`), never the
+// process's own stdout: the same code answers local and remote requests.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -35,6 +39,7 @@ pub mod net;
 pub mod nodes;
 pub mod nodeset;
 pub mod power;
+pub mod request;
 pub mod stanza;
 pub mod switchprobe;
 pub mod tables;
@@ -57,7 +62,7 @@ impl DbOpt {
     pub fn open(&self) -> anyhow::Result<Arc<Store>> {
         let (store, created) = Store::open_reporting(&self.db)?;
         if created {
-            eprintln!(
+            crate::errln!(
                 "Created a new store at {} with xCAT's defaults (set BOOTHERD_DB or --db to use another).",
                 store.describe()
             );
@@ -72,7 +77,7 @@ impl DbOpt {
         match Store::open_existing(&self.db) {
             Ok(s) => Ok(Arc::new(s)),
             Err(crate::store::StoreError::Open { url, reason }) if reason.starts_with(NO_STORE) => {
-                eprintln!("Warning: there is no store at {url} yet; showing a new store's defaults (set BOOTHERD_DB or --db to use another).");
+                crate::errln!("Warning: there is no store at {url} yet; showing a new store's defaults (set BOOTHERD_DB or --db to use another).");
                 Ok(Arc::new(Store::open_in_memory()?))
             }
             Err(e) => Err(e.into()),
@@ -305,7 +310,7 @@ pub fn main() -> ExitCode {
                             .next()
                             .unwrap_or("")
                             .trim_start_matches("error: ");
-                        eprintln!("Error: {first}");
+                        crate::errln!("Error: {first}");
                         usage::bad_command_line(u, invoked)
                     }
                     None => {
@@ -322,7 +327,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("Error: {}", chain(&e));
+            crate::errln!("Error: {}", chain(&e));
             ExitCode::from(1)
         }
     }
@@ -429,7 +434,7 @@ fn links(a: LinksArgs) -> anyhow::Result<ExitCode> {
         std::os::unix::fs::symlink(&exe, &link)
             .with_context(|| format!("cannot create {}", link.display()))?;
     }
-    println!(
+    crate::outln!(
         "{} commands linked to {} in {}",
         COMMANDS.len(),
         exe.display(),
@@ -439,8 +444,8 @@ fn links(a: LinksArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Buffered stdout for commands that print a lot (100,000-node listings).
-pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
-    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+pub fn stdout() -> std::io::BufWriter<request::OutWriter> {
+    std::io::BufWriter::with_capacity(1 << 16, request::OutWriter)
 }
 
 /// Writes and flushes, turning errors into anyhow.

@@ -181,11 +181,11 @@ pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
         let ip = match ip_col.get(n) {
             Ok(Some(ip)) => ip,
             Ok(None) => {
-                eprintln!("Warning: {n} has no hosts.ip; no line written for it");
+                crate::errln!("Warning: {n} has no hosts.ip; no line written for it");
                 continue;
             }
             Err(e) => {
-                eprintln!("{n}: Error: {e}");
+                crate::errln!("{n}: Error: {e}");
                 failed = true;
                 continue;
             }
@@ -208,7 +208,9 @@ pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
                 .or_else(|| pair.split_once(':'))
                 .unwrap_or((pair, ""));
             if oip.parse::<Ipv4Addr>().is_err() {
-                eprintln!("Warning: {n}: otherinterfaces entry '{pair}' has no valid IP; skipped");
+                crate::errln!(
+                    "Warning: {n}: otherinterfaces entry '{pair}' has no valid IP; skipped"
+                );
                 continue;
             }
             let name = if let Some(suffix) = name.strip_prefix('-') {
@@ -237,7 +239,7 @@ pub fn makehosts(db: &DbOpt, a: MakehostsArgs) -> anyhow::Result<ExitCode> {
                     ));
                 }
                 Err(e) => {
-                    eprintln!("Error: {e}");
+                    crate::errln!("Error: {e}");
                     failed = true;
                 }
             }
@@ -441,7 +443,7 @@ pub fn makenetworks(db: &DbOpt, a: MakenetworksArgs) -> anyhow::Result<ExitCode>
                 r.first().and_then(|v| v.as_deref()) == Some(name.as_str())
             });
             if named || tx.get("networks", &[&net, &mask])?.is_some() {
-                eprintln!("Warning: The network entry '{name}' already exists in xCAT networks table. Cannot create a definition for '{name}'");
+                crate::errln!("Warning: The network entry '{name}' already exists in xCAT networks table. Cannot create a definition for '{name}'");
                 continue;
             }
             let gw = f.gateway.map(|g| g.to_string());
@@ -461,7 +463,7 @@ pub fn makenetworks(db: &DbOpt, a: MakenetworksArgs) -> anyhow::Result<ExitCode>
         Ok(added)
     })?;
     for n in added {
-        println!("Added network {n}");
+        crate::outln!("Added network {n}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,7 @@ pub fn report_missing(missing: &[String]) -> bool {
     if missing.is_empty() {
         return false;
     }
-    eprintln!(
+    crate::errln!(
         "Error: Invalid nodes and/or groups in noderange: {}",
         missing.join(",")
     );
@@ -208,7 +208,7 @@ pub fn nodels(db: &DbOpt, a: NodelsArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     out.flush()?;
-                    eprintln!("{n}: Error: {e}");
+                    crate::errln!("{n}: Error: {e}");
                     failed = true;
                 }
             }
@@ -379,7 +379,7 @@ pub fn nodeadd(db: &DbOpt, a: NodeaddArgs) -> anyhow::Result<ExitCode> {
         .map(String::as_str)
         .collect();
     if !caps.is_empty() {
-        eprintln!(
+        crate::errln!(
             "Warning: The node name '{}' contains capital letters which may not be resolved correctly by the dns server.",
             caps.join(",")
         );
@@ -409,7 +409,7 @@ fn warn_dynamic_groups(r: &Resolver, assigns: &[Assignment]) -> anyhow::Result<(
     {
         for g in x.value.split(',') {
             if m.dynamic_groups.contains_key(g) {
-                eprintln!("Warning: nodegroup {g} is a dynamic node group; a node should not be added to it statically.");
+                crate::errln!("Warning: nodegroup {g} is a dynamic node group; a node should not be added to it statically.");
             }
         }
     }

@@ -106,12 +106,14 @@ pub fn nodeset(db: &DbOpt, a: NodesetArgs) -> anyhow::Result<ExitCode> {
     if a.state == "next" {
         let (plans, none) = next_plans(&r, &nodes)?;
         for n in none {
-            eprintln!("{n}: Error: no chain to follow (chain.chain and chain.currchain are empty)");
+            crate::errln!(
+                "{n}: Error: no chain to follow (chain.chain and chain.currchain are empty)"
+            );
             failed = true;
         }
         let done = apply(&r, &ctx, &plans, &audit)?;
         for (n, cs) in done {
-            println!("{n}: {cs}");
+            crate::outln!("{n}: {cs}");
         }
         return Ok(code(failed));
     }
@@ -134,7 +136,7 @@ pub fn nodeset(db: &DbOpt, a: NodesetArgs) -> anyhow::Result<ExitCode> {
             let step = match word.as_str() {
                 "install" | "netboot" | "statelite" | "sysclone" => "osimage".to_string(),
                 "" => {
-                    eprintln!("{n}: Error: no current state to enact");
+                    crate::errln!("{n}: Error: no current state to enact");
                     failed = true;
                     continue;
                 }
@@ -149,7 +151,7 @@ pub fn nodeset(db: &DbOpt, a: NodesetArgs) -> anyhow::Result<ExitCode> {
     }
     let done = apply(&r, &ctx, &plans, &audit)?;
     for (n, cs) in done {
-        println!("{n}: {cs}");
+        crate::outln!("{n}: {cs}");
     }
     Ok(code(failed))
 }
@@ -173,7 +175,7 @@ fn apply(
         Ok(done) => Ok(done),
         Err(NodesetError::Refused(problems)) => {
             for p in &problems {
-                eprintln!("{p}");
+                crate::errln!("{p}");
             }
             bail!(
                 "nodeset changed nothing: {} node(s) cannot be set",

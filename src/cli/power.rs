@@ -171,13 +171,13 @@ pub fn rpower(db: &DbOpt, a: RpowerArgs) -> anyhow::Result<ExitCode> {
         move |t| power_job(t, job_action),
         |node, res| match res {
             Ok((line, status)) => {
-                println!("{node}: {line}");
+                crate::outln!("{node}: {line}");
                 if let Some(st) = status {
                     woken.push((node.to_string(), st));
                 }
             }
             Err(e) => {
-                println!("{node}: Error: {e}");
+                crate::outln!("{node}: Error: {e}");
                 failed = true;
             }
         },
@@ -318,9 +318,9 @@ pub fn rsetboot(db: &DbOpt, a: RsetbootArgs) -> anyhow::Result<ExitCode> {
             r
         },
         |node, res| match res {
-            Ok(line) => println!("{node}: {line}"),
+            Ok(line) => crate::outln!("{node}: {line}"),
             Err(e) => {
-                println!("{node}: Error: {e}");
+                crate::outln!("{node}: Error: {e}");
                 failed = true;
             }
         },

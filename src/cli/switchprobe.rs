@@ -66,7 +66,7 @@ pub fn switchprobe(db: &DbOpt, a: SwitchprobeArgs) -> anyhow::Result<ExitCode> {
     let r = Resolver::new(store);
     let mut cfg = config_from_store(&r)?;
     for w in &cfg.warnings {
-        eprintln!("Warning: {w}");
+        crate::errln!("Warning: {w}");
     }
     cfg.settings.timeout = Duration::from_secs_f64(a.timeout);
     cfg.settings.retries = a.retries;
@@ -121,7 +121,7 @@ pub fn switchprobe(db: &DbOpt, a: SwitchprobeArgs) -> anyhow::Result<ExitCode> {
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "-".into());
             match &rep.result {
-                Ok(t) => eprintln!(
+                Ok(t) => crate::errln!(
                     "{}: polled {addr} in {:.2} s: {} ports, {} MACs ({})",
                     rep.switch,
                     rep.took.as_secs_f64(),
@@ -133,7 +133,7 @@ pub fn switchprobe(db: &DbOpt, a: SwitchprobeArgs) -> anyhow::Result<ExitCode> {
                         "BRIDGE-MIB"
                     }
                 ),
-                Err(_) => eprintln!(
+                Err(_) => crate::errln!(
                     "{}: {addr} failed after {:.2} s",
                     rep.switch,
                     rep.took.as_secs_f64()
@@ -204,7 +204,7 @@ pub fn switchprobe(db: &DbOpt, a: SwitchprobeArgs) -> anyhow::Result<ExitCode> {
     }
     super::finish(out)?;
     for f in &failed {
-        eprintln!("{f}");
+        crate::errln!("{f}");
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

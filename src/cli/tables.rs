@@ -319,7 +319,8 @@ pub fn restore(
 
 pub fn tabrestore(db: &DbOpt, a: TabrestoreArgs) -> anyhow::Result<ExitCode> {
     let spec = table_of_file(&a.file)?;
-    let text = std::fs::read_to_string(&a.file)
+    let text = super::request::read_input(&a.file)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .with_context(|| format!("cannot read {}", a.file.display()))?;
     let store = db.open()?;
     let audit = Audit {
@@ -435,7 +436,7 @@ pub fn tabch(db: &DbOpt, a: TabchArgs) -> anyhow::Result<ExitCode> {
             match tab_spec(t) {
                 Ok(s) => specs.push(s),
                 Err(e) => {
-                    eprintln!("Error: {e}");
+                    crate::errln!("Error: {e}");
                     failed = true;
                 }
             }
@@ -606,7 +607,7 @@ pub fn tabedit(db: &DbOpt, a: TabeditArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read back {}", path.display()))?;
     if after == before {
         let _ = std::fs::remove_dir_all(&dir);
-        eprintln!("{}: no changes", spec.name);
+        crate::errln!("{}: no changes", spec.name);
         return Ok(ExitCode::SUCCESS);
     }
     let audit = Audit {

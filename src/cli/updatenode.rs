@@ -137,9 +137,9 @@ pub fn updatenode(db: &DbOpt, a: UpdatenodeArgs) -> anyhow::Result<ExitCode> {
     results.sort_by(|x, y| x.0.cmp(&y.0));
     for (n, r) in results {
         match r {
-            Ok(()) => println!("{n}: done"),
+            Ok(()) => crate::outln!("{n}: done"),
             Err(e) => {
-                println!("{n}: Error: {e}");
+                crate::outln!("{n}: Error: {e}");
                 failed = true;
             }
         }

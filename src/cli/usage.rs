@@ -124,14 +124,14 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
                     .cloned()
             };
             if let Some(types) = value_of("-t") {
-                print!(
+                crate::out!(
                     "{}",
                     super::defs::attribute_help(&types, value_of("-i").as_deref())
                 );
                 return Some(ExitCode::SUCCESS);
             }
         }
-        println!("{}", text(u, invoked));
+        crate::outln!("{}", text(u, invoked));
         return Some(ExitCode::SUCCESS);
     }
     // imgexport and imgimport use -v for --verbose, as xCAT's do.
@@ -141,9 +141,9 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
         .any(|a| (a == "-v" && v_is_version) || a == "--version" || a == "-version")
     {
         if u.name == "tabch" || u.name == "chtab" {
-            println!("{invoked} :{}", version());
+            crate::outln!("{invoked} :{}", version());
         } else {
-            println!("{}", version());
+            crate::outln!("{}", version());
         }
         return Some(ExitCode::SUCCESS);
     }
@@ -158,7 +158,7 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
     }
     if args.is_empty() {
         if let Usage(code) = u.noargs {
-            println!("{}", text(u, invoked));
+            crate::outln!("{}", text(u, invoked));
             return Some(ExitCode::from(code));
         }
     }
@@ -167,7 +167,7 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
 
 /// After a malformed command line: xCAT prints the usage and exits 1.
 pub fn bad_command_line(u: &CmdUsage, invoked: &str) -> ExitCode {
-    println!("{}", text(u, invoked));
+    crate::outln!("{}", text(u, invoked));
     ExitCode::from(1)
 }
 

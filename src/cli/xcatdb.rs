@@ -30,7 +30,7 @@ impl Output {
         }
         super::finish(o)?;
         for l in &self.err {
-            eprintln!("{l}");
+            crate::errln!("{l}");
         }
         Ok(ExitCode::from(self.code))
     }
@@ -605,7 +605,7 @@ pub struct UnregnotifArgs {
 
 pub fn unregnotif(db: &DbOpt, a: UnregnotifArgs) -> anyhow::Result<ExitCode> {
     let Some(file) = a.file else {
-        println!("Usage:\n  unregnotif filename\n  unregnotif [-h|--help|-v|--version]");
+        crate::outln!("Usage:\n  unregnotif filename\n  unregnotif [-h|--help|-v|--version]");
         return Ok(ExitCode::SUCCESS);
     };
     let store = db.open()?;

@@ -10,7 +10,7 @@
 //! which becomes the target by rename (or is merged into an existing target, for a second disc)
 //! only when extraction succeeded.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -281,7 +281,7 @@ fn extract(src: &Source, dir: &Path) -> anyhow::Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start the copy (cp / bsdtar)")?;
-    let tty = std::io::stderr().is_terminal();
+    let tty = crate::cli::request::err_is_terminal();
     let errs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut threads = Vec::new();
@@ -300,7 +300,7 @@ fn extract(src: &Source, dir: &Path) -> anyhow::Result<()> {
                     let pct = n * 100 / total;
                     if tty && pct != last {
                         last = pct;
-                        eprint!("\r{:.2}%", pct.min(100) as f64);
+                        crate::err!("\r{:.2}%", pct.min(100) as f64);
                     }
                 } else {
                     if let Ok(mut e) = errs.lock() {
@@ -315,7 +315,7 @@ fn extract(src: &Source, dir: &Path) -> anyhow::Result<()> {
         let _ = t.join();
     }
     if tty {
-        eprintln!();
+        crate::errln!();
     }
     if !st.success() {
         let e = errs.lock().map(|e| e.join("; ")).unwrap_or_default();

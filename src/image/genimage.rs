@@ -22,7 +22,7 @@
 //! The build happens in `<rootimgdir>/.rootimg.new`: a failing step leaves the previous image as
 //! it was. Every step's output goes to `<rootimgdir>/genimage.log`.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -100,7 +100,7 @@ impl Progress {
             log: std::fs::File::create(&log_path).ok(),
             start: std::time::Instant::now(),
             log_path,
-            tty: std::io::stdout().is_terminal(),
+            tty: crate::cli::request::out_is_terminal(),
             quiet,
             fetched: (0, 0.0),
         }
@@ -109,7 +109,7 @@ impl Progress {
     /// A line for the user and the log.
     pub fn say(&mut self, l: &str) {
         if !self.quiet {
-            println!("{l}");
+            crate::outln!("{l}");
         }
         self.log_line(l);
     }
@@ -139,15 +139,15 @@ impl Progress {
             } else {
                 String::new()
             };
-            print!("\r\x1b[K  {dl}{s}");
-            let _ = std::io::stdout().flush();
+            crate::out!("\r\x1b[K  {dl}{s}");
+            let _ = crate::cli::request::OutWriter.flush();
         }
     }
 
     fn end_tool(&mut self) {
         if self.tty && !self.quiet {
-            print!("\r\x1b[K");
-            let _ = std::io::stdout().flush();
+            crate::out!("\r\x1b[K");
+            let _ = crate::cli::request::OutWriter.flush();
         }
     }
 }

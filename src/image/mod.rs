@@ -11,6 +11,10 @@
 //!   `.statelite/tmpfs` links, the node-side statelite script);
 //! - [`sysclone`]: imgcapture of a golden node over ssh/rsync and the deploy script genesis runs.
 
+// Output goes through the request's sink (`crate::outln!`, `cli::stdout()`), never the
+// process's own stdout: the same code answers local and remote requests.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod copycds;
 pub mod genimage;
 pub mod lite;
