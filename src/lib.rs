@@ -17,3 +17,4 @@ pub mod power;
 pub mod ra;
 pub mod store;
 pub mod tftp;
+pub mod xcatd;

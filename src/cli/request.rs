@@ -25,8 +25,12 @@ pub struct Request {
     pub args: Vec<String>,
     /// The user the request is made for (a certificate's CN, or the local user).
     pub user: String,
-    /// The client's address, or empty for a local command.
+    /// The client's host (a node name, or its address), or empty for a local command.
     pub peer: String,
+    /// xCAT's `clienttype` (`cli`, `ws` for the REST API, …).
+    pub clienttype: String,
+    /// The noderange the client sent apart from the arguments (xCAT's `xcatclient` does).
+    pub noderange: Option<String>,
     /// True when the request came over the network: files are then only what the client sent.
     pub remote: bool,
     /// The client's working directory (relative file names are resolved against it).

@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// Do not take xCAT genesis's findme packets on UDP site.xcatdport (3001)
     #[arg(long)]
     no_findme_udp: bool,
+    /// Do not serve admin requests (xCAT's client protocol) on TCP site.xcatdport (3001)
+    #[arg(long)]
+    no_xcatd: bool,
+    #[command(flatten)]
+    pki: crate::cli::PkiOpt,
 }
 
 /// How long services get to finish in-flight work after a shutdown signal.
@@ -193,6 +198,25 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
                 shutdown_rx.clone(),
             ));
         }
+    }
+    if !a.no_xcatd {
+        let dir = a.pki.dir(&db);
+        let r = resolver.clone();
+        let pki = tokio::task::spawn_blocking(move || crate::xcatd::server::open_pki(&dir, &r))
+            .await?
+            .context("cannot set up the certificate authority of the request port")?;
+        let ctx = crate::xcatd::server::Ctx::new(
+            store.clone(),
+            resolver.clone(),
+            db.db.clone(),
+            pki,
+        )?;
+        let l = crate::xcatd::server::bind(&resolver).await?;
+        services.spawn(crate::xcatd::server::serve(
+            l,
+            Arc::new(ctx),
+            shutdown_rx.clone(),
+        ));
     }
     if !a.no_status_port {
         let l = statusport::bind(&resolver).await?;

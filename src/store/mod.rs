@@ -92,6 +92,34 @@ pub struct Audit {
     pub args: String,
 }
 
+/// One admin request as the audit log records it (xcatd's `validate`): who, from where, what,
+/// and whether the policy allowed it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestAudit {
+    pub user: String,
+    pub client: String,
+    pub clienttype: String,
+    pub command: String,
+    pub noderange: String,
+    pub args: String,
+    /// `Allowed` or `Denied`.
+    pub status: String,
+}
+
+thread_local! {
+    /// Set while a thread serves an admin request whose audit row is already written.
+    static REQUEST_AUDITED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` for an admin request already recorded by [`Store::audit_request`]: the writes it
+/// makes add no audit rows of their own (one request, one row, as xcatd keeps it).
+pub fn with_request_audited<T>(f: impl FnOnce() -> T) -> T {
+    let prev = REQUEST_AUDITED.with(|c| c.replace(true));
+    let r = f();
+    REQUEST_AUDITED.with(|c| c.set(prev));
+    r
+}
+
 /// A handle on the table store. Cheap to share behind an `Arc`; every method is synchronous
 /// (the daemon calls it from a blocking pool).
 pub struct Store {
@@ -144,7 +172,7 @@ impl Store {
     }
 
     /// The SQLite file a store URL names.
-    fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
+    pub fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
         let path = if let Some(p) = url.strip_prefix("sqlite://") {
             PathBuf::from(p)
         } else if let Some(p) = url.strip_prefix("sqlite:") {
@@ -316,10 +344,45 @@ impl Store {
         };
         let out = f(&mut txn)?;
         if let Some(a) = audit {
-            txn.audit(a)?;
+            if !REQUEST_AUDITED.with(|c| c.get()) {
+                txn.audit(a)?;
+            }
         }
         txn.tx.commit()?;
         Ok(out)
+    }
+
+    /// Appends one auditlog row for an admin request, unless `site.auditskipcmds` names its
+    /// command, `clienttype:<type>`, or `ALL`.
+    pub fn audit_request(&self, a: &RequestAudit) -> Result<(), StoreError> {
+        self.write(None, |tx| {
+            let skip = tx
+                .get("site", &["auditskipcmds"])?
+                .and_then(|r| r.get(1).cloned().flatten())
+                .unwrap_or_default();
+            let client = format!("clienttype:{}", a.clienttype);
+            if skip.split(',').map(str::trim).any(|s| {
+                s.eq_ignore_ascii_case("ALL") || s == a.command || s == client
+            }) {
+                return Ok(());
+            }
+            let spec = table_spec("auditlog")?;
+            let mut row: Row = vec![None; spec.cols.len()];
+            let mut put = |col: &str, v: &str| {
+                if let Some(i) = spec.col_index(col) {
+                    row[i] = (!v.is_empty()).then(|| v.to_string());
+                }
+            };
+            put("audittime", &now_xcat());
+            put("userid", &a.user);
+            put("clientname", &a.client);
+            put("clienttype", &a.clienttype);
+            put("command", &a.command);
+            put("noderange", &a.noderange);
+            put("args", &a.args);
+            put("status", &a.status);
+            tx.put("auditlog", row)
+        })
     }
 
     /// Change-log entries after `seq`.
@@ -527,19 +590,8 @@ impl Txn<'_> {
             return Ok(());
         }
         let spec = table_spec("auditlog")?;
-        let user = std::env::var("SUDO_USER")
-            .ok()
-            .or_else(|| {
-                nix::unistd::User::from_uid(nix::unistd::getuid())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            })
-            .unwrap_or_else(|| nix::unistd::getuid().to_string());
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default();
+        let user = local_user();
+        let host = local_host();
         let mut row: Row = vec![None; spec.cols.len()];
         let mut put = |col: &str, v: String| {
             if let Some(i) = spec.col_index(col) {
@@ -556,6 +608,27 @@ impl Txn<'_> {
         put("status", "Allowed".into());
         self.put("auditlog", row)
     }
+}
+
+/// Who runs this process, for the audit log: the user behind `sudo`, else the uid's name.
+pub fn local_user() -> String {
+    std::env::var("SUDO_USER")
+        .ok()
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| nix::unistd::getuid().to_string())
+}
+
+/// This machine's host name.
+pub fn local_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
 }
 
 /// The current local time in xCAT's table format (`MM-DD-YYYY HH:MM:SS`).
