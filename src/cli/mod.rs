@@ -362,12 +362,19 @@ pub fn main() -> ExitCode {
 /// Serves a request that came over the network on the store at `db_url`: the same command code
 /// as the local CLI, with output into `sink`. Only xCAT's commands are served (not `serve`,
 /// `links`, …), and the store is always the appliance's own.
-pub fn handle_remote(req: request::Request, db_url: &str, sink: Box<dyn request::Sink>) -> ExitCode {
+pub fn handle_remote(
+    req: request::Request,
+    db_url: &str,
+    sink: Box<dyn request::Sink>,
+) -> ExitCode {
     if !COMMANDS.contains(&req.command.as_str()) || NOT_REMOTE.contains(&req.command.as_str()) {
         let msg = if NOT_REMOTE.contains(&req.command.as_str()) {
             format!("Error: {} cannot run remotely (it is interactive on the appliance); run it there\n", req.command)
         } else {
-            format!("Error: {} is not a command this appliance serves\n", req.command)
+            format!(
+                "Error: {} is not a command this appliance serves\n",
+                req.command
+            )
         };
         let mut sink = sink;
         let _ = sink.err_bytes(msg.as_bytes());
@@ -380,7 +387,8 @@ pub fn handle_remote(req: request::Request, db_url: &str, sink: Box<dyn request:
     {
         let mut sink = sink;
         let _ = sink.err_bytes(
-            format!("Error: {a}: a remote command always works on the appliance's own store\n").as_bytes(),
+            format!("Error: {a}: a remote command always works on the appliance's own store\n")
+                .as_bytes(),
         );
         return ExitCode::from(1);
     }
@@ -490,11 +498,42 @@ fn audit(db: &DbOpt) {
 /// Commands whose first argument that is not an option is a noderange (xCAT's `xcatclient`
 /// commands, and bootherd's that take nodes first).
 const NODERANGE_FIRST: &[&str] = &[
-    "nodels", "nodeadd", "nodech", "noderm", "nodepurge", "nodegrpch", "nodeset", "updatenode",
-    "rpower", "rsetboot", "rinv", "rvitals", "litefile", "litetree", "makehosts", "makedhcp",
-    "tabgrep", "imgcapture", "nodestat", "reventlog", "rbeacon", "rspreset", "rinstall",
-    "rnetboot", "xdsh", "xdcp", "psh", "pscp", "prsync", "pping", "makedns", "makeknownhosts",
-    "makeconservercf", "rcons", "switchprobe", "lslite",
+    "nodels",
+    "nodeadd",
+    "nodech",
+    "noderm",
+    "nodepurge",
+    "nodegrpch",
+    "nodeset",
+    "updatenode",
+    "rpower",
+    "rsetboot",
+    "rinv",
+    "rvitals",
+    "litefile",
+    "litetree",
+    "makehosts",
+    "makedhcp",
+    "tabgrep",
+    "imgcapture",
+    "nodestat",
+    "reventlog",
+    "rbeacon",
+    "rspreset",
+    "rinstall",
+    "rnetboot",
+    "xdsh",
+    "xdcp",
+    "psh",
+    "pscp",
+    "prsync",
+    "pping",
+    "makedns",
+    "makeknownhosts",
+    "makeconservercf",
+    "rcons",
+    "switchprobe",
+    "lslite",
 ];
 
 /// Options of node-first commands that take a value, for finding the noderange among the
@@ -502,7 +541,15 @@ const NODERANGE_FIRST: &[&str] = &[
 fn value_options(command: &str) -> &'static [&'static str] {
     match command {
         "xdsh" | "xdcp" | "psh" | "pscp" | "prsync" => &[
-            "-l", "-f", "-t", "-E", "-o", "-C", "--fanout", "--timeout", "--user",
+            "-l",
+            "-f",
+            "-t",
+            "-E",
+            "-o",
+            "-C",
+            "--fanout",
+            "--timeout",
+            "--user",
         ],
         "updatenode" => &["-P", "--scripts", "-l"],
         "makedhcp" => &["-s"],

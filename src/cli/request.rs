@@ -91,15 +91,24 @@ pub fn serve<T>(request: Request, sink: Box<dyn Sink>, f: impl FnOnce() -> T) ->
     )
 }
 
-/// Runs `f` as part of an existing request (on another thread of the same command).
+/// Runs `f` as part of an existing request (on another thread of the same command). The
+/// thread's previous request is restored even when `f` panics (a pool thread must not keep a
+/// finished request's sink, and with it the client's connection, alive).
 pub fn enter<T>(cur: Current, f: impl FnOnce() -> T) -> T {
-    let prev = CURRENT.with(|c| c.replace(Some(cur.clone())));
-    let r = f();
-    if let Ok(mut s) = cur.sink.lock() {
-        let _ = s.flush();
+    struct Restore(Option<Current>, Arc<Mutex<Box<dyn Sink>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Ok(mut s) = self.1.lock() {
+                let _ = s.flush();
+            }
+            let prev = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = prev);
+        }
     }
-    CURRENT.with(|c| *c.borrow_mut() = prev);
-    r
+    let sink = cur.sink.clone();
+    let prev = CURRENT.with(|c| c.replace(Some(cur)));
+    let _restore = Restore(prev, sink);
+    f()
 }
 
 /// The request this thread serves, if any (for handing to worker threads).

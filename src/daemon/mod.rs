@@ -205,12 +205,8 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         let pki = tokio::task::spawn_blocking(move || crate::xcatd::server::open_pki(&dir, &r))
             .await?
             .context("cannot set up the certificate authority of the request port")?;
-        let ctx = crate::xcatd::server::Ctx::new(
-            store.clone(),
-            resolver.clone(),
-            db.db.clone(),
-            pki,
-        )?;
+        let ctx =
+            crate::xcatd::server::Ctx::new(store.clone(), resolver.clone(), db.db.clone(), pki)?;
         let l = crate::xcatd::server::bind(&resolver).await?;
         services.spawn(crate::xcatd::server::serve(
             l,

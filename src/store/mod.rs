@@ -361,9 +361,11 @@ impl Store {
                 .and_then(|r| r.get(1).cloned().flatten())
                 .unwrap_or_default();
             let client = format!("clienttype:{}", a.clienttype);
-            if skip.split(',').map(str::trim).any(|s| {
-                s.eq_ignore_ascii_case("ALL") || s == a.command || s == client
-            }) {
+            if skip
+                .split(',')
+                .map(str::trim)
+                .any(|s| s.eq_ignore_ascii_case("ALL") || s == a.command || s == client)
+            {
                 return Ok(());
             }
             let spec = table_spec("auditlog")?;

@@ -121,7 +121,10 @@ pub fn verify_token(store: &Store, id: &str) -> Option<String> {
     if is_disabled(spec, &row) {
         return None;
     }
-    let col = |n: &str| spec.col_index(n).and_then(|i| row.get(i).cloned().flatten());
+    let col = |n: &str| {
+        spec.col_index(n)
+            .and_then(|i| row.get(i).cloned().flatten())
+    };
     let expire = col("expire").unwrap_or_default();
     if expire != "never" && expire <= stamp(time::OffsetDateTime::now_utc()) {
         return None;

@@ -109,8 +109,10 @@ impl Pki {
         // The CA.
         let ca_key = KeyPair::generate()?;
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.distinguished_name
-            .push(DnType::CommonName, format!("bootherd CA on {}", crate::store::local_host()));
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            format!("bootherd CA on {}", crate::store::local_host()),
+        );
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -131,7 +133,8 @@ impl Pki {
             names.push(crate::store::local_host());
         }
         let mut p = CertificateParams::new(names.clone())?;
-        p.distinguished_name.push(DnType::CommonName, names[0].clone());
+        p.distinguished_name
+            .push(DnType::CommonName, names[0].clone());
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         p.serial_number = Some(random_serial()?);
         validity(&mut p);
@@ -287,11 +290,13 @@ impl Pki {
         {
             roots.add(c.map_err(|e| anyhow!("cannot read ca.pem: {e:?}"))?)?;
         }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .with_crls(vec![self.crl()?])
-                .allow_unauthenticated()
-                .build()?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .with_crls(vec![self.crl()?])
+        .allow_unauthenticated()
+        .build()?;
         Ok(rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
@@ -317,7 +322,13 @@ pub fn write_client_dir(
     )?;
     write_public(&x.join("ca.pem"), &issued.ca_pem)?;
     if let Some((uid, gid)) = owner {
-        for f in ["", "client-key.pem", "client-cert.pem", "client-cred.pem", "ca.pem"] {
+        for f in [
+            "",
+            "client-key.pem",
+            "client-cert.pem",
+            "client-cred.pem",
+            "ca.pem",
+        ] {
             let p = if f.is_empty() { x.clone() } else { x.join(f) };
             std::os::unix::fs::chown(&p, Some(uid), Some(gid))
                 .with_context(|| format!("cannot give {} to uid {uid}", p.display()))?;

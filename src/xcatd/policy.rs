@@ -95,9 +95,9 @@ pub fn sorted(rows: &[Rule]) -> Vec<&Rule> {
 /// Whether `peer` is named by a `trusted` row.
 pub fn trusted(rows: &[Rule], peer: Option<&str>) -> bool {
     let Some(p) = peer else { return false };
-    sorted(rows)
-        .iter()
-        .any(|r| !r.name.is_empty() && r.name == p && r.rule.to_ascii_lowercase().contains("trusted"))
+    sorted(rows).iter().any(|r| {
+        !r.name.is_empty() && r.name == p && r.rule.to_ascii_lowercase().contains("trusted")
+    })
 }
 
 /// xcatd's `validate`. `expand` turns a row's noderange into node names.

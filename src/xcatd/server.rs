@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
@@ -205,16 +205,23 @@ async fn connection(
     let started = Instant::now();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 64 * 1024];
+    // Where to look for the end tag next (only new bytes, and the tag's length before them).
+    let mut scanned = 0usize;
+    let mut checked_start = false;
     let end = loop {
-        if let Some(e) = wire::request_end(&buf) {
-            break e;
+        if let Some(e) = wire::request_end(&buf[scanned..]) {
+            break scanned + e;
         }
+        scanned = buf.len().saturating_sub(b"</xcatrequest>".len());
         if buf.len() > wire::MAX_REQUEST {
             return reply_error(&mut tls, "the request is too large").await;
         }
-        if buf.len() > 15 && !buf.windows(13).any(|w| w == b"<xcatrequest>") {
-            // xcatd: "Close an invalid connection."
-            anyhow::bail!("not an xCAT request; closed");
+        if !checked_start && buf.len() > 15 {
+            checked_start = true;
+            if !buf.windows(13).any(|w| w == b"<xcatrequest>") {
+                // xcatd: "Close an invalid connection."
+                anyhow::bail!("not an xCAT request; closed");
+            }
         }
         let left = READ_TOTAL.saturating_sub(started.elapsed());
         let n = match tokio::time::timeout(READ_IDLE.min(left), tls.read(&mut chunk)).await {
@@ -250,7 +257,7 @@ async fn connection(
     }
 
     // Run the command; its output streams back while it runs.
-    let (tx, mut rx) = mpsc::channel::<Chunk>(QUEUE);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(QUEUE);
     let db_url = ctx.db_url.clone();
     let resolver = ctx.resolver.clone();
     let command = request.command.clone();
@@ -264,11 +271,25 @@ async fn connection(
     let mut out = Pending::default();
     let mut err_pending = String::new();
     let mut client_gone = false;
-    while let Some(first) = rx.recv().await {
+    // The command may write from inside a runtime of its own (rpower's IPMI): a plain bounded
+    // channel, read here from the blocking pool.
+    let mut rx = Some(rx);
+    loop {
+        let Some(r) = rx.take() else { break };
+        let Ok((r, first)) = tokio::task::spawn_blocking(move || {
+            let c = r.recv();
+            (r, c)
+        })
+        .await
+        else {
+            break;
+        };
+        let Ok(first) = first else { break };
         let mut batch = vec![first];
-        while let Ok(c) = rx.try_recv() {
+        while let Ok(c) = r.try_recv() {
             batch.push(c);
         }
+        rx = Some(r);
         for c in batch {
             match c {
                 Chunk::Out(b) => out.push(&b),
@@ -403,17 +424,17 @@ enum Chunk {
 
 /// The sink of a remote request: chunks into the connection's queue (a full queue makes the
 /// command wait for the client; a gone client makes writes fail).
-struct ChannelSink(mpsc::Sender<Chunk>);
+struct ChannelSink(std::sync::mpsc::SyncSender<Chunk>);
 
 impl Sink for ChannelSink {
     fn out_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.0
-            .blocking_send(Chunk::Out(bytes.to_vec()))
+            .send(Chunk::Out(bytes.to_vec()))
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
     fn err_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.0
-            .blocking_send(Chunk::Err(bytes.to_vec()))
+            .send(Chunk::Err(bytes.to_vec()))
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
 }

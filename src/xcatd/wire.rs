@@ -342,7 +342,10 @@ pub fn parse_response(bytes: &[u8]) -> Result<Response, WireError> {
                 } else if let Some(d) = c.text_of("data") {
                     r.data.push(format!("{name}: {d}"));
                 }
-                if let Some(code) = c.text_of("errorcode").and_then(|c| c.trim().parse::<i32>().ok()) {
+                if let Some(code) = c
+                    .text_of("errorcode")
+                    .and_then(|c| c.trim().parse::<i32>().ok())
+                {
                     r.errorcode = Some(r.errorcode.unwrap_or(0) | code);
                 }
             }
@@ -374,7 +377,11 @@ pub fn encode_request(r: &XcatRequest) -> String {
     if let Some(c) = &r.cwd {
         el(&mut o, "cwd", c);
     }
-    el(&mut o, "clienttype", r.clienttype.as_deref().unwrap_or("cli"));
+    el(
+        &mut o,
+        "clienttype",
+        r.clienttype.as_deref().unwrap_or("cli"),
+    );
     if let Some(s) = &r.stdin {
         el(&mut o, "stdin", &String::from_utf8_lossy(s));
     }
