@@ -1570,6 +1570,7 @@ fn regnotif_commands_run_on_table_changes() {
             "--no-http",
             "--no-nfs",
             "--no-status-port",
+            "--no-xcatd",
             "--no-findme-udp",
         ],
     );

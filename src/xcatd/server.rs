@@ -94,7 +94,9 @@ pub async fn bind(resolver: &Resolver) -> anyhow::Result<TcpListener> {
     };
     let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
         .await
-        .with_context(|| format!("cannot listen on TCP port {port}"))?;
+        .with_context(|| {
+            format!("cannot listen on TCP port {port} (site.xcatdport; is xCAT's xcatd running here? `serve --no-xcatd` turns the request port off)")
+        })?;
     info!(port, "xcatd request port listening (TLS)");
     Ok(l)
 }
