@@ -76,8 +76,8 @@ impl Bh {
         p.display().to_string()
     }
 
-    /// Every table dumped, for "the store is unchanged" checks (auditlog excluded: reads don't audit,
-    /// and failed writes must not either, but its time stamps would make a diff noisy).
+    /// Every table dumped, for "the store is unchanged" checks (auditlog excluded: every
+    /// command, this one too, adds its row there).
     pub fn snapshot(&self) -> String {
         let tables = self.ok(&["tabdump"]);
         let mut all = String::new();
