@@ -334,6 +334,59 @@ fn policy_decides_per_user_and_noderange_and_the_tls_layer_refuses_strangers() {
             .contains("\"root\",\"10.77.0.2\",\"cli\",\"rpower\""),
         "the asserted user name was not believed"
     );
+    // Secrets: alice may now dump tables, but passwords and keys reach her masked; root (whom
+    // the default policy allows everything, `showsecrets` included) sees them.
+    lab.remote.ok(&[
+        "tabch",
+        "priority=6.5",
+        "policy.name=alice",
+        "policy.commands=tabdump,gettab",
+        "policy.rule=allow",
+    ]);
+    lab.remote.ok(&[
+        "chdef",
+        "cn01",
+        "mgt=ipmi",
+        "bmc=10.77.1.11",
+        "bmcpassword=s3cret",
+    ]);
+    lab.remote.ok(&[
+        "tabch",
+        "key=ipmi",
+        "passwd.username=ADMIN",
+        "passwd.password=hunter2",
+    ]);
+    let o = lab.remote(a, &["tabdump", "passwd"], None);
+    assert!(o.status.success(), "{}", show(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("\"ipmi\",\"ADMIN\",\"********\""), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let o = lab.remote(a, &["tabdump", "ipmi"], None);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("s3cret"),
+        "{}",
+        show(&o)
+    );
+    let o = lab.remote(a, &["lsdef", "cn01", "-i", "bmc,bmcpassword"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Object name: cn01\n    bmc=10.77.1.11\n    bmcpassword=********\n",
+        "{}",
+        show(&o)
+    );
+    let o = lab.remote(a, &["gettab", "key=ipmi", "passwd.password"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "********\n",
+        "{}",
+        show(&o)
+    );
+    let o = lab.remote(lab.home.path(), &["tabdump", "passwd"], None);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("hunter2"),
+        "{}",
+        show(&o)
+    );
     // A login (xCAT's <becomeuser>) against passwd key=xcat.
     lab.remote
         .ok(&["tabch", "key=xcat,username=bob", "passwd.password=bobpw"]);

@@ -39,6 +39,50 @@ pub struct Request {
     pub stdin: Option<Vec<u8>>,
     /// Files the client sent (absolute path on the client → contents).
     pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Show secrets (passwords, keys) as `********`: a remote user whom policy does not allow
+    /// `showsecrets`.
+    pub mask_secrets: bool,
+}
+
+/// The columns that hold secrets: BMC and switch passwords, SNMP communities and keys, xCAT
+/// logins and the keys in `passwd`, tokens.
+pub const SECRET_COLUMNS: &[(&str, &str)] = &[
+    ("domain", "adminpassword"),
+    ("ipmi", "password"),
+    ("iscsi", "passwd"),
+    ("mpa", "password"),
+    ("openbmc", "password"),
+    ("passwd", "password"),
+    ("pdu", "password"),
+    ("pdu", "community"),
+    ("pdu", "authkey"),
+    ("pdu", "privkey"),
+    ("ppcdirect", "password"),
+    ("ppchcp", "password"),
+    ("prodkey", "key"),
+    ("switches", "password"),
+    ("switches", "privacy"),
+    ("switches", "sshpassword"),
+    ("token", "tokenid"),
+    ("vm", "vidpassword"),
+    ("websrv", "password"),
+];
+
+/// What a masked secret shows.
+pub const MASK: &str = "********";
+
+/// Whether the current request must not see `table.column`'s values.
+pub fn masked(table: &str, column: &str) -> bool {
+    request().mask_secrets && SECRET_COLUMNS.contains(&(table, column))
+}
+
+/// A value as the current request may see it.
+pub fn shown<'a>(table: &str, column: &str, value: &'a str) -> std::borrow::Cow<'a, str> {
+    if !value.is_empty() && masked(table, column) {
+        std::borrow::Cow::Borrowed(MASK)
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
 }
 
 /// Where a request's output goes. Lines are whole: each call is one line without its newline,

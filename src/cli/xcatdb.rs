@@ -98,6 +98,7 @@ pub fn gettab_lines(store: &Store, a: &GettabArgs) -> anyhow::Result<Output> {
                 .col_index(c)
                 .and_then(|i| row.get(i).cloned().flatten())
                 .unwrap_or_default();
+            let v = super::request::shown(spec.name, c, &v).into_owned();
             if terse {
                 out.out.push(v);
             } else {

@@ -570,7 +570,24 @@ fn decide(ctx: &Ctx, x: XcatRequest, cn: Option<String>, ip: IpAddr) -> Decided 
         .into(),
     };
     let cwd = x.cwd.as_ref().map(PathBuf::from);
+    // Secrets are shown to whom policy allows the pseudo-command `showsecrets` (root, by the
+    // default rows).
+    let show_secrets = policy::validate(
+        &rules,
+        &Peer {
+            name: peername.as_deref(),
+            host: Some(host.as_str()),
+        },
+        &Asked {
+            command: "showsecrets",
+            args: &[],
+            nodes: None,
+        },
+        &expand,
+    )
+    .allowed();
     let request = Request {
+        mask_secrets: !show_secrets,
         command: x.command.clone(),
         args,
         user: user.clone(),
