@@ -450,10 +450,14 @@ fn dispatch(args: Vec<OsString>, argv0: &str) -> ExitCode {
             };
         }
     };
-    if xcat.is_some() {
-        audit(&cli.db);
-    }
+    // The request is audited before it runs; a command that creates the store is audited
+    // once it exists.
+    let db = cli.db.clone();
+    let audited = xcat.is_none() || audit(&db);
     let result = crate::store::with_request_audited(|| run(cli));
+    if !audited {
+        audit(&db);
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -467,11 +471,12 @@ fn dispatch(args: Vec<OsString>, argv0: &str) -> ExitCode {
 }
 
 /// Records the current request in the audit log (as xcatd does before it runs a command). A
-/// store that does not exist yet or cannot be written is not created for it.
-fn audit(db: &DbOpt) {
+/// store that does not exist yet is not created for it (false); one that cannot be written is
+/// left unaudited.
+fn audit(db: &DbOpt) -> bool {
     let req = request::request();
     let Ok(store) = Store::open_existing(&db.db) else {
-        return;
+        return false;
     };
     let a = crate::store::RequestAudit {
         user: req.user.clone(),
@@ -493,6 +498,7 @@ fn audit(db: &DbOpt) {
     if let Err(e) = store.audit_request(&a) {
         tracing::debug!("cannot write the audit log: {e}");
     }
+    true
 }
 
 /// Commands whose first argument that is not an option is a noderange (xCAT's `xcatclient`
