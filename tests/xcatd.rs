@@ -542,3 +542,260 @@ fn malformed_huge_and_slow_requests_are_bounded_and_others_are_served_meanwhile(
     let o = lab.remote(lab.home.path(), &["nodels", "rack2"], None);
     assert!(o.status.success(), "{}", show(&o));
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// curl against the REST API: (HTTP status, body).
+fn curl(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-sk", "-X", method, "-w", "\n%{http_code}"])
+        .arg(format!("https://127.0.0.1:{port}{path}"));
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "-d", b]);
+    }
+    if let Some(t) = token {
+        c.args(["-H", &format!("X-Auth-Token: {t}")]);
+    }
+    let o = c.output().expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.trim().to_string())
+}
+
+#[test]
+fn the_rest_api_answers_as_xcatws_with_tokens_policy_and_power_over_ipmi() {
+    need(&[("curl", "curl")]);
+    let sim = common::ipmisim::IpmiSim::start();
+    let bh = Bh::new();
+    populate(&bh);
+    bh.ok(&[
+        "chdef",
+        "cn01",
+        "mgt=ipmi",
+        &format!("bmc={}", sim.bmc()),
+        &format!("bmcusername={}", common::ipmisim::USER),
+        &format!("bmcpassword={}", common::ipmisim::PASSWORD),
+        "netboot=xnba",
+    ]);
+    bh.ok(&["chtab", "key=ipmitimeout", "site.value=0.5"]);
+    bh.ok(&["tabch", "key=xcat,username=root", "passwd.password=cluster"]);
+    bh.ok(&[
+        "tabch",
+        "key=xcat,username=carol",
+        "passwd.password=carolpw",
+    ]);
+    bh.ok(&[
+        "tabch",
+        "priority=6",
+        "policy.name=carol",
+        "policy.commands=lsdef",
+        "policy.rule=allow",
+    ]);
+    let (xcatd, ws) = (free_port(), free_port());
+    bh.ok(&["chtab", "key=xcatdport", &format!("site.value={xcatd}")]);
+    bh.ok(&["chtab", "key=xcatwsport", &format!("site.value={ws}")]);
+    // The machine's own namespace, loopback only, on ports of its own: the IPMI simulator is
+    // on loopback here.
+    let mut child = bh
+        .cmd(&[
+            "serve",
+            "--no-dhcp",
+            "--no-tftp",
+            "--no-http",
+            "--no-nfs",
+            "--no-status-port",
+            "--no-findme-udp",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", ws)).is_ok()
+    });
+    assert!(up, "the REST port did not open");
+
+    // Token flow.
+    let (code, body) = curl(
+        ws,
+        "POST",
+        "/xcatws/tokens",
+        Some(r#"{"userName":"root","userPW":"cluster"}"#),
+        None,
+    );
+    assert_eq!(code, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let token = v["token"]["id"].as_str().expect("token id").to_string();
+    assert!(v["token"]["expire"].is_string(), "{body}");
+    let (code, body) = curl(
+        ws,
+        "POST",
+        "/xcatws/tokens",
+        Some(r#"{"userName":"root","userPW":"nope"}"#),
+        None,
+    );
+    assert_eq!(
+        (code, body.as_str()),
+        (401, r#"{"error":"Authentication failure","errorcode":"2"}"#)
+    );
+    let t = Some(token.as_str());
+    // Node list and a node's attributes.
+    let (code, body) = curl(ws, "GET", "/xcatws/nodes", None, t);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"["cn01","cn02","cn03","cn04"]"#)
+    );
+    let (code, body) = curl(ws, "GET", "/xcatws/nodes/cn02/attrs/groups,ip", None, t);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("json"),
+        serde_json::json!({"cn02": {"groups": "rack1,compute,all", "ip": "10.77.0.12"}})
+    );
+    let (code, body) = curl(
+        ws,
+        "GET",
+        "/xcatws/nodes?userName=root&userPW=cluster",
+        None,
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    // Change, create, delete.
+    let (code, _) = curl(
+        ws,
+        "PUT",
+        "/xcatws/nodes/cn03",
+        Some(r#"{"arch":"ppc64le"}"#),
+        t,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        bh.ok(&["nodels", "cn03", "nodetype.arch"]),
+        "cn03: ppc64le\n"
+    );
+    let (code, _) = curl(
+        ws,
+        "POST",
+        "/xcatws/nodes/cn09",
+        Some(r#"{"groups":"all"}"#),
+        t,
+    );
+    assert_eq!(code, 201);
+    let (code, _) = curl(ws, "DELETE", "/xcatws/nodes/cn09", None, t);
+    assert_eq!(code, 200);
+    assert!(!bh.ok(&["nodels"]).contains("cn09"), "cn09 was removed");
+    // Power, against the IPMI simulator.
+    let (code, body) = curl(
+        ws,
+        "PUT",
+        "/xcatws/nodes/cn01/power",
+        Some(r#"{"action":"on"}"#),
+        t,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        sim.ipmitool(&["chassis", "power", "status"]).trim(),
+        "Chassis Power is on"
+    );
+    let (code, body) = curl(ws, "GET", "/xcatws/nodes/cn01/power", None, t);
+    assert_eq!((code, body.as_str()), (200, r#"{"cn01":{"power":"on"}}"#));
+    // Boot state.
+    let (code, body) = curl(
+        ws,
+        "PUT",
+        "/xcatws/nodes/cn01/bootstate",
+        Some(r#"{"action":"boot"}"#),
+        t,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = curl(ws, "GET", "/xcatws/nodes/cn01/bootstate", None, t);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"cn01":{"bootstate":"boot"}}"#)
+    );
+    // A command that fails: its errors, 403.
+    let (code, body) = curl(ws, "GET", "/xcatws/nodes/cn02/power", None, t);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains(r#""errorcode":"1""#) && body.contains("cn02: "),
+        "{body}"
+    );
+    // Other resources.
+    let (code, body) = curl(ws, "GET", "/xcatws/osimages", None, t);
+    assert_eq!((code, body.as_str()), (200, r#"["deb12-netboot"]"#));
+    let (code, body) = curl(ws, "GET", "/xcatws/networks/mgmt", None, t);
+    assert!(
+        code == 200 && body.contains(r#""mask":"255.255.255.0""#),
+        "{body}"
+    );
+    let (code, body) = curl(ws, "GET", "/xcatws/globalconf", None, t);
+    assert!(
+        code == 200 && body.starts_with(r#"{"clustersite":{"#),
+        "{body}"
+    );
+    let (code, body) = curl(ws, "GET", "/xcatws/tables/nodetype/rows", None, t);
+    assert!(
+        code == 200 && body.contains(r#"{"arch":"ppc64le","node":"cn03","os":"debian12"}"#),
+        "{body}"
+    );
+    let (code, body) = curl(ws, "GET", "/xcatws/nosuch", None, t);
+    assert_eq!(
+        (code, body.as_str()),
+        (404, r#"{"error":"Unsupported resource.","errorcode":"2"}"#)
+    );
+    let (code, body) = curl(ws, "PUT", "/xcatws/nodes/cn01", Some("[1,2]"), t);
+    assert_eq!(code, 400, "{body}");
+    // Policy: carol may lsdef but not power, and her secrets are masked.
+    let (code, body) = curl(
+        ws,
+        "GET",
+        "/xcatws/nodes/cn01/attrs/bmcpassword?userName=carol&userPW=carolpw",
+        None,
+        None,
+    );
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"cn01":{"bmcpassword":"********"}}"#)
+    );
+    let (code, body) = curl(
+        ws,
+        "PUT",
+        "/xcatws/nodes/cn01/power?userName=carol&userPW=carolpw",
+        Some(r#"{"action":"off"}"#),
+        None,
+    );
+    assert_eq!(
+        (code, body.as_str()),
+        (401, r#"{"error":"Authentication failure","errorcode":"2"}"#)
+    );
+    assert_eq!(
+        sim.ipmitool(&["chassis", "power", "status"]).trim(),
+        "Chassis Power is on"
+    );
+    let audit = bh.ok(&["tabdump", "-w", "clienttype==ws", "auditlog"]);
+    assert!(
+        audit.contains(r#""carol","127.0.0.1","ws","rpower","cn01","cn01 off","Denied""#),
+        "{audit}"
+    );
+    assert!(
+        audit.contains(r#""root","127.0.0.1","ws","rpower","cn01","cn01 on","Allowed""#),
+        "{audit}"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}

@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Do not serve admin requests (xCAT's client protocol) on TCP site.xcatdport (3001)
     #[arg(long)]
     no_xcatd: bool,
+    /// Do not serve xCAT's REST API (HTTPS site.xcatwsport, 443, /xcatws)
+    #[arg(long)]
+    no_rest: bool,
     #[command(flatten)]
     pki: crate::cli::PkiOpt,
 }
@@ -207,12 +210,24 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
             .context("cannot set up the certificate authority of the request port")?;
         let ctx =
             crate::xcatd::server::Ctx::new(store.clone(), resolver.clone(), db.db.clone(), pki)?;
+        let ctx = Arc::new(ctx);
         let l = crate::xcatd::server::bind(&resolver).await?;
         services.spawn(crate::xcatd::server::serve(
             l,
-            Arc::new(ctx),
+            ctx.clone(),
             shutdown_rx.clone(),
         ));
+        if !a.no_rest {
+            let port: u16 = match resolver.site("xcatwsport")? {
+                Some(p) => p
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("site.xcatwsport '{p}' is not a port number"))?,
+                None => 443,
+            };
+            let l = crate::xcatd::rest::bind(port).await?;
+            services.spawn(crate::xcatd::rest::serve(l, ctx, shutdown_rx.clone()));
+        }
     }
     if !a.no_status_port {
         let l = statusport::bind(&resolver).await?;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod client;
 pub mod pki;
 pub mod policy;
+pub mod rest;
 pub mod server;
 pub mod wire;
 

@@ -67,7 +67,7 @@ impl Ctx {
     }
 
     /// The TLS settings, rebuilt when the CRL changed (`bootherd cert revoke`).
-    fn acceptor(&self) -> TlsAcceptor {
+    pub fn acceptor(&self) -> TlsAcceptor {
         let mut g = self.tls.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.pki.crl_stamp();
         if now != g.0 {
@@ -176,7 +176,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut shutdown: watch::Re
 }
 
 /// The client's host name as policy sees it: the node whose address it is, else the address.
-fn peer_host(ctx: &Ctx, ip: IpAddr) -> String {
+pub fn peer_host(ctx: &Ctx, ip: IpAddr) -> String {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
@@ -442,7 +442,7 @@ impl Sink for ChannelSink {
 }
 
 /// An `ExitCode`'s number (the type keeps it private).
-fn exit_value(code: ExitCode) -> i32 {
+pub fn exit_value(code: ExitCode) -> i32 {
     (0..=255u8)
         .find(|n| ExitCode::from(*n) == code)
         .map(i32::from)
@@ -525,10 +525,61 @@ fn decide(ctx: &Ctx, x: XcatRequest, cn: Option<String>, ip: IpAddr) -> Decided 
         }
         None => x.args.clone(),
     };
-    let noderange = x
+    let asked = Asking {
+        peername: peername.as_deref(),
+        user: &user,
+        host: &host,
+        command: &x.command,
+        wire_args: &x.args,
+        args,
+        noderange: x.noderange.clone(),
+        clienttype: x.clienttype.clone().unwrap_or_else(|| "other".into()),
+    };
+    match authorize(ctx, &rules, asked) {
+        Ok(mut request) => {
+            request.cwd = x.cwd.as_ref().map(PathBuf::from);
+            request.stdin = x.stdin.clone();
+            request.files = x
+                .files
+                .iter()
+                .map(|(k, v)| (PathBuf::from(k), v.clone()))
+                .collect();
+            Decided::Run(Box::new(request), None)
+        }
+        Err(denied) => Decided::Run(
+            Box::default(),
+            Some(Response {
+                error: vec![denied],
+                errorcode: Some(1),
+                serverdone: true,
+                ..Default::default()
+            }),
+        ),
+    }
+}
+
+/// A request to decide on.
+pub struct Asking<'a> {
+    /// Who authenticated (certificate, login, token), if anyone.
+    pub peername: Option<&'a str>,
+    /// Whom the request acts for (the peername, or whom a trusted peer names).
+    pub user: &'a str,
+    pub host: &'a str,
+    pub command: &'a str,
+    /// The arguments as the client sent them (what policy's `parameters` match).
+    pub wire_args: &'a [String],
+    /// The command line to run.
+    pub args: Vec<String>,
+    pub noderange: Option<String>,
+    pub clienttype: String,
+}
+
+/// Policy for one request: the request to run, or xcatd's refusal (audited and logged).
+pub fn authorize(ctx: &Ctx, rules: &[policy::Rule], a: Asking<'_>) -> Result<Request, String> {
+    let noderange = a
         .noderange
         .clone()
-        .or_else(|| crate::cli::request_noderange(&x.command, &args));
+        .or_else(|| crate::cli::request_noderange(a.command, &a.args));
     let nodes = noderange.as_ref().map(|nr| {
         ctx.resolver
             .noderange(nr, false)
@@ -541,43 +592,50 @@ fn decide(ctx: &Ctx, x: XcatRequest, cn: Option<String>, ip: IpAddr) -> Decided 
             .map(|e| e.nodes)
             .unwrap_or_default()
     };
+    let peer = Peer {
+        name: a.peername,
+        host: Some(a.host),
+    };
     let decision = policy::validate(
-        &rules,
-        &Peer {
-            name: peername.as_deref(),
-            host: Some(host.as_str()),
-        },
+        rules,
+        &peer,
         &Asked {
-            command: &x.command,
-            args: &x.args,
+            command: a.command,
+            args: a.wire_args,
             nodes,
         },
         &expand,
     );
-    let clienttype = x.clienttype.clone().unwrap_or_else(|| "other".into());
-    let audit = RequestAudit {
-        user: user.clone(),
-        client: host.clone(),
-        clienttype: clienttype.clone(),
-        command: x.command.clone(),
-        noderange: noderange.clone().unwrap_or_default(),
-        args: args.join(" "),
-        status: if decision.allowed() {
-            "Allowed"
-        } else {
-            "Denied"
+    if !decision.allowed() {
+        let audit = RequestAudit {
+            user: a.user.to_string(),
+            client: a.host.to_string(),
+            clienttype: a.clienttype.clone(),
+            command: a.command.to_string(),
+            noderange: noderange.clone().unwrap_or_default(),
+            args: a.args.join(" "),
+            status: "Denied".into(),
+        };
+        if let Err(e) = ctx.store.audit_request(&audit) {
+            warn!("xcatd: cannot write the audit log: {e}");
         }
-        .into(),
-    };
-    let cwd = x.cwd.as_ref().map(PathBuf::from);
+        static DENIED: Throttle = Throttle::burst(20, Duration::from_secs(1));
+        if let Some(suppressed) = DENIED.check() {
+            warn!(
+                suppressed,
+                "Permission denied for request: peername={}, peerhost={}, command={}",
+                a.peername.unwrap_or(""),
+                a.host,
+                a.command
+            );
+        }
+        return Err("Permission denied for request".into());
+    }
     // Secrets are shown to whom policy allows the pseudo-command `showsecrets` (root, by the
     // default rows).
     let show_secrets = policy::validate(
-        &rules,
-        &Peer {
-            name: peername.as_deref(),
-            host: Some(host.as_str()),
-        },
+        rules,
+        &peer,
         &Asked {
             command: "showsecrets",
             args: &[],
@@ -586,52 +644,22 @@ fn decide(ctx: &Ctx, x: XcatRequest, cn: Option<String>, ip: IpAddr) -> Decided 
         &expand,
     )
     .allowed();
-    let request = Request {
-        mask_secrets: !show_secrets,
-        command: x.command.clone(),
-        args,
-        user: user.clone(),
-        peer: host.clone(),
-        clienttype,
+    // Allowed: the command's own run writes the audit row (as a local command does).
+    Ok(Request {
+        command: a.command.to_string(),
+        args: a.args,
+        user: a.user.to_string(),
+        peer: a.host.to_string(),
+        clienttype: a.clienttype,
         noderange,
         remote: true,
-        cwd,
-        stdin: x.stdin.clone(),
-        files: x
-            .files
-            .iter()
-            .map(|(k, v)| (PathBuf::from(k), v.clone()))
-            .collect(),
-    };
-    if !decision.allowed() {
-        if let Err(e) = ctx.store.audit_request(&audit) {
-            warn!("xcatd: cannot write the audit log: {e}");
-        }
-        static DENIED: Throttle = Throttle::burst(20, Duration::from_secs(1));
-        if let Some(suppressed) = DENIED.check() {
-            warn!(
-                suppressed,
-                "Permission denied for request: peername={}, peerhost={host}, command={}",
-                peername.as_deref().unwrap_or(""),
-                x.command
-            );
-        }
-        return Decided::Run(
-            Box::new(request),
-            Some(Response {
-                error: vec!["Permission denied for request".into()],
-                errorcode: Some(1),
-                serverdone: true,
-                ..Default::default()
-            }),
-        );
-    }
-    // Allowed: the command's own run writes the audit row (as a local command does).
-    Decided::Run(Box::new(request), None)
+        mask_secrets: !show_secrets,
+        ..Default::default()
+    })
 }
 
 /// The policy table's enabled rows.
-fn policy_rules(store: &Store) -> Vec<policy::Rule> {
+pub fn policy_rules(store: &Store) -> Vec<policy::Rule> {
     let Ok(spec) = crate::store::table_spec("policy") else {
         return Vec::new();
     };
