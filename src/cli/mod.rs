@@ -28,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{Store, DEFAULT_DB_URL, NO_STORE};
 
 pub mod bmc;
+pub mod db;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
@@ -51,7 +52,7 @@ pub mod xcatdb;
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
 pub struct DbOpt {
-    /// The table store: sqlite:/path/to/file.db
+    /// The table store: sqlite:/path/to/file.db or postgres://user:password@host:port/dbname
     #[arg(long, global = true, env = "BOOTHERD_DB", default_value = DEFAULT_DB_URL, value_name = "URL")]
     pub db: String,
 }
@@ -203,6 +204,8 @@ enum Cmd {
     Imgcapture(images::ImgcaptureArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
+    /// Whole-store operations: `db copy <from-url> <to-url>` (SQLite ↔ PostgreSQL)
+    Db(db::DbArgs),
 }
 
 /// Every name the binary answers to through argv[0].
@@ -370,6 +373,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = cli.db;
     match cli.cmd {
         Cmd::Serve(a) => crate::daemon::run(&db, a),
+        Cmd::Db(a) => db::db(&db, a),
         Cmd::Tabdump(a) => tables::tabdump(&db, a),
         Cmd::Tabrestore(a) => tables::tabrestore(&db, a),
         Cmd::Tabch(a) => tables::tabch(&db, a),

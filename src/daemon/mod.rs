@@ -214,6 +214,7 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     services.spawn(follow_changes(
         resolver.clone(),
         Duration::from_millis(a.poll_ms.max(10)),
+        store.change_notifier(),
         shutdown_rx.clone(),
     ));
 
@@ -271,25 +272,45 @@ fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
     })
 }
 
-/// Catches the resolver up every `every`, so that changes reach the services that keep state
-/// of their own (the DHCP view, NFS exports) and the log even when no request asks. Requests
-/// do not wait for this: each catches up itself before it is answered.
+/// Catches the resolver up every `every`, and at once when the store signals a commit (PostgreSQL's
+/// NOTIFY), so that changes reach the services that keep state of their own (the DHCP view, NFS
+/// exports) and the log even when no request asks. Requests do not wait for this: each catches
+/// up itself before it is answered.
 async fn follow_changes(
     resolver: Arc<Resolver>,
     every: Duration,
+    notified: Option<Arc<tokio::sync::Notify>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
+        let signal = async {
+            match &notified {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tick.tick() => {},
+            _ = signal => {},
             _ = shutdown.changed() => return,
         }
         let r = resolver.clone();
         match tokio::task::spawn_blocking(move || r.catch_up()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!("cannot read the change log: {e}"),
+            Ok(Ok(())) => {
+                if failing {
+                    info!("reading the change log again");
+                    failing = false;
+                }
+            }
+            // Once per outage (the store's own lines say what is wrong and when it is back).
+            Ok(Err(e)) if !failing => {
+                warn!("cannot read the change log: {e}");
+                failing = true;
+            }
+            Ok(Err(_)) => {}
             Err(e) => {
                 warn!("change follower task failed: {e}");
                 return;

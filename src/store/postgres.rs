@@ -1,0 +1,1149 @@
+//! The PostgreSQL backend: the same tables, change log and audit as SQLite, in a database that
+//! several appliances can share.
+//!
+//! Client: `tokio-postgres` (the rust-postgres project), driven by a private one-thread runtime
+//! owned by the backend. The store API is synchronous and is called from plain threads, tokio's
+//! blocking pool and tokio worker threads alike; the connections' I/O runs on the private runtime
+//! and callers wait on the client's channel-based futures with `futures_executor::block_on`, so no
+//! caller ever starts a runtime inside another (what the synchronous `postgres` crate would do).
+//!
+//! Ordering of the change log: every write transaction takes one transaction-scoped advisory
+//! lock first ([`WRITE_LOCK`]), so writers are serialised as SQLite's `BEGIN IMMEDIATE` serialises
+//! them. Each transaction numbers its change-log entries `max(seq)+1…` under that lock and the lock
+//! is released only after the commit became visible, so a reader's snapshot always holds a prefix
+//! of the log: no reader can see seq n+1 without n, and positions have no gaps (no sequence is
+//! used, so a rolled-back transaction leaves no hole). Reads run in `REPEATABLE READ READ ONLY`
+//! snapshots and never wait for writers.
+//!
+//! Change notification: each commit sends `NOTIFY bootherd_changes` (delivered at commit); a
+//! listener connection wakes [`Backend::change_notifier`] so the daemon reads the log within
+//! milliseconds. Correctness never depends on it: [`Backend::commit_position`] asks the database.
+//!
+//! Connection loss: a broken connection is replaced before the next transaction, with backoff and
+//! one log line when it is lost and one when it is back. A transaction that was cut off is rolled
+//! back by the server; a commit whose answer was lost is settled by asking `txid_status` on a new
+//! connection, so a command is reported as applied exactly when it was.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
+
+use super::backend::{Backend, BackendTx, Change, ChangeOp, Row};
+use super::schema::{TableSpec, TABLES};
+use super::StoreError;
+
+/// The advisory lock every write transaction holds (any number, the same in every bootherd).
+const WRITE_LOCK: i64 = 0x626f_6f74_6865_7264; // "bootherd"
+/// How long a writer waits for another writer's transaction before giving up.
+const LOCK_TIMEOUT: &str = "30s";
+/// The change log keeps this many entries (as SQLite's).
+const CHANGELOG_KEEP: i64 = 1_000_000;
+/// The NOTIFY channel.
+pub const CHANNEL: &str = "bootherd_changes";
+/// How long commands wait for a lost server to come back before failing.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+/// How long the per-request commit-position probe waits for it (requests must not hang).
+const PROBE_RECONNECT_FOR: Duration = Duration::from_secs(2);
+/// The hidden column that keeps rows in insertion order (SQLite's rowid).
+const POS: &str = "bootherd_pos";
+
+/// Schema migrations (PostgreSQL dialect), applied in order under the write lock;
+/// `schema_version` in `bootherd_meta` records the last one applied. xCAT's tables come from
+/// [`sync_tables`] (the schema is data); only data moves need a numbered step.
+const MIGRATIONS: &[&str] = &[
+    // 1: bookkeeping tables.
+    "CREATE TABLE IF NOT EXISTS bootherd_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT);
+     CREATE TABLE IF NOT EXISTS bootherd_changelog (
+         seq BIGINT PRIMARY KEY,
+         tab TEXT NOT NULL,
+         rowkey TEXT NOT NULL,
+         op TEXT NOT NULL,
+         at BIGINT NOT NULL);",
+];
+
+struct Conn {
+    client: Client,
+    stmts: HashMap<String, Statement>,
+}
+
+impl Conn {
+    fn stmt(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = block_on(self.client.prepare(sql))?;
+        self.stmts.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let st = self.stmt(sql)?;
+        block_on(self.client.query(&st, params))
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let st = self.stmt(sql)?;
+        block_on(self.client.execute(&st, params))
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        block_on(self.client.batch_execute(sql))
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+pub struct PgBackend {
+    /// The URL without its password, for messages.
+    shown: String,
+    cfg: Config,
+    rt: Option<tokio::runtime::Runtime>,
+    conn: Mutex<Option<Conn>>,
+    /// Change-log reads and the commit position, on a connection of their own (as SQLite's probe).
+    probe: Mutex<Option<Conn>>,
+    changed: Arc<tokio::sync::Notify>,
+    listening: AtomicBool,
+    /// Set after a connection was lost, until one is made again (one log line each way).
+    lost: Arc<AtomicBool>,
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        // Dropping a runtime may not block inside another runtime; this never does.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// True for a `postgres://` or `postgresql://` URL.
+pub fn is_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, tail) = match rest.find('@') {
+        Some(i) if !rest[..i].contains('/') => (&rest[..i], &rest[i..]),
+        _ => ("", rest),
+    };
+    let auth = match auth.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => auth.to_string(),
+    };
+    let tail = match tail.find("password=") {
+        Some(i) => {
+            let end = tail[i..].find('&').map(|e| i + e).unwrap_or(tail.len());
+            format!("{}password=***{}", &tail[..i], &tail[end..])
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{auth}{tail}")
+}
+
+/// Describes a client error with the server's message when there is one.
+fn pg_err_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!(" ({d})"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s
+}
+
+fn db_err(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+        return StoreError::Busy(format!(
+            "another writer held the store for over {LOCK_TIMEOUT}"
+        ));
+    }
+    StoreError::Backend(pg_err_text(&e))
+}
+
+/// An error that a new connection may cure: the connection is gone or the server is restarting.
+fn transient(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(c) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::CONNECTION_EXCEPTION,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_DOES_NOT_EXIST,
+        ]
+        .contains(c),
+        // No server error: I/O, closed socket, timeouts.
+        None => e.as_db_error().is_none(),
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+enum ConnectFail {
+    Pg(tokio_postgres::Error),
+    /// The backend's runtime stopped (the process is exiting).
+    Stopped,
+}
+
+impl ConnectFail {
+    fn code(&self) -> Option<&SqlState> {
+        match self {
+            ConnectFail::Pg(e) => e.code(),
+            ConnectFail::Stopped => None,
+        }
+    }
+    fn transient(&self) -> bool {
+        match self {
+            ConnectFail::Pg(e) => transient(e),
+            ConnectFail::Stopped => false,
+        }
+    }
+    fn text(&self) -> String {
+        match self {
+            ConnectFail::Pg(e) => pg_err_text(e),
+            ConnectFail::Stopped => "the PostgreSQL client stopped".into(),
+        }
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn lock(m: &Mutex<Option<Conn>>) -> MutexGuard<'_, Option<Conn>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PgBackend {
+    /// Connects to the database at `url`. With `create`, a missing database is created (through
+    /// the server's `postgres` database) and the schema is brought up to date; without it, a
+    /// database without bootherd's tables is reported with [`super::NO_STORE`]. Returns the
+    /// backend and whether the store was new.
+    pub fn open(url: &str, create: bool) -> Result<(PgBackend, bool), StoreError> {
+        let shown = redact(url);
+        let open_err = |reason: String| StoreError::Open {
+            url: shown.clone(),
+            reason,
+        };
+        let mut cfg: Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| open_err(pg_err_text(&e)))?;
+        if cfg.get_dbname().is_none() {
+            return Err(open_err(
+                "the URL names no database (postgres://user:password@host:port/dbname)".into(),
+            ));
+        }
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("bootherd");
+        }
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(Duration::from_secs(10));
+        }
+        // A dead server behind a live route must not hang a request for the kernel's default.
+        cfg.keepalives_idle(Duration::from_secs(30));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bootherd-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| open_err(format!("cannot start the client runtime: {e}")))?;
+        let b = PgBackend {
+            shown: shown.clone(),
+            cfg,
+            rt: Some(rt),
+            conn: Mutex::new(None),
+            probe: Mutex::new(None),
+            changed: Arc::new(tokio::sync::Notify::new()),
+            listening: AtomicBool::new(false),
+            lost: Arc::new(AtomicBool::new(false)),
+        };
+        let first = match b.connect_once(&b.cfg) {
+            Ok(c) => c,
+            Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) && create => {
+                b.create_database()?;
+                b.connect_once(&b.cfg).map_err(|e| open_err(e.text()))?
+            }
+            Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+                return Err(open_err(format!(
+                    "{} (the database does not exist; `bootherd serve` or an admin command that \
+                     writes creates it; set BOOTHERD_DB or --db to use another)",
+                    super::NO_STORE
+                )))
+            }
+            Err(e) => return Err(open_err(e.text())),
+        };
+        let mut first = first;
+        let created = if create {
+            migrate(&mut first).map_err(|e| open_err(e.to_string()))?
+        } else {
+            let has = first
+                .query("SELECT to_regclass('bootherd_meta') IS NOT NULL", &[])
+                .map_err(|e| open_err(pg_err_text(&e)))?;
+            let has: bool = has.first().and_then(|r| r.try_get(0).ok()).unwrap_or(false);
+            if !has {
+                return Err(open_err(format!(
+                    "{} (the database has no bootherd tables; `bootherd serve` or an admin \
+                     command that writes creates them; set BOOTHERD_DB or --db to use another)",
+                    super::NO_STORE
+                )));
+            }
+            // Tables a newer schema added (as SQLite's open does).
+            migrate(&mut first).map_err(|e| open_err(e.to_string()))?
+        };
+        *lock(&b.conn) = Some(first);
+        Ok((b, created))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        // `rt` is only taken in Drop.
+        self.rt
+            .as_ref()
+            .map(|r| r.handle())
+            .expect("runtime present until drop")
+    }
+
+    /// One connection attempt; its I/O is driven by the private runtime.
+    fn connect_once(&self, cfg: &Config) -> Result<Conn, ConnectFail> {
+        let cfg = cfg.clone();
+        let lost = self.lost.clone();
+        let task = self.handle().spawn(async move {
+            let (client, connection) = cfg.connect(NoTls).await.map_err(ConnectFail::Pg)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    if !lost.swap(true, Ordering::SeqCst) {
+                        tracing::warn!("lost the connection to PostgreSQL: {}", pg_err_text(&e));
+                    }
+                }
+            });
+            Ok::<_, ConnectFail>(client)
+        });
+        match block_on(task) {
+            Ok(r) => r.map(|client| Conn {
+                client,
+                stmts: HashMap::new(),
+            }),
+            // The runtime is shutting down (process exit).
+            Err(_) => Err(ConnectFail::Stopped),
+        }
+    }
+
+    /// Connects again after a loss, retrying with backoff for up to `patience`.
+    fn reconnect(&self, patience: Duration) -> Result<Conn, StoreError> {
+        let start = Instant::now();
+        let mut wait = Duration::from_millis(50);
+        let mut said = false;
+        loop {
+            match self.connect_once(&self.cfg) {
+                Ok(c) => {
+                    if self.lost.swap(false, Ordering::SeqCst) || said {
+                        tracing::info!(store = %self.shown, "reconnected to PostgreSQL");
+                    }
+                    return Ok(c);
+                }
+                Err(e) if e.transient() && start.elapsed() + wait <= patience => {
+                    if !said {
+                        tracing::warn!(
+                            store = %self.shown,
+                            "PostgreSQL unreachable ({}); retrying for up to {} s",
+                            e.text(),
+                            patience.as_secs()
+                        );
+                        said = true;
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "cannot reach PostgreSQL at {}: {}",
+                        self.shown,
+                        e.text()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The connection in `slot`, replaced first when it was closed.
+    fn session<'a>(
+        &self,
+        slot: &'a Mutex<Option<Conn>>,
+        patience: Duration,
+    ) -> Result<MutexGuard<'a, Option<Conn>>, StoreError> {
+        let mut g = lock(slot);
+        if g.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *g = None;
+            *g = Some(self.reconnect(patience)?);
+        }
+        Ok(g)
+    }
+
+    /// Runs `f` on `slot`'s connection; a transient failure (the server restarted since the
+    /// connection's last use) gets one more try on a new connection. `f` must be safe to repeat:
+    /// a statement outside a transaction, or the `BEGIN` of one.
+    fn retrying<'a, T>(
+        &self,
+        slot: &'a Mutex<Option<Conn>>,
+        patience: Duration,
+        mut f: impl FnMut(&mut Conn) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<(MutexGuard<'a, Option<Conn>>, T), StoreError> {
+        let mut g = self.session(slot, patience)?;
+        let conn = g
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        match f(conn) {
+            Ok(v) => Ok((g, v)),
+            Err(e) if transient(&e) => {
+                if !self.lost.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(store = %self.shown, "lost the connection to PostgreSQL: {}", pg_err_text(&e));
+                }
+                *g = None;
+                *g = Some(self.reconnect(patience)?);
+                let conn = g
+                    .as_mut()
+                    .ok_or_else(|| StoreError::Backend("no connection".into()))?;
+                let v = f(conn).map_err(db_err)?;
+                Ok((g, v))
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    fn create_database(&self) -> Result<(), StoreError> {
+        let name = self.cfg.get_dbname().unwrap_or_default().to_string();
+        let mut admin = self.cfg.clone();
+        admin.dbname("postgres");
+        let conn = self.connect_once(&admin).map_err(|e| StoreError::Open {
+            url: self.shown.clone(),
+            reason: format!(
+                "the database '{name}' does not exist and cannot be created ({}); create it with \
+                 `createdb {name}`",
+                e.text()
+            ),
+        })?;
+        match conn.batch(&format!("CREATE DATABASE {}", quote(&name))) {
+            Ok(()) => {
+                tracing::info!(store = %self.shown, "created the database");
+                Ok(())
+            }
+            // Another process created it at the same moment.
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+            Err(e) => Err(StoreError::Open {
+                url: self.shown.clone(),
+                reason: format!(
+                    "the database '{name}' does not exist and cannot be created ({}); create it \
+                     with `createdb {name}`",
+                    pg_err_text(&e)
+                ),
+            }),
+        }
+    }
+
+    /// Starts the listener connection that wakes [`PgBackend::changed`] on every NOTIFY.
+    fn start_listener(&self) {
+        if self.listening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let cfg = self.cfg.clone();
+        let shown = self.shown.clone();
+        let changed = self.changed.clone();
+        self.handle().spawn(listen(cfg, shown, changed));
+    }
+}
+
+/// The listener: LISTEN on its own connection, wake the follower on each notification, and
+/// after a loss reconnect with backoff and wake it once (it re-reads the log from its position).
+async fn listen(cfg: Config, shown: String, changed: Arc<tokio::sync::Notify>) {
+    let mut wait = Duration::from_millis(100);
+    let mut down_since: Option<Instant> = None;
+    loop {
+        let connected = cfg.connect(NoTls).await;
+        let (client, mut connection) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                if down_since.is_none() {
+                    down_since = Some(Instant::now());
+                    tracing::warn!(store = %shown, "cannot listen for PostgreSQL change notifications ({}); retrying", pg_err_text(&e));
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<String>();
+        let wake = changed.clone();
+        tokio::spawn(async move {
+            let why = loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break pg_err_text(&e),
+                    None => break "the server closed the connection".to_string(),
+                }
+            };
+            let _ = ended_tx.send(why);
+        });
+        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+            if down_since.is_none() {
+                down_since = Some(Instant::now());
+                tracing::warn!(store = %shown, "cannot listen for PostgreSQL change notifications ({}); retrying", pg_err_text(&e));
+            }
+            drop(client);
+            let _ = ended_rx.await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+            continue;
+        }
+        wait = Duration::from_millis(100);
+        if let Some(t) = down_since.take() {
+            tracing::info!(
+                store = %shown,
+                down_ms = t.elapsed().as_millis() as u64,
+                "PostgreSQL is back; following its change notifications again and catching up from the last change read"
+            );
+        }
+        // Whatever was committed while nobody listened is read from the log now.
+        changed.notify_one();
+        let why = ended_rx.await.unwrap_or_else(|_| "listener ended".into());
+        drop(client);
+        down_since = Some(Instant::now());
+        tracing::warn!(
+            store = %shown,
+            "lost the PostgreSQL connection that listens for changes ({why}); reconnecting (requests still read the change log directly)"
+        );
+    }
+}
+
+/// Applies pending migrations and creates missing tables/columns, under the write lock (two
+/// processes opening a new database at once do not race). Returns true for a new store.
+fn migrate(conn: &mut Conn) -> Result<bool, StoreError> {
+    conn.batch(&format!(
+        "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+    ))
+    .map_err(db_err)?;
+    let r = migrate_locked(conn);
+    match r {
+        Ok(created) => {
+            conn.batch("COMMIT").map_err(db_err)?;
+            Ok(created)
+        }
+        Err(e) => {
+            let _ = conn.batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn migrate_locked(conn: &mut Conn) -> Result<bool, StoreError> {
+    let one_bool = |rows: Vec<tokio_postgres::Row>| -> bool {
+        rows.first()
+            .and_then(|r| r.try_get(0).ok())
+            .unwrap_or(false)
+    };
+    let has_meta = one_bool(
+        conn.query("SELECT to_regclass('bootherd_meta') IS NOT NULL", &[])
+            .map_err(db_err)?,
+    );
+    let version: usize = if has_meta {
+        conn.query(
+            "SELECT value FROM bootherd_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .map_err(db_err)?
+        .first()
+        .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+    } else {
+        0
+    };
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Invalid(format!(
+            "database schema version {version} is newer than this bootherd understands ({}); upgrade bootherd",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in &MIGRATIONS[version..] {
+        conn.batch(sql).map_err(db_err)?;
+    }
+    let v = MIGRATIONS.len().to_string();
+    conn.execute(
+        "INSERT INTO bootherd_meta (key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&v],
+    )
+    .map_err(db_err)?;
+    sync_tables(conn)?;
+    Ok(!has_meta)
+}
+
+/// Creates every table of the schema that is missing and adds columns that a newer schema has.
+fn sync_tables(conn: &mut Conn) -> Result<(), StoreError> {
+    let rows = conn
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema()",
+            &[],
+        )
+        .map_err(db_err)?;
+    let mut existing: HashMap<String, Vec<String>> = HashMap::new();
+    for r in rows {
+        let (t, c): (String, String) =
+            (r.try_get(0).map_err(db_err)?, r.try_get(1).map_err(db_err)?);
+        existing.entry(t).or_default().push(c);
+    }
+    let mut ddl = String::new();
+    for t in TABLES {
+        match existing.get(t.name) {
+            None => {
+                let mut cols: Vec<String> = t
+                    .cols
+                    .iter()
+                    .map(|c| {
+                        if t.keys.contains(c) {
+                            format!("{} TEXT NOT NULL", quote(c))
+                        } else {
+                            format!("{} TEXT", quote(c))
+                        }
+                    })
+                    .collect();
+                cols.push(format!("{POS} BIGINT GENERATED BY DEFAULT AS IDENTITY"));
+                let keys: Vec<String> = t.keys.iter().map(|k| quote(k)).collect();
+                ddl.push_str(&format!(
+                    "CREATE TABLE {} ({}, PRIMARY KEY ({}));\nCREATE INDEX ON {} ({POS});\n",
+                    quote(t.name),
+                    cols.join(", "),
+                    keys.join(", "),
+                    quote(t.name),
+                ));
+            }
+            Some(have) => {
+                for c in t.cols {
+                    if !have.iter().any(|e| e == c) {
+                        ddl.push_str(&format!(
+                            "ALTER TABLE {} ADD COLUMN {} TEXT;\n",
+                            quote(t.name),
+                            quote(c)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if !ddl.is_empty() {
+        conn.batch(&ddl).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+impl Backend for PgBackend {
+    fn read(&self) -> Result<Box<dyn BackendTx + '_>, StoreError> {
+        let (conn, ()) = self.retrying(&self.conn, RECONNECT_FOR, |c| {
+            c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        })?;
+        Ok(Box::new(PgTx {
+            conn,
+            open: true,
+            write: false,
+            pending: Vec::new(),
+            backend: self,
+        }))
+    }
+
+    fn write(&self) -> Result<Box<dyn BackendTx + '_>, StoreError> {
+        let sql = format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; \
+             SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+        );
+        let (conn, ()) = self.retrying(&self.conn, RECONNECT_FOR, |c| c.batch(&sql))?;
+        Ok(Box::new(PgTx {
+            conn,
+            open: true,
+            write: true,
+            pending: Vec::new(),
+            backend: self,
+        }))
+    }
+
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (_g, rows) = self.retrying(&self.probe, RECONNECT_FOR, |c| {
+            c.query(
+                "SELECT seq, tab, rowkey, op FROM bootherd_changelog WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&after, &limit],
+            )
+        })?;
+        rows.iter().map(change_of).collect()
+    }
+
+    fn change_bounds(&self) -> Result<(u64, u64), StoreError> {
+        let (_g, rows) = self.retrying(&self.probe, RECONNECT_FOR, |c| {
+            c.query(
+                "SELECT (SELECT min(seq) FROM bootherd_changelog), (SELECT max(seq) FROM bootherd_changelog)",
+                &[],
+            )
+        })?;
+        let r = rows
+            .first()
+            .ok_or_else(|| StoreError::Backend("no answer".into()))?;
+        let conv = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        Ok((
+            conv(r.try_get(0).map_err(db_err)?),
+            conv(r.try_get(1).map_err(db_err)?),
+        ))
+    }
+
+    fn data_version(&self) -> Result<i64, StoreError> {
+        self.commit_position()
+            .map(|p| i64::try_from(p).unwrap_or(i64::MAX))
+    }
+
+    fn commit_position(&self) -> Result<u64, StoreError> {
+        // Writers are serialised and number the log in commit order, so the newest seq moves
+        // with every commit and a snapshot that shows it shows everything before it.
+        let (_g, rows) = self.retrying(&self.probe, PROBE_RECONNECT_FOR, |c| {
+            c.query("SELECT max(seq) FROM bootherd_changelog", &[])
+        })?;
+        let v: Option<i64> = rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db_err)?
+            .flatten();
+        Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
+    fn change_notifier(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.start_listener();
+        Some(self.changed.clone())
+    }
+
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+}
+
+fn change_of(r: &tokio_postgres::Row) -> Result<Change, StoreError> {
+    let seq: i64 = r.try_get(0).map_err(db_err)?;
+    let op: String = r.try_get(3).map_err(db_err)?;
+    Ok(Change {
+        seq: u64::try_from(seq).unwrap_or(0),
+        table: r.try_get(1).map_err(db_err)?,
+        key: r.try_get(2).map_err(db_err)?,
+        // An op we do not know (written by a newer version) still invalidates the table.
+        op: ChangeOp::parse(&op).unwrap_or(ChangeOp::Update),
+    })
+}
+
+struct PgTx<'a> {
+    conn: MutexGuard<'a, Option<Conn>>,
+    open: bool,
+    write: bool,
+    /// Change-log entries, numbered and written at commit (one statement).
+    pending: Vec<(Option<u64>, String, String, String, i64)>,
+    backend: &'a PgBackend,
+}
+
+impl Drop for PgTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            if let Some(c) = self.conn.as_ref() {
+                if c.batch("ROLLBACK").is_err() {
+                    // The connection is unusable; the next transaction makes a new one.
+                    *self.conn = None;
+                }
+            }
+        }
+    }
+}
+
+fn col_list(t: &TableSpec) -> String {
+    t.cols
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_where(t: &TableSpec, first_param: usize) -> String {
+    t.keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{} = ${}", quote(k), i + first_param))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn read_row(r: &tokio_postgres::Row, n: usize) -> Result<Row, StoreError> {
+    (0..n)
+        .map(|i| r.try_get::<_, Option<String>>(i).map_err(db_err))
+        .collect()
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl PgTx<'_> {
+    fn c(&mut self) -> Result<&mut Conn, StoreError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("the connection to PostgreSQL was lost".into()))
+    }
+
+    fn q(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let r = self.c()?.query(sql, params);
+        r.map_err(|e| self.failed(e))
+    }
+
+    fn x(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let r = self.c()?.execute(sql, params);
+        r.map_err(|e| self.failed(e))
+    }
+
+    /// The error of a statement inside the transaction: after a lost connection the whole
+    /// transaction is gone (the server rolled it back), and the caller's command fails.
+    fn failed(&mut self, e: tokio_postgres::Error) -> StoreError {
+        if transient(&e) {
+            if !self.backend.lost.swap(true, Ordering::SeqCst) {
+                tracing::warn!(store = %self.backend.shown, "lost the connection to PostgreSQL: {}", pg_err_text(&e));
+            }
+            *self.conn = None;
+            self.open = false;
+            return StoreError::Backend(format!(
+                "the connection to PostgreSQL was lost ({}); nothing of this command was applied",
+                pg_err_text(&e)
+            ));
+        }
+        db_err(e)
+    }
+
+    fn flush_changes(&mut self) -> Result<i64, StoreError> {
+        let max = self.q("SELECT coalesce(max(seq), 0) FROM bootherd_changelog", &[])?;
+        let mut next: i64 = max
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db_err)?
+            .unwrap_or(0);
+        let mut seqs = Vec::with_capacity(self.pending.len());
+        let mut tabs = Vec::with_capacity(self.pending.len());
+        let mut keys = Vec::with_capacity(self.pending.len());
+        let mut ops = Vec::with_capacity(self.pending.len());
+        let mut ats = Vec::with_capacity(self.pending.len());
+        for (seq, t, k, o, at) in std::mem::take(&mut self.pending) {
+            // Verbatim entries (db copy) keep their numbers; new ones follow the newest.
+            let s = match seq {
+                Some(s) => i64::try_from(s).unwrap_or(i64::MAX),
+                None => next + 1,
+            };
+            next = next.max(s);
+            seqs.push(s);
+            tabs.push(t);
+            keys.push(k);
+            ops.push(o);
+            ats.push(at);
+        }
+        self.x(
+            "INSERT INTO bootherd_changelog (seq, tab, rowkey, op, at)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])",
+            &[&seqs, &tabs, &keys, &ops, &ats],
+        )?;
+        Ok(next)
+    }
+}
+
+impl BackendTx for PgTx<'_> {
+    fn select_all(&mut self, t: &TableSpec) -> Result<Vec<Row>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {POS}",
+            col_list(t),
+            quote(t.name)
+        );
+        let n = t.cols.len();
+        self.q(&sql, &[])?.iter().map(|r| read_row(r, n)).collect()
+    }
+
+    fn select_key(&mut self, t: &TableSpec, key: &[&str]) -> Result<Option<Row>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}",
+            col_list(t),
+            quote(t.name),
+            key_where(t, 1)
+        );
+        let params: Vec<&(dyn ToSql + Sync)> =
+            key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+        let n = t.cols.len();
+        self.q(&sql, &params)?
+            .first()
+            .map(|r| read_row(r, n))
+            .transpose()
+    }
+
+    fn upsert(&mut self, t: &TableSpec, row: &Row) -> Result<(), StoreError> {
+        let placeholders: Vec<String> = (1..=t.cols.len()).map(|i| format!("${i}")).collect();
+        let updates: Vec<String> = t
+            .cols
+            .iter()
+            .filter(|c| !t.keys.contains(c))
+            .map(|c| format!("{0} = excluded.{0}", quote(c)))
+            .collect();
+        let keys: Vec<String> = t.keys.iter().map(|k| quote(k)).collect();
+        let on_conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}",
+            quote(t.name),
+            col_list(t),
+            placeholders.join(", "),
+            keys.join(", "),
+            on_conflict
+        );
+        let params: Vec<&(dyn ToSql + Sync)> =
+            row.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        self.x(&sql, &params)?;
+        Ok(())
+    }
+
+    fn update(
+        &mut self,
+        t: &TableSpec,
+        key: &[&str],
+        cols: &[(usize, Option<String>)],
+    ) -> Result<bool, StoreError> {
+        if cols.is_empty() {
+            return Ok(self.select_key(t, key)?.is_some());
+        }
+        let mut sets = Vec::new();
+        for (i, (c, _)) in cols.iter().enumerate() {
+            let name = t
+                .cols
+                .get(*c)
+                .ok_or_else(|| StoreError::Backend(format!("column index {c} out of range")))?;
+            sets.push(format!("{} = ${}", quote(name), i + 1));
+        }
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {}",
+            quote(t.name),
+            sets.join(", "),
+            key_where(t, cols.len() + 1)
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            cols.iter().map(|(_, v)| v as &(dyn ToSql + Sync)).collect();
+        params.extend(key.iter().map(|k| k as &(dyn ToSql + Sync)));
+        Ok(self.x(&sql, &params)? > 0)
+    }
+
+    fn delete_key(&mut self, t: &TableSpec, key: &[&str]) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM {} WHERE {}", quote(t.name), key_where(t, 1));
+        let params: Vec<&(dyn ToSql + Sync)> =
+            key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+        Ok(self.x(&sql, &params)? > 0)
+    }
+
+    fn delete_where(
+        &mut self,
+        t: &TableSpec,
+        col: usize,
+        value: &str,
+    ) -> Result<usize, StoreError> {
+        let name = t
+            .cols
+            .get(col)
+            .ok_or_else(|| StoreError::Backend(format!("column index {col} out of range")))?;
+        let sql = format!("DELETE FROM {} WHERE {} = $1", quote(t.name), quote(name));
+        Ok(self.x(&sql, &[&value])? as usize)
+    }
+
+    fn delete_all(&mut self, t: &TableSpec) -> Result<usize, StoreError> {
+        Ok(self.x(&format!("DELETE FROM {}", quote(t.name)), &[])? as usize)
+    }
+
+    fn next_int(&mut self, t: &TableSpec, col: usize) -> Result<i64, StoreError> {
+        let name = t
+            .cols
+            .get(col)
+            .ok_or_else(|| StoreError::Backend(format!("column index {col} out of range")))?;
+        // SQLite's CAST reads the leading integer of any text; here only integers count.
+        let sql = format!(
+            "SELECT max(CASE WHEN btrim({0}) ~ '^-?[0-9]{{1,18}}$' THEN btrim({0})::bigint END) FROM {1}",
+            quote(name),
+            quote(t.name)
+        );
+        let max: Option<i64> = self
+            .q(&sql, &[])?
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db_err)?
+            .flatten();
+        Ok(max.unwrap_or(0).saturating_add(1))
+    }
+
+    fn append_change(&mut self, table: &str, key: &str, op: ChangeOp) -> Result<(), StoreError> {
+        self.pending.push((
+            None,
+            table.to_string(),
+            key.to_string(),
+            op.as_str().to_string(),
+            now_secs(),
+        ));
+        Ok(())
+    }
+
+    fn changelog(&mut self) -> Result<Vec<(Change, i64)>, StoreError> {
+        let rows = self.q(
+            "SELECT seq, tab, rowkey, op, at FROM bootherd_changelog ORDER BY seq",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| Ok((change_of(r)?, r.try_get(4).map_err(db_err)?)))
+            .collect()
+    }
+
+    fn put_changelog(&mut self, entries: &[(Change, i64)]) -> Result<(), StoreError> {
+        for (c, at) in entries {
+            self.pending.push((
+                Some(c.seq),
+                c.table.clone(),
+                c.key.clone(),
+                c.op.as_str().to_string(),
+                *at,
+            ));
+        }
+        Ok(())
+    }
+
+    fn clear_changelog(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        self.x("DELETE FROM bootherd_changelog", &[])?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if !self.open {
+            return Err(StoreError::Backend(
+                "the connection to PostgreSQL was lost; nothing of this command was applied".into(),
+            ));
+        }
+        if !self.write {
+            self.open = false;
+            let r = self.c()?.batch("COMMIT");
+            return r.map_err(|e| self.failed(e));
+        }
+        let mut xid: Option<i64> = None;
+        if !self.pending.is_empty() {
+            let newest = self.flush_changes()?;
+            self.x(
+                "DELETE FROM bootherd_changelog WHERE seq <= $1",
+                &[&(newest - CHANGELOG_KEEP)],
+            )?;
+            let payload = newest.to_string();
+            self.x("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
+            xid = self
+                .q("SELECT txid_current()", &[])?
+                .first()
+                .and_then(|r| r.try_get(0).ok());
+        }
+        self.open = false;
+        let r = self.c()?.batch("COMMIT");
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if transient(&e) => {
+                // The answer was lost with the connection: ask a new one what became of it.
+                *self.conn = None;
+                let Some(xid) = xid else {
+                    return Err(self.failed(e));
+                };
+                let b = self.backend;
+                let settle = b.reconnect(RECONNECT_FOR).and_then(|mut c| {
+                    let rows = c.query("SELECT txid_status($1)", &[&xid]).map_err(db_err)?;
+                    let status: Option<String> = rows
+                        .first()
+                        .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten());
+                    *self.conn = Some(c);
+                    Ok(status)
+                });
+                match settle {
+                    Ok(Some(s)) if s == "committed" => {
+                        tracing::warn!(store = %b.shown, "the connection was lost while committing; the server confirms the commit");
+                        Ok(())
+                    }
+                    Ok(_) => Err(StoreError::Backend(format!(
+                        "the connection to PostgreSQL was lost while committing ({}); the server \
+                         rolled the transaction back, nothing of this command was applied",
+                        pg_err_text(&e)
+                    ))),
+                    Err(e2) => Err(StoreError::Backend(format!(
+                        "the connection to PostgreSQL was lost while committing ({}) and whether \
+                         the commit happened cannot be learnt ({e2}); check with tabdump \
+                         (transaction id {xid})",
+                        pg_err_text(&e)
+                    ))),
+                }
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://bh:secret@db.example:5432/bootherd"),
+            "postgres://bh:***@db.example:5432/bootherd"
+        );
+        assert_eq!(
+            redact("postgresql://bh@/bootherd?host=/run/pg&password=x&sslmode=disable"),
+            "postgresql://bh@/bootherd?host=/run/pg&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://db.example/bootherd"),
+            "postgres://db.example/bootherd"
+        );
+    }
+}
