@@ -199,6 +199,36 @@ impl Store {
         Ok(store)
     }
 
+    /// For tests: a new store's URL in `dir` — SQLite there, or a new database on the PostgreSQL
+    /// server that `BOOTHERD_TEST_PG` names (`postgres://user@host:port`; tests/run.sh's
+    /// PostgreSQL pass sets it).
+    #[doc(hidden)]
+    pub fn test_url(dir: &std::path::Path, name: &str) -> String {
+        match std::env::var("BOOTHERD_TEST_PG") {
+            Ok(base) if !base.is_empty() => {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                format!(
+                    "{}/ut_{}_{n}_{}",
+                    base.trim_end_matches('/'),
+                    std::process::id(),
+                    name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                )
+            }
+            _ => format!("sqlite:{}", dir.join(format!("{name}.db")).display()),
+        }
+    }
+
+    /// For tests: [`Store::open_in_memory`], or under `BOOTHERD_TEST_PG` a new PostgreSQL
+    /// database with the same defaults.
+    #[doc(hidden)]
+    pub fn open_test() -> Result<Store, StoreError> {
+        if std::env::var("BOOTHERD_TEST_PG").is_ok_and(|v| !v.is_empty()) {
+            return Self::open(&Self::test_url(std::path::Path::new("/nonexistent"), "mem"));
+        }
+        Self::open_in_memory()
+    }
+
     /// Where the data lives, for messages.
     pub fn describe(&self) -> String {
         self.backend.describe()

@@ -1,0 +1,188 @@
+//! A throwaway PostgreSQL cluster from Debian's `postgresql` package, started by the test itself:
+//! `initdb` + `pg_ctl` as the unprivileged `postgres` user, a unix socket in a temporary
+//! directory (reachable from every network namespace) and TCP on a free loopback port with
+//! password (SCRAM) authentication. Stopped and deleted when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where Debian's PostgreSQL server programs are.
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The password of the `postgres` role over TCP.
+pub const PASSWORD: &str = "bh-test-pw";
+
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+fn pg(prog: &str) -> PathBuf {
+    let p = Path::new(PG_BIN).join(prog);
+    assert!(
+        p.exists(),
+        "{} is missing: install Debian's postgresql package (tests/run.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// Runs a PostgreSQL program as the `postgres` user (initdb refuses root).
+fn as_postgres(prog: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(prog);
+        c
+    } else {
+        Command::new(prog)
+    };
+    c.args(args).output().expect("run a PostgreSQL program")
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl PgCluster {
+    pub fn start() -> PgCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("bh-pg")
+            .tempdir()
+            .expect("tempdir");
+        if nix::unistd::geteuid().is_root() {
+            let pw = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .expect("the postgres user (Debian's postgresql package creates it)");
+            nix::unistd::chown(dir.path(), Some(pw.uid), Some(pw.gid)).expect("chown");
+        }
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, PASSWORD).expect("password file");
+        if nix::unistd::geteuid().is_root() {
+            let _ = Command::new("chown").arg("postgres").arg(&pwfile).status();
+        }
+        let data = dir.path().join("data");
+        let o = as_postgres(
+            &pg("initdb"),
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                &format!("--pwfile={}", pwfile.display()),
+                "-N",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let c = PgCluster {
+            dir,
+            port: free_port(),
+        };
+        c.ctl("start");
+        c
+    }
+
+    fn ctl(&self, what: &str) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        // fsync off: a throwaway cluster; crash safety is PostgreSQL's own business.
+        let opts = format!(
+            "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300",
+            self.dir.path().display(),
+            self.port
+        );
+        let o = as_postgres(
+            &pg("pg_ctl"),
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-l",
+                &log.display().to_string(),
+                "-w",
+                "-m",
+                "fast",
+                "-o",
+                &opts,
+                what,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "pg_ctl {what} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is cut.
+    pub fn restart(&self) {
+        self.ctl("restart");
+    }
+
+    pub fn stop(&self) {
+        self.ctl("stop");
+    }
+
+    pub fn start_again(&self) {
+        self.ctl("start");
+    }
+
+    /// A URL over the unix socket (trust), for database `db`.
+    pub fn socket_url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@{}:{}/{db}",
+            self.dir.path().display().to_string().replace('/', "%2F"),
+            self.port
+        )
+    }
+
+    /// A URL over TCP with the password, for database `db`.
+    pub fn tcp_url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+            self.port
+        )
+    }
+
+    /// Runs SQL in database `db` with psql over the socket; returns stdout.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let o = as_postgres(
+            Path::new("/usr/bin/psql"),
+            &[
+                "-h",
+                &self.dir.path().display().to_string(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-At",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_postgres(
+            &pg("pg_ctl"),
+            &["-D", &data.display().to_string(), "-m", "immediate", "stop"],
+        );
+    }
+}
