@@ -339,3 +339,39 @@ fn serve_learns_of_changes_by_notify_and_survives_a_postgresql_restart() {
     let mut d = d;
     assert!(d.child_alive(), "{}", d.dump());
 }
+
+#[test]
+fn a_command_cut_off_by_a_lost_connection_applies_nothing_and_the_next_one_works() {
+    let pg = PgCluster::start();
+    let url = pg.socket_url("cut");
+    let store = Store::open(&url).expect("open");
+    let r = store.write(None, |tx| {
+        tx.set("nodelist", &["half1"], &[("groups", Some("all"))])?;
+        // The server ends this very session (as a restart or a network cut would).
+        pg.psql(
+            "postgres",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = 'cut' AND state = 'idle in transaction'",
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        tx.set("nodelist", &["half2"], &[("groups", Some("all"))])
+    });
+    let e = r.expect_err("the command must fail").to_string();
+    assert!(e.contains("nothing of this command was applied"), "{e}");
+    // Nothing of it is in the store, the log included; the next command reconnects by itself.
+    let bh = bh_at(&url);
+    assert_eq!(bh.ok(&["nodels"]), "");
+    assert_eq!(
+        pg.psql(
+            "cut",
+            "SELECT count(*) FROM bootherd_changelog WHERE tab = 'nodelist'"
+        ),
+        "0\n"
+    );
+    store
+        .write(None, |tx| {
+            tx.set("nodelist", &["after"], &[("groups", Some("all"))])
+        })
+        .expect("the same store handle writes again");
+    assert_eq!(bh.ok(&["nodels"]), "after\n");
+}
