@@ -693,6 +693,7 @@ impl Backend for PgBackend {
             open: true,
             write: false,
             pending: Vec::new(),
+            rows: Vec::new(),
             backend: self,
         }))
     }
@@ -708,6 +709,7 @@ impl Backend for PgBackend {
             open: true,
             write: true,
             pending: Vec::new(),
+            rows: Vec::new(),
             backend: self,
         }))
     }
@@ -789,8 +791,22 @@ struct PgTx<'a> {
     write: bool,
     /// Change-log entries, numbered and written at commit (one statement).
     pending: Vec<(Option<u64>, String, String, String, i64)>,
+    /// Rows upserted but not sent yet: sent as one statement per table (and per [`ROWS_PER_STATEMENT`])
+    /// before the next statement of any other kind, so loading many rows costs few round trips.
+    rows: Vec<PendingRows>,
     backend: &'a PgBackend,
 }
+
+/// Upserted rows of one table waiting to be sent.
+struct PendingRows {
+    table: &'static TableSpec,
+    rows: Vec<Row>,
+    /// Key values → index in `rows` (a key upserted twice keeps its first place, as in SQL).
+    index: HashMap<Vec<Option<String>>, usize>,
+}
+
+/// Rows per multi-row upsert statement.
+const ROWS_PER_STATEMENT: usize = 5_000;
 
 impl Drop for PgTx<'_> {
     fn drop(&mut self) {
@@ -847,13 +863,68 @@ impl PgTx<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.flush_rows()?;
         let r = self.c()?.query(sql, params);
         r.map_err(|e| self.failed(e))
     }
 
     fn x(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.flush_rows()?;
+        self.x_now(sql, params)
+    }
+
+    fn x_now(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let r = self.c()?.execute(sql, params);
         r.map_err(|e| self.failed(e))
+    }
+
+    /// Sends the upserted rows still held back.
+    fn flush_rows(&mut self) -> Result<(), StoreError> {
+        for p in std::mem::take(&mut self.rows) {
+            let t = p.table;
+            let updates: Vec<String> = t
+                .cols
+                .iter()
+                .filter(|c| !t.keys.contains(c))
+                .map(|c| format!("{0} = excluded.{0}", quote(c)))
+                .collect();
+            let keys: Vec<String> = t.keys.iter().map(|k| quote(k)).collect();
+            let on_conflict = if updates.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", updates.join(", "))
+            };
+            let arrays: Vec<String> = (1..=t.cols.len())
+                .map(|i| format!("${i}::text[]"))
+                .collect();
+            // WITH ORDINALITY + ORDER BY: rows take their positions in the order given.
+            let sql = format!(
+                "INSERT INTO {} ({}) SELECT {} FROM unnest({}) WITH ORDINALITY AS u({}, bootherd_ord) \
+                 ORDER BY bootherd_ord ON CONFLICT ({}) {}",
+                quote(t.name),
+                col_list(t),
+                (1..=t.cols.len())
+                    .map(|i| format!("c{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                arrays.join(", "),
+                (1..=t.cols.len())
+                    .map(|i| format!("c{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                keys.join(", "),
+                on_conflict
+            );
+            for chunk in p.rows.chunks(ROWS_PER_STATEMENT) {
+                let cols: Vec<Vec<Option<String>>> = (0..t.cols.len())
+                    .map(|i| chunk.iter().map(|r| r.get(i).cloned().flatten()).collect())
+                    .collect();
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+                self.x_now(&sql, &params)?;
+            }
+        }
+        Ok(())
     }
 
     /// The error of a statement inside the transaction: after a lost connection the whole
@@ -936,30 +1007,40 @@ impl BackendTx for PgTx<'_> {
     }
 
     fn upsert(&mut self, t: &TableSpec, row: &Row) -> Result<(), StoreError> {
-        let placeholders: Vec<String> = (1..=t.cols.len()).map(|i| format!("${i}")).collect();
-        let updates: Vec<String> = t
-            .cols
+        let table =
+            super::schema::table(t.name).ok_or_else(|| StoreError::UnknownTable(t.name.into()))?;
+        if row.len() != table.cols.len() {
+            return Err(StoreError::Backend(format!(
+                "table '{}' has {} columns, row has {}",
+                t.name,
+                table.cols.len(),
+                row.len()
+            )));
+        }
+        let key: Vec<Option<String>> = table
+            .keys
             .iter()
-            .filter(|c| !t.keys.contains(c))
-            .map(|c| format!("{0} = excluded.{0}", quote(c)))
+            .map(|k| table.col_index(k).and_then(|i| row[i].clone()))
             .collect();
-        let keys: Vec<String> = t.keys.iter().map(|k| quote(k)).collect();
-        let on_conflict = if updates.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("DO UPDATE SET {}", updates.join(", "))
+        let slot = match self.rows.iter().position(|p| p.table.name == table.name) {
+            Some(i) => i,
+            None => {
+                self.rows.push(PendingRows {
+                    table,
+                    rows: Vec::new(),
+                    index: HashMap::new(),
+                });
+                self.rows.len() - 1
+            }
         };
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}",
-            quote(t.name),
-            col_list(t),
-            placeholders.join(", "),
-            keys.join(", "),
-            on_conflict
-        );
-        let params: Vec<&(dyn ToSql + Sync)> =
-            row.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        self.x(&sql, &params)?;
+        let p = &mut self.rows[slot];
+        match p.index.get(&key) {
+            Some(&i) => p.rows[i] = row.clone(),
+            None => {
+                p.index.insert(key, p.rows.len());
+                p.rows.push(row.clone());
+            }
+        }
         Ok(())
     }
 
@@ -1089,6 +1170,7 @@ impl BackendTx for PgTx<'_> {
             let r = self.c()?.batch("COMMIT");
             return r.map_err(|e| self.failed(e));
         }
+        self.flush_rows()?;
         let mut xid: Option<i64> = None;
         if !self.pending.is_empty() {
             let newest = self.flush_changes()?;
