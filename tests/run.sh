@@ -66,7 +66,7 @@ runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
   -o "-k $PGDIR -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=300" start >/dev/null
 export BOOTHERD_TEST_PG="postgres://postgres@${PGDIR//\//%2F}:$PGPORT"
 cargo test --lib -- store:: dhcp::leases 2>&1 | tee -a target/test-output.txt
-cargo test --test store_cli --test serve --test xcat_compat --test nodeset --test callbacks 2>&1 | tee -a target/test-output.txt
+cargo test --test store_cli --test serve --test xcat_compat --test nodeset --test callbacks --test dhcp 2>&1 | tee -a target/test-output.txt
 unset BOOTHERD_TEST_PG
 stop_pg
 trap - EXIT
