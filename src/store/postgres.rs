@@ -257,6 +257,13 @@ impl PgBackend {
         let mut cfg: Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| open_err(pg_err_text(&e)))?;
+        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(open_err(
+                "TLS to PostgreSQL (sslmode=require) is not supported yet; use a unix socket, \
+                 a trusted network, or a TLS tunnel (stunnel, an SSH forward)"
+                    .into(),
+            ));
+        }
         if cfg.get_dbname().is_none() {
             return Err(open_err(
                 "the URL names no database (postgres://user:password@host:port/dbname)".into(),
@@ -1230,6 +1237,26 @@ impl BackendTx for PgTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_it_cannot_serve_are_refused_with_the_reason() {
+        let e = |u: &str| match PgBackend::open(u, true) {
+            Ok(_) => panic!("{u} opened"),
+            Err(e) => e.to_string(),
+        };
+        let m = e("postgres://bh:pw@127.0.0.1:1/bootherd?sslmode=require");
+        assert!(
+            m.contains("sslmode=require") && m.contains("not supported yet"),
+            "{m}"
+        );
+        assert!(!m.contains(":pw@"), "{m}");
+        let m = e("postgres://bh@127.0.0.1:1");
+        assert!(m.contains("names no database"), "{m}");
+        // Nothing listens on port 1: the command fails at once, naming the server.
+        let m = e("postgres://bh:pw@127.0.0.1:1/bootherd");
+        assert!(m.contains("127.0.0.1:1") && m.contains("refused"), "{m}");
+        assert!(!m.contains(":pw@"), "{m}");
+    }
 
     #[test]
     fn redacts_passwords() {
