@@ -86,6 +86,20 @@ fn a_store_over_tcp_with_a_password_keeps_tables_log_and_audit() {
         ),
         "0\n"
     );
+    // A role that may only read and write rows (no CREATE: what a service node would get) uses
+    // the existing store: opening it does no DDL when the schema is current.
+    pg.psql(
+        "bootherd",
+        "CREATE ROLE sn LOGIN PASSWORD 'sn-pw'; REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO sn; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO sn",
+    );
+    let sn = bh_at(&format!(
+        "postgres://sn:sn-pw@127.0.0.1:{}/bootherd",
+        pg.port
+    ));
+    sn.ok(&["nodech", "n1", "nodelist.status=booted"]);
+    assert_eq!(bh.ok(&["nodels", "n1", "nodelist.status"]), "n1: booted\n");
     // A wrong password is a clear error that does not repeat the password.
     let wrong = pg
         .tcp_url("bootherd")
