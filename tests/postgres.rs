@@ -291,19 +291,37 @@ fn serve_learns_of_changes_by_notify_and_survives_a_postgresql_restart() {
     let pair = Pair::new("pgr", "10.99.87.1/24");
     pair.cli
         .exec(&["ip", "addr", "add", "10.99.87.2/24", "dev", "bhc0"]);
+    // The daemon starts while the server is down: it waits for it instead of failing.
+    pg.stop();
     // Polling every 10 s: anything learnt sooner came by NOTIFY.
-    let d = Daemon::start(
-        &bh,
-        &pair.srv,
-        &[
-            "--no-dhcp",
-            "--no-tftp",
-            "--no-http",
-            "--no-nfs",
-            "--no-findme-udp",
-            "--poll-ms",
-            "10000",
-        ],
+    let d = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            pg.start_again();
+        });
+        Daemon::start(
+            &bh,
+            &pair.srv,
+            &[
+                "--no-dhcp",
+                "--no-tftp",
+                "--no-http",
+                "--no-nfs",
+                "--no-findme-udp",
+                "--poll-ms",
+                "10000",
+            ],
+        )
+    });
+    assert!(
+        wait_count(&d, "waiting up to 60 s for it", 1, 0),
+        "{}",
+        d.dump()
+    );
+    assert!(
+        wait_count(&d, "the store answers; starting", 1, 0),
+        "{}",
+        d.dump()
     );
     assert!(d.wait_for("node status port listening", 5), "{}", d.dump());
 

@@ -95,7 +95,7 @@ pub fn run(db: &DbOpt, a: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
-    let store = Arc::new(Store::open(&db.db)?);
+    let store = Arc::new(open_store(&db.db).await?);
     let resolver = Arc::new(Resolver::new(store.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Every batch of changed table names goes to each service that cares.
@@ -234,6 +234,40 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// How long `serve` waits at start for a database server that does not answer (systemd's
+/// default start timeout is 90 s).
+const STORE_WAIT: Duration = Duration::from_secs(60);
+
+/// Opens the store; a server that is down or restarting (PostgreSQL) is waited for, with backoff
+/// and one log line each way, instead of failing the start.
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let start = std::time::Instant::now();
+    let mut wait = Duration::from_millis(200);
+    let mut said = false;
+    loop {
+        let u = url.to_string();
+        match tokio::task::spawn_blocking(move || Store::open(&u)).await? {
+            Ok(s) => {
+                if said {
+                    info!(store = %s.describe(), "the store answers; starting");
+                }
+                return Ok(s);
+            }
+            Err(e @ crate::store::StoreError::Unreachable { .. })
+                if start.elapsed() + wait < STORE_WAIT =>
+            {
+                if !said {
+                    warn!("{e}; waiting up to {} s for it", STORE_WAIT.as_secs());
+                    said = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn wait_for_signal() {

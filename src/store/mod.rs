@@ -42,6 +42,9 @@ pub enum StoreError {
     BadUrl(String),
     #[error("the table store is busy: {0}")]
     Busy(String),
+    /// The database server did not answer (down, restarting, unreachable): trying later may work.
+    #[error("cannot reach the table store {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("database error: {0}")]
     Backend(String),
     #[error("no such table: {0}")]

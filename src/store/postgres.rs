@@ -306,6 +306,12 @@ impl PgBackend {
                     super::NO_STORE
                 )))
             }
+            Err(e) if e.transient() => {
+                return Err(StoreError::Unreachable {
+                    url: shown.clone(),
+                    reason: e.text(),
+                })
+            }
             Err(e) => return Err(open_err(e.text())),
         };
         let mut first = first;
