@@ -715,3 +715,69 @@ pub fn xcat_time(epoch: i64) -> String {
         tm.tm_sec
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_moves_every_table_and_the_log_verbatim_into_an_empty_store_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let from = Store::test_url(dir.path(), "from");
+        let to = Store::test_url(dir.path(), "to");
+        let src = Store::open(&from).expect("open");
+        let audit = Audit {
+            command: "nodeadd".into(),
+            noderange: "c1".into(),
+            args: "groups=all".into(),
+        };
+        src.write(Some(&audit), |tx| {
+            for n in ["c3", "c1", "c2"] {
+                tx.set("nodelist", &[n], &[("groups", Some("all"))])?;
+            }
+            tx.set("hosts", &["c1"], &[("ip", Some("10.9.0.1"))])
+        })
+        .expect("write");
+        src.write(None, |tx| tx.delete("nodelist", &["c2"]))
+            .expect("delete");
+        let r = Store::copy(&from, &to, false).expect("copy");
+        let dst = Store::open_existing(&to).expect("open copy");
+        for t in schema::TABLES {
+            assert_eq!(
+                dst.rows(t.name).expect("rows"),
+                src.rows(t.name).expect("rows"),
+                "{}",
+                t.name
+            );
+        }
+        // Rows keep their order (c3 was written first), the audit row is there.
+        let nodes: Vec<Option<String>> = dst
+            .rows("nodelist")
+            .expect("rows")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert_eq!(nodes, [Some("c3".to_string()), Some("c1".to_string())]);
+        assert_eq!(dst.rows("auditlog").expect("rows").len(), 1);
+        assert_eq!(
+            dst.change_bounds().expect("bounds"),
+            src.change_bounds().expect("bounds")
+        );
+        assert_eq!(r.position, src.change_bounds().expect("bounds").1);
+        assert_eq!(
+            dst.changes_since(0, 1_000_000).expect("log"),
+            src.changes_since(0, 1_000_000).expect("log")
+        );
+        // A second copy into the now non-empty target is refused, and changes nothing.
+        let e = Store::copy(&from, &to, false).expect_err("refused");
+        assert!(e.to_string().contains("is not empty"), "{e}");
+        assert_eq!(dst.rows("nodelist").expect("rows").len(), 2);
+        // The copy's next change follows the copied log without a gap.
+        let newest = dst.change_bounds().expect("bounds").1;
+        dst.write(None, |tx| {
+            tx.set("nodelist", &["c9"], &[("groups", Some("all"))])
+        })
+        .expect("write");
+        assert_eq!(dst.change_bounds().expect("bounds").1, newest + 1);
+    }
+}
