@@ -407,3 +407,39 @@ fn a_command_cut_off_by_a_lost_connection_applies_nothing_and_the_next_one_works
         .expect("the same store handle writes again");
     assert_eq!(bh.ok(&["nodels"]), "after\n");
 }
+
+#[test]
+fn a_commit_whose_answer_is_lost_is_settled_by_asking_the_server() {
+    use bootherd::store::postgres::{set_commit_failpoint, CUT_BEFORE_COMMIT, LOSE_COMMIT_ANSWER};
+    let pg = PgCluster::start();
+    let url = pg.socket_url("settle");
+    let store = Store::open(&url).expect("open");
+    let set = |n: &str| {
+        store.write(None, |tx| {
+            tx.set("nodelist", &[n], &[("groups", Some("all"))])
+        })
+    };
+    // The COMMIT happened but its answer never came: the server confirms it, the command succeeds.
+    set_commit_failpoint("settle", LOSE_COMMIT_ANSWER);
+    set("kept").expect("a confirmed commit is a success");
+    // The session ends before COMMIT arrives: the server says aborted, the command fails saying so.
+    set_commit_failpoint("settle", CUT_BEFORE_COMMIT);
+    let e = set("lost")
+        .expect_err("an aborted commit is a failure")
+        .to_string();
+    assert!(
+        e.contains("rolled the transaction back, nothing of this command was applied"),
+        "{e}"
+    );
+    let bh = bh_at(&url);
+    assert_eq!(bh.ok(&["nodels"]), "kept\n");
+    assert_eq!(
+        pg.psql(
+            "settle",
+            "SELECT count(*) FROM bootherd_changelog WHERE rowkey = 'node=lost'"
+        ),
+        "0\n"
+    );
+    set("after").expect("the store handle works again");
+    assert_eq!(bh.ok(&["nodels"]), "after\nkept\n");
+}

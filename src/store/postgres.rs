@@ -1199,43 +1199,115 @@ impl BackendTx for PgTx<'_> {
                 .and_then(|r| r.try_get(0).ok());
         }
         self.open = false;
+        let fail = take_failpoint(self.backend.cfg.get_dbname().unwrap_or_default());
+        if fail == CUT_BEFORE_COMMIT {
+            self.cut_own_session();
+        }
         let r = self.c()?.batch("COMMIT");
         match r {
+            Ok(()) if fail == LOSE_COMMIT_ANSWER => match xid {
+                Some(xid) => {
+                    self.settle(xid, "the answer to COMMIT was lost (test failpoint)".into())
+                }
+                None => Ok(()),
+            },
             Ok(()) => Ok(()),
             Err(e) if transient(&e) => {
-                // The answer was lost with the connection: ask a new one what became of it.
                 *self.conn = None;
-                let Some(xid) = xid else {
-                    return Err(self.failed(e));
-                };
-                let b = self.backend;
-                let settle = b.reconnect(RECONNECT_FOR).and_then(|mut c| {
-                    let rows = c.query("SELECT txid_status($1)", &[&xid]).map_err(db_err)?;
-                    let status: Option<String> = rows
-                        .first()
-                        .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten());
-                    *self.conn = Some(c);
-                    Ok(status)
-                });
-                match settle {
-                    Ok(Some(s)) if s == "committed" => {
-                        tracing::warn!(store = %b.shown, "the connection was lost while committing; the server confirms the commit");
-                        Ok(())
-                    }
-                    Ok(_) => Err(StoreError::Backend(format!(
-                        "the connection to PostgreSQL was lost while committing ({}); the server \
-                         rolled the transaction back, nothing of this command was applied",
-                        pg_err_text(&e)
-                    ))),
-                    Err(e2) => Err(StoreError::Backend(format!(
-                        "the connection to PostgreSQL was lost while committing ({}) and whether \
-                         the commit happened cannot be learnt ({e2}); check with tabdump \
-                         (transaction id {xid})",
-                        pg_err_text(&e)
-                    ))),
+                match xid {
+                    Some(xid) => self.settle(xid, pg_err_text(&e)),
+                    None => Err(self.failed(e)),
                 }
             }
             Err(e) => Err(db_err(e)),
+        }
+    }
+}
+
+/// Test hook: the database whose next write commit (in this process) suffers a failure
+/// ([`LOSE_COMMIT_ANSWER`], [`CUT_BEFORE_COMMIT`]); taken by the commit that uses it.
+static COMMIT_FAILPOINT: Mutex<Option<(String, u8)>> = Mutex::new(None);
+
+#[doc(hidden)]
+pub fn set_commit_failpoint(dbname: &str, what: u8) {
+    *COMMIT_FAILPOINT.lock().unwrap_or_else(|p| p.into_inner()) = Some((dbname.to_string(), what));
+}
+
+fn take_failpoint(dbname: &str) -> u8 {
+    let mut g = COMMIT_FAILPOINT.lock().unwrap_or_else(|p| p.into_inner());
+    match g.as_ref() {
+        Some((db, what)) if db == dbname => {
+            let w = *what;
+            *g = None;
+            w
+        }
+        _ => 0,
+    }
+}
+/// The COMMIT is carried out but its answer is treated as lost with the connection.
+#[doc(hidden)]
+pub const LOSE_COMMIT_ANSWER: u8 = 1;
+/// The server ends the session just before COMMIT is sent.
+#[doc(hidden)]
+pub const CUT_BEFORE_COMMIT: u8 = 2;
+
+impl PgTx<'_> {
+    /// The commit's answer was lost with the connection (`lost` says how): asks the server on a
+    /// new connection what became of transaction `xid`, waiting while it is still in progress.
+    fn settle(&mut self, xid: i64, lost: String) -> Result<(), StoreError> {
+        let b = self.backend;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let settle = b.reconnect(RECONNECT_FOR).and_then(|mut c| {
+            let status = loop {
+                let rows = c.query("SELECT txid_status($1)", &[&xid]).map_err(db_err)?;
+                let status: Option<String> = rows
+                    .first()
+                    .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten());
+                if status.as_deref() != Some("in progress") || Instant::now() > deadline {
+                    break status;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            *self.conn = Some(c);
+            Ok(status)
+        });
+        match settle {
+            Ok(Some(s)) if s == "committed" => {
+                tracing::warn!(store = %b.shown, "the connection was lost while committing ({lost}); the server confirms the commit");
+                Ok(())
+            }
+            Ok(Some(s)) if s == "aborted" => Err(StoreError::Backend(format!(
+                "the connection to PostgreSQL was lost while committing ({lost}); the server \
+                 rolled the transaction back, nothing of this command was applied"
+            ))),
+            Ok(other) => Err(StoreError::Backend(format!(
+                "the connection to PostgreSQL was lost while committing ({lost}) and the server \
+                 cannot tell whether the commit happened ({}); check with tabdump (transaction id {xid})",
+                other.unwrap_or_else(|| "no status".into())
+            ))),
+            Err(e2) => Err(StoreError::Backend(format!(
+                "the connection to PostgreSQL was lost while committing ({lost}) and whether \
+                 the commit happened cannot be learnt ({e2}); check with tabdump (transaction id {xid})"
+            ))),
+        }
+    }
+
+    /// Test hook: has the server end this transaction's session (from another connection).
+    fn cut_own_session(&mut self) {
+        let pid: Option<i32> = self
+            .c()
+            .ok()
+            .and_then(|c| c.query("SELECT pg_backend_pid()", &[]).ok())
+            .and_then(|rows| rows.first().and_then(|r| r.try_get(0).ok()));
+        if let (Some(pid), Ok(mut other)) = (pid, self.backend.connect_once(&self.backend.cfg)) {
+            let _ = other.query("SELECT pg_terminate_backend($1)", &[&pid]);
+            // The session is gone once its socket closes.
+            let until = Instant::now() + Duration::from_secs(5);
+            while self.conn.as_ref().is_some_and(|c| !c.client.is_closed())
+                && Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 }
