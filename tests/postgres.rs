@@ -443,3 +443,38 @@ fn a_commit_whose_answer_is_lost_is_settled_by_asking_the_server() {
     set("after").expect("the store handle works again");
     assert_eq!(bh.ok(&["nodels"]), "after\nkept\n");
 }
+
+#[test]
+fn a_store_over_tls_verifies_the_server_certificate() {
+    let pg = PgCluster::start_tls();
+    let url = format!(
+        "{}?sslmode=require&sslrootcert={}",
+        pg.tcp_url("tls"),
+        pg.ca()
+    );
+    let bh = bh_at(&url);
+    bh.ok(&["nodeadd", "t1", "groups=all"]);
+    assert_eq!(bh.ok(&["nodels"]), "t1\n");
+    // The sessions are encrypted (the server says so).
+    let store = Store::open(&url).expect("open");
+    assert_eq!(store.rows("nodelist").expect("rows").len(), 1);
+    let n: u32 = pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'bootherd' AND s.ssl",
+        )
+        .trim()
+        .parse()
+        .expect("count");
+    assert!(n >= 1, "no TLS session");
+    // A CA that did not sign the server's certificate: refused, nothing read.
+    let other = pg.make_ca("other");
+    let wrong = format!("{}?sslmode=require&sslrootcert={other}", pg.tcp_url("tls"));
+    let e = bh_at(&wrong).fail(&["nodels"]);
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(!e.contains(common::pg::PASSWORD), "{e}");
+    // Without sslrootcert the public web roots are the trust anchors: a private CA is refused.
+    let e = bh_at(&format!("{}?sslmode=require", pg.tcp_url("tls"))).fail(&["nodels"]);
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+}

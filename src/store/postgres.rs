@@ -112,6 +112,7 @@ pub struct PgBackend {
     /// The URL without its password, for messages.
     shown: String,
     cfg: Config,
+    tls: Tls,
     rt: Option<tokio::runtime::Runtime>,
     conn: Mutex<Option<Conn>>,
     /// Change-log reads and the commit position, on a connection of their own (as SQLite's probe).
@@ -254,16 +255,28 @@ impl PgBackend {
             url: shown.clone(),
             reason,
         };
-        let mut cfg: Config = url
+        let (plain, rootcert) = split_rootcert(url);
+        let mut cfg: Config = plain
             .parse()
             .map_err(|e: tokio_postgres::Error| open_err(pg_err_text(&e)))?;
-        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(open_err(
-                "TLS to PostgreSQL (sslmode=require) is not supported yet; use a unix socket, \
-                 a trusted network, or a TLS tunnel (stunnel, an SSH forward)"
-                    .into(),
-            ));
+        if rootcert.is_some() {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
         }
+        let tls = if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            if cfg
+                .get_hosts()
+                .iter()
+                .any(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)))
+            {
+                return Err(open_err(
+                    "sslmode=require needs a TCP host (PostgreSQL has no TLS on unix sockets)"
+                        .into(),
+                ));
+            }
+            tls_config(rootcert.as_deref()).map_err(open_err)?
+        } else {
+            Tls::Off
+        };
         if cfg.get_dbname().is_none() {
             return Err(open_err(
                 "the URL names no database (postgres://user:password@host:port/dbname)".into(),
@@ -286,6 +299,7 @@ impl PgBackend {
         let b = PgBackend {
             shown: shown.clone(),
             cfg,
+            tls,
             rt: Some(rt),
             conn: Mutex::new(None),
             probe: Mutex::new(None),
@@ -347,13 +361,14 @@ impl PgBackend {
     /// One connection attempt; its I/O is driven by the private runtime.
     fn connect_once(&self, cfg: &Config) -> Result<Conn, ConnectFail> {
         let cfg = cfg.clone();
+        let tls = self.tls.clone();
         let lost = self.lost.clone();
         let task = self.handle().spawn(async move {
-            let (client, connection) = cfg.connect(NoTls).await.map_err(ConnectFail::Pg)?;
+            let (client, ended) = open_conn(&cfg, &tls, None).await.map_err(ConnectFail::Pg)?;
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
+                if let Ok(Some(why)) = ended.await {
                     if !lost.swap(true, Ordering::SeqCst) {
-                        tracing::warn!("lost the connection to PostgreSQL: {}", pg_err_text(&e));
+                        tracing::warn!("lost the connection to PostgreSQL: {why}");
                     }
                 }
             });
@@ -489,18 +504,18 @@ impl PgBackend {
         let cfg = self.cfg.clone();
         let shown = self.shown.clone();
         let changed = self.changed.clone();
-        self.handle().spawn(listen(cfg, shown, changed));
+        self.handle()
+            .spawn(listen(cfg, self.tls.clone(), shown, changed));
     }
 }
 
 /// The listener: LISTEN on its own connection, wake the follower on each notification, and
 /// after a loss reconnect with backoff and wake it once (it re-reads the log from its position).
-async fn listen(cfg: Config, shown: String, changed: Arc<tokio::sync::Notify>) {
+async fn listen(cfg: Config, tls: Tls, shown: String, changed: Arc<tokio::sync::Notify>) {
     let mut wait = Duration::from_millis(100);
     let mut down_since: Option<Instant> = None;
     loop {
-        let connected = cfg.connect(NoTls).await;
-        let (client, mut connection) = match connected {
+        let (client, ended) = match open_conn(&cfg, &tls, Some(changed.clone())).await {
             Ok(c) => c,
             Err(e) => {
                 if down_since.is_none() {
@@ -512,26 +527,13 @@ async fn listen(cfg: Config, shown: String, changed: Arc<tokio::sync::Notify>) {
                 continue;
             }
         };
-        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<String>();
-        let wake = changed.clone();
-        tokio::spawn(async move {
-            let why = loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break pg_err_text(&e),
-                    None => break "the server closed the connection".to_string(),
-                }
-            };
-            let _ = ended_tx.send(why);
-        });
         if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
             if down_since.is_none() {
                 down_since = Some(Instant::now());
                 tracing::warn!(store = %shown, "cannot listen for PostgreSQL change notifications ({}); retrying", pg_err_text(&e));
             }
             drop(client);
-            let _ = ended_rx.await;
+            let _ = ended.await;
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
             continue;
@@ -546,13 +548,129 @@ async fn listen(cfg: Config, shown: String, changed: Arc<tokio::sync::Notify>) {
         }
         // Whatever was committed while nobody listened is read from the log now.
         changed.notify_one();
-        let why = ended_rx.await.unwrap_or_else(|_| "listener ended".into());
+        let why = ended
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "the server closed the connection".into());
         drop(client);
         down_since = Some(Instant::now());
         tracing::warn!(
             store = %shown,
             "lost the PostgreSQL connection that listens for changes ({why}); reconnecting (requests still read the change log directly)"
         );
+    }
+}
+
+/// How connections are made: plain, or TLS with the server's certificate verified.
+#[derive(Clone)]
+enum Tls {
+    Off,
+    On(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+/// Connects and spawns the task that drives the connection on the current runtime; `wake` is
+/// woken on each notification. The receiver says why the connection ended (`None`: closed
+/// cleanly, as when the client is dropped).
+async fn open_conn(
+    cfg: &Config,
+    tls: &Tls,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) -> Result<(Client, tokio::sync::oneshot::Receiver<Option<String>>), tokio_postgres::Error> {
+    Ok(match tls {
+        Tls::Off => {
+            let (c, conn) = cfg.connect(NoTls).await?;
+            (c, drive(conn, wake))
+        }
+        Tls::On(m) => {
+            let (c, conn) = cfg.connect(m.clone()).await?;
+            (c, drive(conn, wake))
+        }
+    })
+}
+
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) -> tokio::sync::oneshot::Receiver<Option<String>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let why = loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => {
+                    if let Some(w) = &wake {
+                        w.notify_one();
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Some(pg_err_text(&e)),
+                None => break None,
+            }
+        };
+        let _ = tx.send(why);
+    });
+    rx
+}
+
+/// The client TLS settings for `sslmode=require`: the server's certificate must chain to a CA in
+/// `rootcert` (a PEM file) or, without one, to the public web roots, and name the host.
+fn tls_config(rootcert: Option<&str>) -> Result<Tls, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match rootcert {
+        Some(path) => {
+            use rustls::pki_types::pem::PemObject;
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
+            for c in certs {
+                let c = c.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("sslrootcert {path} holds no certificate"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    // ring: pure Rust and assembly, no cmake (aws-lc-rs needs it); it lacks only the
+    // post-quantum key exchange, for which rustls marks it deprecated.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Tls::On(tokio_postgres_rustls::MakeRustlsConnect::new(
+        config,
+    )))
+}
+
+/// Takes bootherd's own `sslrootcert=` out of the URL's query (tokio-postgres does not know it).
+fn split_rootcert(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("sslrootcert=") {
+            Some(v) => {
+                root = Some(v.replace("%2F", "/").replace("%2f", "/"));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_string(), root)
+    } else {
+        (format!("{base}?{}", kept.join("&")), root)
     }
 }
 
@@ -1322,12 +1440,23 @@ mod tests {
             Ok(_) => panic!("{u} opened"),
             Err(e) => e.to_string(),
         };
-        let m = e("postgres://bh:pw@127.0.0.1:1/bootherd?sslmode=require");
+        let m = e("postgres://bh@%2Frun%2Fpostgresql/bootherd?sslmode=require");
+        assert!(m.contains("needs a TCP host"), "{m}");
+        let m = e("postgres://bh:pw@127.0.0.1:1/bootherd?sslrootcert=/nonexistent/ca.pem");
         assert!(
-            m.contains("sslmode=require") && m.contains("not supported yet"),
+            m.contains("cannot read sslrootcert /nonexistent/ca.pem"),
             "{m}"
         );
         assert!(!m.contains(":pw@"), "{m}");
+        assert_eq!(
+            split_rootcert(
+                "postgres://h/db?sslmode=require&sslrootcert=%2Fetc%2Fca.pem&application_name=x"
+            ),
+            (
+                "postgres://h/db?sslmode=require&application_name=x".to_string(),
+                Some("/etc/ca.pem".to_string())
+            )
+        );
         let m = e("postgres://bh@127.0.0.1:1");
         assert!(m.contains("names no database"), "{m}");
         // Nothing listens on port 1: the command fails at once, naming the server.

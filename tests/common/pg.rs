@@ -14,6 +14,8 @@ pub const PASSWORD: &str = "bh-test-pw";
 pub struct PgCluster {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// More `-c` settings for the server (TLS).
+    extra: String,
 }
 
 fn pg(prog: &str) -> PathBuf {
@@ -36,6 +38,18 @@ fn as_postgres(prog: &Path, args: &[&str]) -> std::process::Output {
         Command::new(prog)
     };
     c.args(args).output().expect("run a PostgreSQL program")
+}
+
+fn openssl(args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (Debian's openssl package)");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn free_port() -> u16 {
@@ -83,9 +97,95 @@ impl PgCluster {
         let c = PgCluster {
             dir,
             port: free_port(),
+            extra: String::new(),
         };
         c.ctl("start");
         c
+    }
+
+    /// [`PgCluster::start`] with TLS on TCP: a CA made for the test ([`PgCluster::ca`]) signed
+    /// the server's certificate for 127.0.0.1.
+    pub fn start_tls() -> PgCluster {
+        let mut c = PgCluster::start();
+        c.ctl("stop");
+        let d = c.dir.path();
+        c.make_ca("ca");
+        let ext = d.join("server.ext");
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &d.join("server.key").display().to_string(),
+            "-out",
+            &d.join("server.csr").display().to_string(),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &d.join("server.csr").display().to_string(),
+            "-CA",
+            &d.join("ca.pem").display().to_string(),
+            "-CAkey",
+            &d.join("ca.key").display().to_string(),
+            "-CAcreateserial",
+            "-out",
+            &d.join("server.pem").display().to_string(),
+            "-extfile",
+            &ext.display().to_string(),
+        ]);
+        if nix::unistd::geteuid().is_root() {
+            for f in ["server.key", "server.pem"] {
+                let _ = Command::new("chown")
+                    .arg("postgres")
+                    .arg(d.join(f))
+                    .status();
+            }
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod key");
+        c.extra = format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            d.join("server.pem").display(),
+            d.join("server.key").display()
+        );
+        c.ctl("start");
+        c
+    }
+
+    /// Makes a self-signed CA `<name>.pem` (key `<name>.key`) in the cluster's directory.
+    pub fn make_ca(&self, name: &str) -> String {
+        let d = self.dir.path();
+        let pem = d.join(format!("{name}.pem"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=bootherd test {name}"),
+            "-keyout",
+            &d.join(format!("{name}.key")).display().to_string(),
+            "-out",
+            &pem.display().to_string(),
+        ]);
+        pem.display().to_string()
+    }
+
+    /// The test CA's certificate (after [`PgCluster::start_tls`]).
+    pub fn ca(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
     }
 
     fn ctl(&self, what: &str) {
@@ -93,9 +193,10 @@ impl PgCluster {
         let log = self.dir.path().join("log");
         // fsync off: a throwaway cluster; crash safety is PostgreSQL's own business.
         let opts = format!(
-            "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300",
+            "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300{}",
             self.dir.path().display(),
-            self.port
+            self.port,
+            self.extra
         );
         let o = as_postgres(
             &pg("pg_ctl"),
