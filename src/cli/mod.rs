@@ -28,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{Store, DEFAULT_DB_URL, NO_STORE};
 
 pub mod bmc;
+pub mod db;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
@@ -51,7 +52,7 @@ pub mod xcatdb;
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
 pub struct DbOpt {
-    /// The table store: sqlite:/path/to/file.db
+    /// The table store: sqlite:/path/to/file.db or postgres://user:password@host:port/dbname
     #[arg(long, global = true, env = "BOOTHERD_DB", default_value = DEFAULT_DB_URL, value_name = "URL")]
     pub db: String,
 }
@@ -203,6 +204,8 @@ enum Cmd {
     Imgcapture(images::ImgcaptureArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
+    /// Whole-store operations: `db copy <from-url> <to-url>` (SQLite ↔ PostgreSQL)
+    Db(db::DbArgs),
     /// The appliance's certificate authority: issue or revoke users' client certificates
     #[command(subcommand)]
     Cert(CertCmd),
@@ -247,12 +250,12 @@ impl PkiOpt {
         if let Some(d) = &self.pki_dir {
             return d.clone();
         }
-        match Store::sqlite_path(&db.db) {
-            Ok(p) => p
+        match Store::sqlite_file(&db.db) {
+            Some(p) => p
                 .parent()
                 .map(|d| d.join("pki"))
                 .unwrap_or_else(|| crate::xcatd::pki::DEFAULT_DIR.into()),
-            Err(_) => crate::xcatd::pki::DEFAULT_DIR.into(),
+            None => crate::xcatd::pki::DEFAULT_DIR.into(),
         }
     }
 }
@@ -666,6 +669,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = cli.db;
     match cli.cmd {
         Cmd::Serve(a) => crate::daemon::run(&db, a),
+        Cmd::Db(a) => db::db(&db, a),
         Cmd::Tabdump(a) => tables::tabdump(&db, a),
         Cmd::Tabrestore(a) => tables::tabrestore(&db, a),
         Cmd::Tabch(a) => tables::tabch(&db, a),

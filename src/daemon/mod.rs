@@ -103,7 +103,7 @@ pub fn run(db: &DbOpt, a: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
-    let store = Arc::new(Store::open(&db.db)?);
+    let store = Arc::new(open_store(&db.db).await?);
     let resolver = Arc::new(Resolver::new(store.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Every batch of changed table names goes to each service that cares.
@@ -249,6 +249,7 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     services.spawn(follow_changes(
         resolver.clone(),
         Duration::from_millis(a.poll_ms.max(10)),
+        store.change_notifier(),
         shutdown_rx.clone(),
     ));
 
@@ -268,6 +269,40 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// How long `serve` waits at start for a database server that does not answer (systemd's
+/// default start timeout is 90 s).
+const STORE_WAIT: Duration = Duration::from_secs(60);
+
+/// Opens the store; a server that is down or restarting (PostgreSQL) is waited for, with backoff
+/// and one log line each way, instead of failing the start.
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let start = std::time::Instant::now();
+    let mut wait = Duration::from_millis(200);
+    let mut said = false;
+    loop {
+        let u = url.to_string();
+        match tokio::task::spawn_blocking(move || Store::open(&u)).await? {
+            Ok(s) => {
+                if said {
+                    info!(store = %s.describe(), "the store answers; starting");
+                }
+                return Ok(s);
+            }
+            Err(e @ crate::store::StoreError::Unreachable { .. })
+                if start.elapsed() + wait < STORE_WAIT =>
+            {
+                if !said {
+                    warn!("{e}; waiting up to {} s for it", STORE_WAIT.as_secs());
+                    said = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -311,25 +346,45 @@ fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
     })
 }
 
-/// Catches the resolver up every `every`, so that changes reach the services that keep state
-/// of their own (the DHCP view, NFS exports) and the log even when no request asks. Requests
-/// do not wait for this: each catches up itself before it is answered.
+/// Catches the resolver up every `every`, and at once when the store signals a commit (PostgreSQL's
+/// NOTIFY), so that changes reach the services that keep state of their own (the DHCP view, NFS
+/// exports) and the log even when no request asks. Requests do not wait for this: each catches
+/// up itself before it is answered.
 async fn follow_changes(
     resolver: Arc<Resolver>,
     every: Duration,
+    notified: Option<Arc<tokio::sync::Notify>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
+        let signal = async {
+            match &notified {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tick.tick() => {},
+            _ = signal => {},
             _ = shutdown.changed() => return,
         }
         let r = resolver.clone();
         match tokio::task::spawn_blocking(move || r.catch_up()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!("cannot read the change log: {e}"),
+            Ok(Ok(())) => {
+                if failing {
+                    info!("reading the change log again");
+                    failing = false;
+                }
+            }
+            // Once per outage (the store's own lines say what is wrong and when it is back).
+            Ok(Err(e)) if !failing => {
+                warn!("cannot read the change log: {e}");
+                failing = true;
+            }
+            Ok(Err(_)) => {}
             Err(e) => {
                 warn!("change follower task failed: {e}");
                 return;
