@@ -420,6 +420,46 @@ fn policy_decides_per_user_and_noderange_and_the_tls_layer_refuses_strangers() {
     let o = lab.perl(nobody.path(), &["nodels"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
 
+    // An administrator who is not root, on the appliance itself: the store is not theirs to
+    // write, so their command goes to the appliance's own request port with their certificate.
+    let ops = tempfile::tempdir().expect("home");
+    std::fs::set_permissions(
+        ops.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    lab.remote
+        .ok(&["cert", "issue", "nobody", &ops.path().display().to_string()]);
+    lab.remote.ok(&[
+        "tabch",
+        "priority=8",
+        "policy.name=nobody",
+        "policy.commands=nodels",
+        "policy.rule=allow",
+    ]);
+    let mut c = lab.pair.srv.command("runuser");
+    let home_env = format!("HOME={}", ops.path().display());
+    c.args([
+        "-u",
+        "nobody",
+        "--",
+        "env",
+        &home_env,
+        bin(),
+        "nodels",
+        "rack2",
+    ])
+    .env("BOOTHERD_DB", &lab.remote.db)
+    .env_remove("XCATHOST");
+    let o = with_stdin(c, None);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "cn03\ncn04\n");
+    assert!(
+        lab.remote
+            .ok(&["tabdump", "-w", "userid==nobody", "auditlog"])
+            .contains("\"nobody\",\"127.0.0.1\",\"cli\",\"nodels\",\"rack2\""),
+        "audited as nobody"
+    );
     // A certificate from another CA is refused at the handshake.
     let other = tempfile::tempdir().expect("other");
     let mallory = tempfile::tempdir().expect("home");

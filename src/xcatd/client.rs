@@ -4,7 +4,9 @@
 //! against `~/.xcat/ca.pem` (the host name is not checked, as xCAT's client does not), one
 //! `<xcatrequest>`, the `<xcatresponse>` stream printed as xCAT's `handle_response` prints it,
 //! and the exit code from `<errorcode>`. What the command reads travels with the request: stdin
-//! for `mkdef -z`/`chdef -z`, the CSV file of `tabrestore`.
+//! for `mkdef -z`/`chdef -z`, the CSV file of `tabrestore`. Without `XCATHOST`, a user who cannot
+//! use the local store (not allowed to write it, or none here but a certificate in `~/.xcat`)
+//! is sent to `localhost:3001`, as xCAT's client defaults to.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -44,6 +46,38 @@ pub fn target(args: &mut Vec<OsString>) -> Option<String> {
     found
         .or_else(|| std::env::var("XCATHOST").ok())
         .filter(|s| !s.trim().is_empty())
+        .or_else(|| local_store_unusable(args).then(|| "localhost:3001".to_string()))
+}
+
+/// Whether this user cannot use the local store, so the command goes to the appliance's own
+/// request port (`localhost:3001`, xCAT's client default) with the user's certificate: the
+/// SQLite store exists but this user may not read and write it (an administrator who is not
+/// root, on the appliance), or there is none here and `~/.xcat` holds a certificate.
+fn local_store_unusable(args: &[OsString]) -> bool {
+    let mut url = std::env::var("BOOTHERD_DB").ok();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--db" {
+            url = args.get(i + 1).map(|v| v.to_string_lossy().into_owned());
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--db=") {
+            url = Some(v.to_string());
+            break;
+        }
+        i += 1;
+    }
+    let url = url.unwrap_or_else(|| crate::store::DEFAULT_DB_URL.to_string());
+    let Some(path) = crate::store::Store::sqlite_file(&url) else {
+        return false;
+    };
+    if path.exists() {
+        use nix::unistd::{access, AccessFlags};
+        access(&path, AccessFlags::R_OK | AccessFlags::W_OK).is_err()
+    } else {
+        home().join(".xcat/client-cred.pem").exists()
+    }
 }
 
 /// `host`, `host:port`, `[v6]:port`: with xcatd's port 3001 when none is given.
