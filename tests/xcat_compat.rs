@@ -995,10 +995,16 @@ fn a_lone_capture_keeps_its_zero_padding_as_xcat_documents() {
 #[test]
 fn a_new_store_is_seeded_as_xcatconfig_seeds_one() {
     let x = Xcat::new();
+    let host = nix::unistd::gethostname()
+        .expect("hostname")
+        .into_string()
+        .expect("utf-8");
     assert_eq!(
         x.ok("tabdump", &["policy"]),
-        "#priority,name,host,commands,noderange,parameters,time,rule,comments,disable\n\
+        format!(
+            "#priority,name,host,commands,noderange,parameters,time,rule,comments,disable\n\
          \"1\",\"root\",,,,,,\"allow\",,\n\
+         \"1.2\",\"{host}\",,,,,,\"trusted\",,\n\
          \"2\",,,\"getbmcconfig\",,,,\"allow\",,\n\
          \"2.1\",,,\"remoteimmsetup\",,,,\"allow\",,\n\
          \"2.3\",,,\"lsxcatd\",,,,\"allow\",,\n\
@@ -1010,6 +1016,7 @@ fn a_new_store_is_seeded_as_xcatconfig_seeds_one() {
          \"4.7\",,,\"litefile\",,,,\"allow\",,\n\
          \"4.8\",,,\"litetree\",,,,\"allow\",,\n\
          \"4.9\",,,\"getadapter\",,,,\"allow\",,\n"
+        )
     );
     let site = x.ok("tabdump", &["site"]);
     for kv in [

@@ -324,9 +324,11 @@ impl Store {
             ("xcatsslversion", ""),
             ("xcattlspolicy", "modern"),
         ];
-        // xcatconfig's default policy rows (Linux), priority → (commands, name).
+        // xcatconfig's default policy rows (Linux), priority → (commands, name); 1.2 names the
+        // management node (its certificate's CN, the host name) as trusted.
         let policy: &[(&str, Option<&str>, Option<&str>)] = &[
             ("1", None, Some("root")),
+            ("1.2", None, Some(host.as_str())),
             ("2", Some("getbmcconfig"), None),
             ("2.1", Some("remoteimmsetup"), None),
             ("2.3", Some("lsxcatd"), None),
@@ -344,13 +346,21 @@ impl Store {
                 tx.set("site", &[k], &[("value", Some(v))])?;
             }
             for (prio, commands, name) in policy {
+                // Without a host name there is no management node to trust (an empty name
+                // would match everyone).
+                if name.is_some_and(str::is_empty) {
+                    continue;
+                }
                 tx.set(
                     "policy",
                     &[prio],
                     &[
                         ("name", *name),
                         ("commands", *commands),
-                        ("rule", Some("allow")),
+                        (
+                            "rule",
+                            Some(if *prio == "1.2" { "trusted" } else { "allow" }),
+                        ),
                     ],
                 )?;
             }

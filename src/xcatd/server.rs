@@ -658,29 +658,78 @@ pub fn authorize(ctx: &Ctx, rules: &[policy::Rule], a: Asking<'_>) -> Result<Req
     })
 }
 
-/// The policy table's enabled rows.
+/// The policy table's enabled rows (from the store, for an admin request).
 pub fn policy_rules(store: &Store) -> Vec<policy::Rule> {
     let Ok(spec) = crate::store::table_spec("policy") else {
         return Vec::new();
     };
     let rows = store.rows("policy").unwrap_or_default();
+    rules_of(
+        spec,
+        rows.iter().filter(|r| !crate::store::is_disabled(spec, r)),
+    )
+}
+
+fn rules_of<'a>(
+    spec: &crate::store::TableSpec,
+    rows: impl Iterator<Item = &'a crate::store::Row>,
+) -> Vec<policy::Rule> {
     let col = |row: &crate::store::Row, name: &str| -> String {
         spec.col_index(name)
             .and_then(|i| row.get(i).cloned().flatten())
             .unwrap_or_default()
     };
-    rows.iter()
-        .filter(|r| !crate::store::is_disabled(spec, r))
-        .map(|r| policy::Rule {
-            priority: col(r, "priority"),
-            name: col(r, "name"),
-            host: col(r, "host"),
-            commands: col(r, "commands"),
-            noderange: col(r, "noderange"),
-            parameters: col(r, "parameters"),
-            rule: col(r, "rule"),
-        })
-        .collect()
+    rows.map(|r| policy::Rule {
+        priority: col(r, "priority"),
+        name: col(r, "name"),
+        host: col(r, "host"),
+        commands: col(r, "commands"),
+        noderange: col(r, "noderange"),
+        parameters: col(r, "parameters"),
+        rule: col(r, "rule"),
+    })
+    .collect()
+}
+
+/// Whether policy lets `node` make the node request `command` (`getpostscript`, `getdestiny`,
+/// `nextdestiny`, `litefile`, `litetree`): nodes ask without a certificate, from their own
+/// address, as they ask xcatd; the default rows allow these to anyone. Read from the resolver's
+/// cached table (the callers have caught it up).
+pub fn node_request_allowed(resolver: &Resolver, command: &str, node: &str) -> bool {
+    let Ok(t) = resolver.table("policy") else {
+        return false;
+    };
+    let rules = rules_of(t.spec, t.rows.iter());
+    let expand = |nr: &str| -> Vec<String> {
+        resolver
+            .noderange(nr, false)
+            .map(|e| e.nodes)
+            .unwrap_or_default()
+    };
+    let ok = policy::validate(
+        &rules,
+        &Peer {
+            name: None,
+            host: Some(node),
+        },
+        &Asked {
+            command,
+            args: &[],
+            nodes: None,
+        },
+        &expand,
+    )
+    .allowed();
+    if !ok {
+        static DENIED: Throttle = Throttle::burst(20, Duration::from_secs(1));
+        if let Some(suppressed) = DENIED.check() {
+            warn!(
+                suppressed,
+                "Permission denied for request: peerhost={node}, command={command}"
+            );
+        }
+    }
+    ok
 }
 
 #[cfg(test)]
