@@ -220,6 +220,8 @@ fn every_admin_command_answers_remotely_as_it_does_locally() {
         (&["tabprune", "eventlog", "-a"], None),
         (&["nodels", "compute"], None),
         (&["chdef", "-t", "nosuchtype", "-o", "x"], None),
+        (&["lsxcatd", "-a"], None),
+        (&["lsxcatd"], None),
     ];
     let home = lab.home.path();
     for (args, stdin) in cases {
@@ -419,6 +421,16 @@ fn policy_decides_per_user_and_noderange_and_the_tls_layer_refuses_strangers() {
     // nothing but the node requests.
     let o = lab.perl(nobody.path(), &["nodels"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let o = lab.perl(nobody.path(), &["lsxcatd", "-t"], &[]);
+    assert!(
+        o.status.success(),
+        "lsxcatd is allowed to anyone: {}",
+        show(&o)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "This is a Management Node\n"
+    );
 
     // An administrator who is not root, on the appliance itself: the store is not theirs to
     // write, so their command goes to the appliance's own request port with their certificate.

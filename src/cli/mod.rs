@@ -188,6 +188,8 @@ enum Cmd {
     Regnotif(xcatdb::RegnotifArgs),
     /// Remove a regnotif registration
     Unregnotif(xcatdb::UnregnotifArgs),
+    /// The daemon's version, node type and database (-v, -t, -d, -a)
+    Lsxcatd(xcatdb::LsxcatdArgs),
     /// Copy distribution media (ISO, tar or directory) into the install tree and define its osimages
     Copycds(images::CopycdsArgs),
     /// Build a netboot/statelite osimage's root (mmdebstrap or dnf), kernel and initramfs
@@ -304,6 +306,7 @@ pub const COMMANDS: &[&str] = &[
     "lslite",
     "regnotif",
     "unregnotif",
+    "lsxcatd",
     "copycds",
     "genimage",
     "packimage",
@@ -711,6 +714,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Lslite(a) => lslite::lslite(&db, a),
         Cmd::Regnotif(a) => xcatdb::regnotif(&db, a),
         Cmd::Unregnotif(a) => xcatdb::unregnotif(&db, a),
+        Cmd::Lsxcatd(a) => xcatdb::lsxcatd(&db, a),
         Cmd::Copycds(a) => images::copycds(&db, a),
         Cmd::Genimage(a) => images::genimage(&db, a),
         Cmd::Packimage(a) => images::packimage(&db, a),
