@@ -31,6 +31,7 @@ pub mod bmc;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
+pub mod dns;
 pub mod images;
 pub mod inventory;
 pub mod lite;
@@ -133,6 +134,8 @@ enum Cmd {
     Makenetworks(net::MakenetworksArgs),
     /// Check the DHCP configuration, show or drop nodes' leases, create the OMAPI key
     Makedhcp(dhcp::MakedhcpArgs),
+    /// Check what the DNS service answers from the tables; -d withdraws nodes' records
+    Makedns(dns::MakednsArgs),
     /// Set nodes' next boot (osimage=…, boot, shell, …), or show / stat / next
     Nodeset(nodeset::NodesetArgs),
     /// Run the postscripts on nodes over ssh (-s: make this appliance their master)
@@ -223,6 +226,7 @@ pub const COMMANDS: &[&str] = &[
     "makehosts",
     "makenetworks",
     "makedhcp",
+    "makedns",
     "nodeset",
     "updatenode",
     "rpower",
@@ -385,6 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Makehosts(a) => net::makehosts(&db, a),
         Cmd::Makenetworks(a) => net::makenetworks(&db, a),
         Cmd::Makedhcp(a) => dhcp::makedhcp(&db, a),
+        Cmd::Makedns(a) => dns::makedns(&db, a),
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),

@@ -1,7 +1,7 @@
 //! `bootherd serve`: the appliance daemon.
 //!
 //! It opens the store, follows its change log (the only channel from admin commands to the
-//! daemon), and runs the DHCP, TFTP, HTTP, NFS and status-port services, all on one tokio runtime
+//! daemon), and runs the DHCP, TFTP, HTTP, NFS, DNS and status-port services, all on one tokio runtime
 //! with one shutdown design: SIGTERM or Ctrl-C cancels, services get a bounded time to drain, then
 //! the process exits. Each service calls [`Resolver::catch_up`] before answering a request (read
 //! your writes); the periodic catch-up here only brings changes to the log and to the services'
@@ -54,6 +54,12 @@ pub struct ServeArgs {
     /// Do not take xCAT genesis's findme packets on UDP site.xcatdport (3001)
     #[arg(long)]
     no_findme_udp: bool,
+    /// Do not serve DNS (another name server answers on this machine)
+    #[arg(long)]
+    no_dns: bool,
+    /// The DNS port (UDP and TCP)
+    #[arg(long, default_value_t = crate::dns::PORT, value_name = "PORT")]
+    dns_port: u16,
 }
 
 /// How long services get to finish in-flight work after a shutdown signal.
@@ -193,6 +199,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
                 shutdown_rx.clone(),
             ));
         }
+    }
+    if !a.no_dns {
+        let dns = crate::dns::start(resolver.clone(), a.dns_port, shutdown_rx.clone())
+            .await
+            .context("cannot start the DNS service (bootherd serve --no-dns leaves DNS to another server)")?;
+        services.spawn(dns);
     }
     if !a.no_status_port {
         let l = statusport::bind(&resolver).await?;
