@@ -32,6 +32,7 @@ pub mod defs;
 pub mod dhcp;
 pub mod discover;
 pub mod dns;
+pub mod dsh;
 pub mod images;
 pub mod inventory;
 pub mod lite;
@@ -48,6 +49,7 @@ pub mod templates;
 pub mod updatenode;
 pub mod usage;
 pub mod xcatdb;
+pub mod xdshbak;
 
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
@@ -140,6 +142,22 @@ enum Cmd {
     Nodeset(nodeset::NodesetArgs),
     /// Run the postscripts on nodes over ssh (-s: make this appliance their master)
     Updatenode(updatenode::UpdatenodeArgs),
+    /// Run a command on nodes over ssh, in parallel (output prefixed by node)
+    Xdsh(dsh::XdshArgs),
+    /// Copy files to (or with -P from) nodes over scp, or a synclist with rsync (-F)
+    Xdcp(dsh::XdcpArgs),
+    /// Run a command on nodes over ssh (xCAT's psh)
+    Psh(dsh::PshArgs),
+    /// Copy files to nodes with scp (xCAT's pscp)
+    Pscp(dsh::PcopyArgs),
+    /// Copy files to nodes with rsync (xCAT's prsync)
+    Prsync(dsh::PcopyArgs),
+    /// Ping nodes in parallel: node: ping / noping
+    Pping(dsh::PpingArgs),
+    /// Group xdsh output per node (-c: identical output once)
+    Xdshbak(xdshbak::XdshbakArgs),
+    /// Write the nodes' ssh host keys into known_hosts (-r: remove them)
+    Makeknownhosts(dsh::MakeknownhostsArgs),
     /// Power nodes on, off, reset… over IPMI (or wake them by Wake-on-LAN) and report
     Rpower(power::RpowerArgs),
     /// Set or show nodes' next boot device over IPMI
@@ -229,6 +247,14 @@ pub const COMMANDS: &[&str] = &[
     "makedns",
     "nodeset",
     "updatenode",
+    "xdsh",
+    "xdcp",
+    "psh",
+    "pscp",
+    "prsync",
+    "pping",
+    "xdshbak",
+    "makeknownhosts",
     "rpower",
     "rsetboot",
     "rinv",
@@ -392,6 +418,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Makedns(a) => dns::makedns(&db, a),
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
+        Cmd::Xdsh(a) => dsh::xdsh(&db, a),
+        Cmd::Xdcp(a) => dsh::xdcp(&db, a),
+        Cmd::Psh(a) => dsh::psh(&db, a),
+        Cmd::Pscp(a) => dsh::pscp(&db, a),
+        Cmd::Prsync(a) => dsh::prsync(&db, a),
+        Cmd::Pping(a) => dsh::pping(&db, a),
+        Cmd::Xdshbak(a) => xdshbak::xdshbak(a),
+        Cmd::Makeknownhosts(a) => dsh::makeknownhosts(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
         Cmd::Rsetboot(a) => power::rsetboot(&db, a),
         Cmd::Rinv(a) => inventory::rinv(&db, a),
