@@ -28,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{Store, DEFAULT_DB_URL, NO_STORE};
 
 pub mod bmc;
+pub mod day2;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
@@ -158,6 +159,16 @@ enum Cmd {
     Xdshbak(xdshbak::XdshbakArgs),
     /// Write the nodes' ssh host keys into known_hosts (-r: remove them)
     Makeknownhosts(dsh::MakeknownhostsArgs),
+    /// Show or clear nodes' BMC event logs (SEL)
+    Reventlog(day2::ReventlogArgs),
+    /// Turn nodes' identify light on, off or blinking, or show it
+    Rbeacon(day2::RbeaconArgs),
+    /// Reset nodes' BMCs (cold reset)
+    Rspreset(day2::RspresetArgs),
+    /// Reinstall nodes: nodeset, rsetboot net, rpower boot
+    Rinstall(day2::RinstallArgs),
+    /// Boot nodes from the network now: rsetboot net, rpower boot
+    Rnetboot(day2::RnetbootArgs),
     /// Power nodes on, off, reset… over IPMI (or wake them by Wake-on-LAN) and report
     Rpower(power::RpowerArgs),
     /// Set or show nodes' next boot device over IPMI
@@ -255,6 +266,11 @@ pub const COMMANDS: &[&str] = &[
     "pping",
     "xdshbak",
     "makeknownhosts",
+    "reventlog",
+    "rbeacon",
+    "rspreset",
+    "rinstall",
+    "rnetboot",
     "rpower",
     "rsetboot",
     "rinv",
@@ -426,6 +442,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Pping(a) => dsh::pping(&db, a),
         Cmd::Xdshbak(a) => xdshbak::xdshbak(a),
         Cmd::Makeknownhosts(a) => dsh::makeknownhosts(&db, a),
+        Cmd::Reventlog(a) => day2::reventlog(&db, a),
+        Cmd::Rbeacon(a) => day2::rbeacon(&db, a),
+        Cmd::Rspreset(a) => day2::rspreset(&db, a),
+        Cmd::Rinstall(a) => day2::rinstall(&db, a),
+        Cmd::Rnetboot(a) => day2::rnetboot(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
         Cmd::Rsetboot(a) => power::rsetboot(&db, a),
         Cmd::Rinv(a) => inventory::rinv(&db, a),

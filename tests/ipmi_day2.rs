@@ -1,0 +1,202 @@
+//! reventlog, rbeacon, rspreset, rpower nmi, rinstall and rnetboot against OpenIPMI's ipmi_sim;
+//! what the commands claim is checked with ipmitool and the simulator's own chassis log.
+
+mod common;
+use common::ipmisim::{IpmiSim, PASSWORD, USER};
+use common::Bh;
+
+const IMG: &str = "rhels9.4-x86_64-install-compute";
+
+fn add_node(bh: &Bh, name: &str, bmc: &str) {
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        name,
+        "groups=all,ipmi",
+        "mgt=ipmi",
+        &format!("bmc={bmc}"),
+        &format!("bmcusername={USER}"),
+        &format!("bmcpassword={PASSWORD}"),
+        "mac=52:54:00:99:82:02",
+        "ip=10.99.82.2",
+        "netboot=xnba",
+    ]);
+}
+
+/// Add SEL Entry (storage 0x44) with a system event record: (sensor type, number, event
+/// type/direction, event data 1-3).
+fn add_sel(sim: &IpmiSim, stype: u8, num: u8, etype: u8, ed: [u8; 3]) {
+    let bytes = [
+        0u8, 0, 0x02, 0, 0, 0, 0, 0x20, 0, 0x04, stype, num, etype, ed[0], ed[1], ed[2],
+    ];
+    let mut args = vec!["raw".to_string(), "0x0a".into(), "0x44".into()];
+    args.extend(bytes.iter().map(|b| format!("0x{b:02x}")));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    sim.ipmitool(&a);
+}
+
+fn calls(sim: &IpmiSim) -> String {
+    std::fs::read_to_string(sim.chassis("calls.log")).unwrap_or_default()
+}
+
+#[test]
+fn reventlog_reads_decodes_and_clears_the_sel() {
+    let sim = IpmiSim::start();
+    let bh = Bh::new();
+    add_node(&bh, "n1", &sim.bmc());
+    // An empty SEL first.
+    sim.ipmitool(&["sel", "clear"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(bh.ok(&["reventlog", "n1"]), "n1: no SEL entries\n");
+    // CPU Temp (sensor 1, a threshold sensor in the SDR): upper critical going high, reading 80
+    // with threshold 72 (event data 1 0x59: both in bytes 2 and 3, offset 9).
+    add_sel(&sim, 0x01, 0x01, 0x01, [0x59, 80, 72]);
+    // A processor thermal trip (sensor-specific 0x6f, offset 1) on a sensor the SDR lacks,
+    // deasserted.
+    add_sel(&sim, 0x07, 0x40, 0xef, [0x01, 0xff, 0xff]);
+    let listed = sim.ipmitool(&["sel", "list"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+
+    let out = bh.ok(&["reventlog", "n1", "all"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    // ipmi_sim stamps entries with its uptime: xCAT's "BMC Uptime <secs> s".
+    assert!(lines[0].starts_with("n1: BMC Uptime "), "{out}");
+    assert!(
+        lines[0].ends_with(" s Temperature, Upper Critical - going high (CPU Temp reading 80 C (176 F) with threshold 72 C (162 F))"),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with(" s Processor, Thermal Trip (Sensor 0x40) - Recovered"),
+        "{out}"
+    );
+    // A count shows the first entries; -s starts from the newest.
+    assert_eq!(bh.ok(&["reventlog", "n1", "1"]).lines().count(), 1);
+    assert!(bh.ok(&["reventlog", "n1", "1"]).contains("Temperature"));
+    let newest = bh.ok(&["reventlog", "n1", "1", "-s"]);
+    assert!(newest.contains("Thermal Trip"), "{newest}");
+    // clear, as ipmitool sees it.
+    assert_eq!(bh.ok(&["reventlog", "n1", "clear"]), "n1: SEL cleared\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = sim.ipmitool_output(&["sel", "list"]);
+    let text = String::from_utf8_lossy(&after.stdout).to_string()
+        + &String::from_utf8_lossy(&after.stderr);
+    assert!(text.contains("SEL has no entries"), "{text}");
+    // An unknown argument is refused.
+    bh.fail(&["reventlog", "n1", "sometimes"]);
+}
+
+#[test]
+fn rbeacon_rspreset_and_nmi_reach_the_bmc() {
+    let sim = IpmiSim::start();
+    let bh = Bh::new();
+    add_node(&bh, "n1", &sim.bmc());
+    assert_eq!(bh.ok(&["rbeacon", "n1", "on"]), "n1: on\n");
+    assert!(calls(&sim).contains("set identify 0 1"), "{}", calls(&sim));
+    assert_eq!(bh.ok(&["rbeacon", "n1", "blink"]), "n1: blink\n");
+    assert!(calls(&sim).contains("set identify 15"), "{}", calls(&sim));
+    assert_eq!(bh.ok(&["rbeacon", "n1", "off"]), "n1: off\n");
+    assert!(calls(&sim).contains("set identify 0 0"), "{}", calls(&sim));
+    // The simulator does not report the identify state: a per-node error, exit 1.
+    let o = bh.run(&["rbeacon", "n1", "stat"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "n1: Error: the BMC does not report the chassis identify state\n"
+    );
+    bh.fail(&["rbeacon", "n1", "disco"]);
+
+    sim.set_power(true);
+    // ipmi_sim refuses the diagnostic interrupt (ipmitool's `chassis power diag` fails the
+    // same way): the BMC's answer is the node's error.
+    let diag = sim.ipmitool_output(&["chassis", "power", "diag"]);
+    assert!(
+        !diag.status.success(),
+        "ipmi_sim now takes an NMI: expect n1: nmi here"
+    );
+    let o = bh.run(&["rpower", "n1", "nmi"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "n1: Error: Chassis Control failed: 0xcc invalid data field in request\n"
+    );
+
+    // ipmi_sim has no Cold Reset either (ipmitool's raw 0x06 0x02 gets 0xc1): rspreset sends
+    // it and reports the BMC's refusal for that node; a BMC that takes it prints "BMC reset".
+    let raw = sim.ipmitool_output(&["raw", "0x06", "0x02"]);
+    assert!(
+        String::from_utf8_lossy(&raw.stderr).contains("rsp=0xc1"),
+        "ipmi_sim now takes a cold reset: expect n1: BMC reset here"
+    );
+    let o = bh.run(&["rspreset", "n1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "n1: Error: Cold Reset failed: 0xc1 invalid or unsupported command\n"
+    );
+    // The BMC still answers.
+    assert_eq!(bh.ok(&["rpower", "n1", "stat"]), "n1: on\n");
+}
+
+#[test]
+fn rinstall_sets_the_boot_state_the_boot_device_and_power_in_one_command() {
+    let sim = IpmiSim::start();
+    let bh = Bh::new();
+    let tftp = bh.path("tftpboot");
+    let img = tftp.join(format!("xcat/osimage/{IMG}"));
+    std::fs::create_dir_all(&img).expect("mkdir");
+    std::fs::write(img.join("vmlinuz"), b"k").expect("k");
+    std::fs::write(img.join("initrd.img"), b"i").expect("i");
+    bh.ok(&[
+        "chtab",
+        "key=tftpdir",
+        &format!("site.value={}", tftp.display()),
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "osimage",
+        "-o",
+        IMG,
+        "imagetype=linux",
+        "provmethod=install",
+        "osvers=rhels9.4",
+        "osarch=x86_64",
+        "profile=compute",
+    ]);
+    add_node(&bh, "n1", &sim.bmc());
+    sim.set_power(false);
+    let out = bh.ok(&["rinstall", "n1", &format!("osimage={IMG}")]);
+    assert_eq!(out, "Provision node(s): n1\n");
+    // The boot state, the boot device and the power, each as the simulator or the store has it.
+    let st = bh.ok(&["nodels", "n1", "chain.currstate"]);
+    assert!(st.contains("install") && st.contains("rhels9.4"), "{st}");
+    assert_eq!(sim.state("boot"), "pxe");
+    assert_eq!(sim.state("power"), "1");
+    // -V shows every step.
+    let out = bh.ok(&["rinstall", "n1", &format!("osimage={IMG}"), "-V"]);
+    assert!(out.contains("Run command: nodeset n1"), "{out}");
+    assert!(out.contains("n1: Network"), "{out}");
+    assert!(out.contains("n1: on reset"), "{out}");
+
+    // rnetboot: network boot now, no nodeset.
+    sim.set_power(false);
+    let _ = std::fs::remove_file(sim.chassis("boot"));
+    let out = bh.ok(&["rnetboot", "n1"]);
+    assert!(out.contains("n1: off on"), "{out}");
+    assert_eq!(sim.state("boot"), "pxe");
+
+    // A node whose BMC does not answer: rinstall says which step failed for it.
+    bh.ok(&["chtab", "key=ipmitimeout", "site.value=0.5"]);
+    bh.ok(&["chtab", "key=ipmiretries", "site.value=1"]);
+    bh.ok(&["chdef", "n1", "bmc=127.0.0.1:9"]);
+    let o = bh.run(&["rinstall", "n1", &format!("osimage={IMG}")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Failed to run 'rsetboot' against the following nodes: n1"),
+        "{err}"
+    );
+}
