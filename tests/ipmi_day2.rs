@@ -200,3 +200,114 @@ fn rinstall_sets_the_boot_state_the_boot_device_and_power_in_one_command() {
         "{err}"
     );
 }
+
+/// A stand-in for the node's serial port (the far end of ipmi_sim's SOL): a TCP server that
+/// answers each line (Enter) with the line in brackets and a login prompt, as a getty would.
+fn serial_port() -> (u16, std::process::Child) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    let child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.0.1',{port}));s.listen(1)\nc,_=s.accept()\nb=b''\nwhile True:\n  d=c.recv(100)\n  if not d: break\n  b+=d\n  while b'\\r' in b:\n    line,b=b.split(b'\\r',1); c.sendall(b'<'+line+b'>\\r\\nVMSERIAL login: ')\n"
+            ),
+        ])
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    (port, child)
+}
+
+#[test]
+fn rcons_shows_the_serial_console_takes_input_and_leaves_on_tilde_dot() {
+    use std::io::{Read, Write};
+    let (port, mut serial) = serial_port();
+    let sim = IpmiSim::start_sol(Some(&format!("tcp:127.0.0.1:{port}")));
+    let bh = Bh::new();
+    add_node(&bh, "n1", &sim.bmc());
+    let mut c = bh
+        .cmd(&["rcons", "n1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rcons");
+    let mut stdout = c.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            s2.lock().expect("lock").extend_from_slice(&b[..n]);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = String::from_utf8_lossy(&seen.lock().expect("lock")).to_string();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no '{needle}' in: {text:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // Enter brings the node's prompt; typed input reaches the node and its answer comes back.
+    let mut stdin = c.stdin.take().expect("stdin");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"\r").expect("type");
+    stdin.flush().expect("flush");
+    wait_for("VMSERIAL login: ");
+    stdin.write_all(b"root\r").expect("type");
+    stdin.flush().expect("flush");
+    wait_for("<root>");
+    // ~. at the start of a line leaves, cleanly.
+    stdin.write_all(b"~.").expect("escape");
+    stdin.flush().expect("flush");
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = c.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "rcons did not leave on ~."
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    c.stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("stderr");
+    assert!(status.success(), "{err}");
+    assert!(err.contains("[terminated rcons to n1]"), "{err}");
+    // "~." itself never reached the node.
+    let text = String::from_utf8_lossy(&seen.lock().expect("lock")).to_string();
+    assert!(!text.contains("~."), "{text}");
+    // The payload was deactivated: a second rcons gets the console without -f.
+    let mut again = bh
+        .cmd(&["rcons", "n1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rcons");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    drop(again.stdin.take());
+    let o = again.wait_with_output().expect("rcons");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("SOL Session operational"), "{err}");
+    let _ = serial.kill();
+    let _ = serial.wait();
+}

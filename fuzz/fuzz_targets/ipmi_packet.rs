@@ -46,6 +46,20 @@ fuzz_target!(|data: &[u8]| {
         assert!(!line.contains('\n'));
     }
     let _ = bootherd::cli::day2::identify_state(data);
+    // SOL payloads (rcons): decode → encode gives the bytes back; the escape parser never
+    // passes "~." through.
+    if let Ok(p) = bootherd::power::ipmi::sol::SolPacket::decode(data) {
+        let mut expect = data.to_vec();
+        expect[0] &= 0x0f;
+        expect[1] &= 0x0f;
+        assert_eq!(p.encode(), expect);
+    }
+    let mut esc = bootherd::power::ipmi::sol::Escape::new();
+    for i in esc.feed(data) {
+        if let bootherd::power::ipmi::sol::Input::Quit = i {
+            break;
+        }
+    }
     // Round trip: any payload, clear and protected.
     let p = Packet {
         payload_type: data.first().copied().unwrap_or(0) & 0x3f,

@@ -446,6 +446,149 @@ pub fn rnetboot(db: &DbOpt, a: RnetbootArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[derive(Debug, Args)]
+pub struct RconsArgs {
+    /// Take the console over when another session holds it
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+    /// The node
+    node: String,
+}
+
+/// The terminal in raw mode while the console runs; restored when dropped.
+struct RawTerminal(Option<nix::sys::termios::Termios>);
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawTerminal(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        if tcsetattr(&stdin, SetArg::TCSANOW, &raw).is_err() {
+            return RawTerminal(None);
+        }
+        RawTerminal(Some(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+/// `rcons <node> [-f]`: the node's serial console over IPMI Serial-over-LAN, with our own
+/// RMCP+ client. `~.` at the start of a line leaves, `~B` sends a break.
+pub fn rcons(db: &DbOpt, a: RconsArgs) -> anyhow::Result<ExitCode> {
+    use crate::power::ipmi::sol;
+    let store = db.open()?;
+    let r = Resolver::new(store);
+    let (work, missing) = bmc_work(&r, &a.node)?;
+    if missing {
+        return Ok(ExitCode::from(1));
+    }
+    if work.len() != 1 {
+        bail!("rcons takes one node ('{}' names {})", a.node, work.len());
+    }
+    let settings = Settings::from_site(&r)?;
+    let force = a.force;
+    let mut failed = false;
+    let work: Vec<(String, Work<sol::Ended>)> = work
+        .into_iter()
+        .map(|(n, w)| {
+            let w = match w {
+                Work::Bmc(b) => Work::Bmc(b),
+                Work::Done(Err(e)) => Work::Done(Err(e)),
+                Work::Done(Ok(_)) => Work::Done(Err("internal: no BMC work".into())),
+            };
+            (n, w)
+        })
+        .collect();
+    bmc::run(
+        &settings,
+        work,
+        move |t| async move {
+            let mut s = Session::open(&t).await?;
+            let max = match sol::activate(&mut s).await {
+                Ok(m) => m,
+                Err(IpmiError::Completion { code: 0x80, .. }) if force => {
+                    sol::deactivate(&mut s).await?;
+                    sol::activate(&mut s).await?
+                }
+                Err(IpmiError::Completion { code: 0x80, .. }) => {
+                    s.close().await;
+                    return Err(IpmiError::Unexpected(
+                        "the console is in use (SOL already active); rcons -f takes it over".into(),
+                    ));
+                }
+                Err(e) => {
+                    s.close().await;
+                    return Err(e);
+                }
+            };
+            crate::errln!("[SOL Session operational.  Use ~. to leave, ~B for a break]");
+            let raw = RawTerminal::enter();
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut esc = sol::Escape::new();
+                let mut buf = [0u8; 512];
+                let mut stdin = std::io::stdin();
+                loop {
+                    let n = match stdin.read(&mut buf) {
+                        Ok(0) | Err(_) => {
+                            let _ = tx.blocking_send(sol::Input::Quit);
+                            return;
+                        }
+                        Ok(n) => n,
+                    };
+                    for i in esc.feed(&buf[..n]) {
+                        let quit = matches!(i, sol::Input::Quit);
+                        if tx.blocking_send(i).is_err() || quit {
+                            return;
+                        }
+                    }
+                }
+            });
+            let mut out = super::stdout();
+            let ended = sol::console(&mut s, max, rx, |b| {
+                use std::io::Write;
+                let _ = out.write_all(b);
+                let _ = out.flush();
+            })
+            .await;
+            drop(raw);
+            let _ = sol::deactivate(&mut s).await;
+            s.close().await;
+            ended
+        },
+        |node, res| match res {
+            Ok(sol::Ended::User) => crate::errln!("\r\n[terminated rcons to {node}]"),
+            Ok(sol::Ended::Bmc) => {
+                crate::errln!("\r\n[{node}: the BMC ended the console session]")
+            }
+            Err(e) => {
+                crate::errln!("{node}: Error: {e}");
+                failed = true;
+            }
+        },
+    )?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,6 +169,8 @@ enum Cmd {
     Rinstall(day2::RinstallArgs),
     /// Boot nodes from the network now: rsetboot net, rpower boot
     Rnetboot(day2::RnetbootArgs),
+    /// Open a node's serial console over IPMI Serial-over-LAN (~. leaves)
+    Rcons(day2::RconsArgs),
     /// Power nodes on, off, reset… over IPMI (or wake them by Wake-on-LAN) and report
     Rpower(power::RpowerArgs),
     /// Set or show nodes' next boot device over IPMI
@@ -271,6 +273,7 @@ pub const COMMANDS: &[&str] = &[
     "rspreset",
     "rinstall",
     "rnetboot",
+    "rcons",
     "rpower",
     "rsetboot",
     "rinv",
@@ -447,6 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Rspreset(a) => day2::rspreset(&db, a),
         Cmd::Rinstall(a) => day2::rinstall(&db, a),
         Cmd::Rnetboot(a) => day2::rnetboot(&db, a),
+        Cmd::Rcons(a) => day2::rcons(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
         Cmd::Rsetboot(a) => power::rsetboot(&db, a),
         Cmd::Rinv(a) => inventory::rinv(&db, a),

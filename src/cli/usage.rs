@@ -70,6 +70,7 @@ pub static USAGES: &[CmdUsage] = &[
     u("rspreset", Usage(1), "Usage: %CMD% <noderange>\n       %CMD% [-h|--help|-v|--version]"),
     u("rinstall", Usage(1), "Usage:\n   %CMD% <noderange> [boot | shell | runcmd=<command>] [-c|--console] [-u|--uefimode] [-V|--verbose]\n   %CMD% <noderange> [osimage[=<imagename>]] [--noupdateinitrd] [--ignorekernelchk] [-c|--console] [-u|--uefimode] [-V|--verbose]\n   %CMD% <noderange> runimage=<task>\n   %CMD% [-h|--help|-v|--version]"),
     u("rnetboot", Usage(1), "Usage: %CMD% <noderange> [-V|--verbose] [-u|--uefimode]\n       %CMD% [-h|--help|-v|--version]"),
+    u("rcons", Usage(1), "Usage: %CMD% <noderange> [-f]\n       %CMD% [-h|--help|-v|--version]"),
     u("nodeset", Usage(1), "Usage:\n   %CMD% <noderange> [shell|boot|runcmd=bmcsetup|osimage[=<imagename>]|offline|shutdown|stat]\n   %CMD% [-h|--help|-v|--version]"),
     u("updatenode", Usage(1), "Usage:\n    %CMD% [-h|--help|-v|--version | -g|--genmypost]\n    or\n    %CMD% <noderange> [-V|--verbose] [-s|--sn] [-P|--scripts [script1,script2,...]]\n    or\n    %CMD% <noderange> [-V|--verbose] [script1,script2,...]"),
     u("rpower", Usage(1), "Usage:\n    Common:\n       %CMD% <noderange> [--nodeps] [on|onstandby|off|suspend|reset|stat|state|boot] [-V|--verbose] [-m table.colum==expectedstatus][-m table.colum==expectedstatus...] [-r <retrycount>] [-t <timeout>]\n       %CMD% [-h|--help|-v|--version]\n    BMC (using IPMI):\n       %CMD% noderange [on|off|softoff|reset|boot|cycle|stat|state|status|wake|suspend [-w timeout] [-o] [-r]]"),

@@ -17,6 +17,7 @@ pub mod fru;
 pub mod sdr;
 pub mod sel;
 pub mod session;
+pub mod sol;
 pub mod wire;
 
 pub use commands::{BootDevice, BootOverride, ChassisControl, DeviceId};
