@@ -311,3 +311,77 @@ fn rcons_shows_the_serial_console_takes_input_and_leaves_on_tilde_dot() {
     let _ = serial.kill();
     let _ = serial.wait();
 }
+
+#[test]
+fn makeconservercf_writes_xcats_stanzas_and_removes_them_again() {
+    let bh = Bh::new();
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n1",
+        "groups=all",
+        "mgt=ipmi",
+        "cons=ipmi",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n2",
+        "groups=all",
+        "cons=cyclades",
+        "termserver=ts1",
+        "termport=7",
+    ]);
+    // No console settings: no entry. A console method bootherd has no client for: ignored.
+    bh.ok(&["mkdef", "-t", "node", "-o", "n3", "groups=all", "mgt=ipmi"]);
+    bh.ok(&["mkdef", "-t", "node", "-o", "n4", "groups=all", "cons=kvm"]);
+    let cf = bh.path("conserver.cf");
+    std::fs::write(
+        &cf,
+        "# the site's own\nconsole manual { type host; host m1; }\n",
+    )
+    .expect("cf");
+    let file = cf.display().to_string();
+    let out = bh.ok(&["makeconservercf", "--file", &file]);
+    assert!(out.contains("n4: ignore, console method 'kvm'"), "{out}");
+    let text = std::fs::read_to_string(&cf).expect("cf");
+    assert!(text.starts_with("default cyclades { type host; portbase 7000; portinc 1; }\ndefault mrv { type host; portbase 2000; portinc 100; }\naccess * {\n  trusted 127.0.0.1;\n"), "{text}");
+    assert!(text.contains("default * {\n  logfile /var/log/consoles/&;\n  timestamp 1lab;\n  rw *;\n  master localhost;\n}\n"), "{text}");
+    assert!(
+        text.contains("console manual { type host; host m1; }\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "#xCAT BEGIN n1 CONS\nconsole n1 {{\n  type exec;\n  exec {} --db {} rcons n1 -f;\n}}\n#xCAT END n1 CONS\n",
+        common::bin(),
+        bh.db
+    )), "{text}");
+    assert!(text.contains("#xCAT BEGIN ts1 TS\ndefault ts1 {\n  include cyclades;\n  host ts1;\n}\n#xCAT END ts1 TS\n"), "{text}");
+    assert!(
+        text.contains(
+            "#xCAT BEGIN n2 CONS\nconsole n2 {\n include ts1;\n port 7;\n}\n#xCAT END n2 CONS\n"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("n3"), "{text}");
+    // Running it again gives the same lines (stanzas are replaced, not added; as in xCAT the
+    // new access/default headers go before the terminal-server defaults already there).
+    bh.ok(&["makeconservercf", "--file", &file]);
+    let again = std::fs::read_to_string(&cf).expect("cf");
+    let sorted = |t: &str| {
+        let mut v: Vec<String> = t.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&again), sorted(&text));
+    // -d removes one node's stanza only.
+    bh.ok(&["makeconservercf", "--file", &file, "-d", "n1"]);
+    let after = std::fs::read_to_string(&cf).expect("cf");
+    assert!(!after.contains("console n1 {"), "{after}");
+    assert!(after.contains("console n2 {"), "{after}");
+    assert!(after.contains("console manual"), "{after}");
+}

@@ -28,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{Store, DEFAULT_DB_URL, NO_STORE};
 
 pub mod bmc;
+pub mod conserver;
 pub mod day2;
 pub mod defs;
 pub mod dhcp;
@@ -171,6 +172,8 @@ enum Cmd {
     Rnetboot(day2::RnetbootArgs),
     /// Open a node's serial console over IPMI Serial-over-LAN (~. leaves)
     Rcons(day2::RconsArgs),
+    /// Write conserver.cf entries for the nodes' consoles
+    Makeconservercf(conserver::MakeconservercfArgs),
     /// Power nodes on, off, reset… over IPMI (or wake them by Wake-on-LAN) and report
     Rpower(power::RpowerArgs),
     /// Set or show nodes' next boot device over IPMI
@@ -274,6 +277,7 @@ pub const COMMANDS: &[&str] = &[
     "rinstall",
     "rnetboot",
     "rcons",
+    "makeconservercf",
     "rpower",
     "rsetboot",
     "rinv",
@@ -451,6 +455,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Rinstall(a) => day2::rinstall(&db, a),
         Cmd::Rnetboot(a) => day2::rnetboot(&db, a),
         Cmd::Rcons(a) => day2::rcons(&db, a),
+        Cmd::Makeconservercf(a) => conserver::makeconservercf(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
         Cmd::Rsetboot(a) => power::rsetboot(&db, a),
         Cmd::Rinv(a) => inventory::rinv(&db, a),
