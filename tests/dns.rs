@@ -207,3 +207,60 @@ fn makedns_needs_a_domain_and_refuses_external() {
         "{e}"
     );
 }
+
+#[test]
+fn a_stub_resolver_on_127_0_0_53_does_not_keep_dns_from_the_nodes() {
+    common::need(&[("dig", "bind9-dnsutils")]);
+    let bh = Bh::new();
+    bh.ok(&["chtab", "key=domain", "site.value=cluster.test"]);
+    bh.ok(&[
+        "chtab",
+        "netname=net91",
+        "networks.net=10.99.91.0",
+        "networks.mask=255.255.255.0",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n1",
+        "groups=all",
+        "ip=10.99.91.11",
+    ]);
+    let pair = Pair::new("ds", "10.99.91.1/24");
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.91.2/24", "dev", "bhc0"]);
+    // systemd-resolved's stub listener, as on many management nodes.
+    let mut stub = pair
+        .srv
+        .command("python3")
+        .args([
+            "-c",
+            "import socket,time\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);u.bind(('127.0.0.53',53))\nt=socket.socket();t.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);t.bind(('127.0.0.53',53));t.listen()\ntime.sleep(60)\n",
+        ])
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let d = Daemon::start(
+        &bh,
+        &pair.srv,
+        &["--no-dhcp", "--no-tftp", "--no-http", "--no-nfs"],
+    );
+    assert!(d.wait_for("held on some addresses", 5), "{}", d.dump());
+    let out = pair
+        .cli
+        .command("dig")
+        .args([
+            "@10.99.91.1",
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "n1.cluster.test",
+        ])
+        .output()
+        .expect("dig");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "10.99.91.11");
+    let _ = stub.kill();
+    let _ = stub.wait();
+}

@@ -106,22 +106,62 @@ impl Keeper {
     }
 }
 
-/// The bound sockets.
+/// The bound sockets: one wildcard pair, or one pair per local address when another name
+/// server already holds one address's port (systemd-resolved's stub on 127.0.0.53).
 pub struct Sockets {
-    pub udp: UdpSocket,
-    pub tcp: TcpListener,
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let udp = UdpSocket::bind(addr).await?;
+    let tcp = TcpListener::bind(addr).await?;
+    Ok((udp, tcp))
 }
 
 pub async fn bind(port: u16) -> anyhow::Result<Sockets> {
-    use anyhow::Context;
-    let addr = SocketAddr::from(([0, 0, 0, 0], port));
-    let udp = UdpSocket::bind(addr)
-        .await
-        .with_context(|| format!("cannot bind DNS UDP port {port}"))?;
-    let tcp = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot bind DNS TCP port {port}"))?;
-    Ok(Sockets { udp, tcp })
+    let any = SocketAddr::from(([0, 0, 0, 0], port));
+    let first = match bind_pair(any).await {
+        Ok((u, t)) => {
+            return Ok(Sockets {
+                udp: vec![u],
+                tcp: vec![t],
+            })
+        }
+        Err(e) => e,
+    };
+    if first.kind() != std::io::ErrorKind::AddrInUse {
+        anyhow::bail!("cannot bind DNS port {port}: {first}");
+    }
+    // Someone holds the port on one address: take it on every other address of ours.
+    let mut s = Sockets {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+    };
+    let mut taken = Vec::new();
+    let addrs: Vec<std::net::Ipv4Addr> = nix::ifaddrs::getifaddrs()
+        .map(|a| {
+            a.filter_map(|i| i.address.and_then(|s| s.as_sockaddr_in().map(|v| v.ip())))
+                .collect()
+        })
+        .unwrap_or_default();
+    for ip in addrs {
+        match bind_pair(SocketAddr::from((ip, port))).await {
+            Ok((u, t)) => {
+                s.udp.push(u);
+                s.tcp.push(t);
+            }
+            Err(e) => taken.push(format!("{ip} ({e})")),
+        }
+    }
+    if s.udp.is_empty() {
+        anyhow::bail!("cannot bind DNS port {port}: {first}; no local address is free either");
+    }
+    warn!(
+        "DNS port {port} is held on some addresses by another server: answering on this machine's other addresses as they are now (not on {})",
+        taken.join(", ")
+    );
+    Ok(s)
 }
 
 struct Shared {
@@ -148,11 +188,14 @@ pub async fn run(
         sources: PerSource::new(per_client),
         forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
     });
-    let udp = Arc::new(s.udp);
-    tokio::join!(
-        serve_udp(udp, shared.clone(), shutdown.clone()),
-        serve_tcp(s.tcp, shared, shutdown)
-    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for u in s.udp {
+        tasks.spawn(serve_udp(Arc::new(u), shared.clone(), shutdown.clone()));
+    }
+    for t in s.tcp {
+        tasks.spawn(serve_tcp(t, shared.clone(), shutdown.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
 }
 
 static DROPPED: Throttle = Throttle::new();
