@@ -264,3 +264,75 @@ fn a_stub_resolver_on_127_0_0_53_does_not_keep_dns_from_the_nodes() {
     let _ = stub.kill();
     let _ = stub.wait();
 }
+
+#[test]
+fn one_client_cannot_fill_the_forwarders_and_local_names_stay_quick() {
+    common::need(&[("dig", "bind9-dnsutils")]);
+    let bh = Bh::new();
+    bh.ok(&["chtab", "key=domain", "site.value=cluster.test"]);
+    bh.ok(&[
+        "chtab",
+        "netname=net92",
+        "networks.net=10.99.92.0",
+        "networks.mask=255.255.255.0",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n1",
+        "groups=all",
+        "ip=10.99.92.11",
+    ]);
+    // A forwarder that never answers: an address in the test network nobody has.
+    bh.ok(&["chtab", "key=forwarders", "site.value=10.99.92.250"]);
+    let pair = Pair::new("dl", "10.99.92.1/24");
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.92.2/24", "dev", "bhc0"]);
+    let d = Daemon::start(
+        &bh,
+        &pair.srv,
+        &["--no-dhcp", "--no-tftp", "--no-http", "--no-nfs"],
+    );
+    // 200 questions for outside names at once, from one address.
+    let py = bh.file(
+        "flood.py",
+        "import socket,struct\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(200):\n  q=struct.pack('>HHHHHH',i,0x0100,1,0,0,0)+b'\\x04host'+bytes([len(str(i))])+str(i).encode()+b'\\x07example\\x03org\\x00'+struct.pack('>HH',1,1)\n  s.sendto(q,('10.99.92.1',53))\nprint('sent')\n",
+    );
+    let o = pair
+        .cli
+        .command("python3")
+        .arg(&py)
+        .output()
+        .expect("python3");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "sent");
+    assert!(
+        d.wait_for(
+            "questions at the forwarders (site.dnsperclient); dropped",
+            5
+        ),
+        "{}",
+        d.dump()
+    );
+    // The same client's question for a node is answered at once meanwhile.
+    let t = std::time::Instant::now();
+    let out = pair
+        .cli
+        .command("dig")
+        .args([
+            "@10.99.92.1",
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "n1.cluster.test",
+        ])
+        .output()
+        .expect("dig");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "10.99.92.11");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t.elapsed()
+    );
+}
