@@ -227,8 +227,9 @@ fn rcons_shows_the_serial_console_takes_input_and_leaves_on_tilde_dot() {
     let sim = IpmiSim::start_sol(Some(&format!("tcp:127.0.0.1:{port}")));
     let bh = Bh::new();
     add_node(&bh, "n1", &sim.bmc());
+    let log = bh.path("n1.console");
     let mut c = bh
-        .cmd(&["rcons", "n1"])
+        .cmd(&["rcons", "n1", "--log", &log.display().to_string()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -294,6 +295,12 @@ fn rcons_shows_the_serial_console_takes_input_and_leaves_on_tilde_dot() {
     // "~." itself never reached the node.
     let text = String::from_utf8_lossy(&seen.lock().expect("lock")).to_string();
     assert!(!text.contains("~."), "{text}");
+    // --log kept what the console printed.
+    let logged = std::fs::read_to_string(&log).expect("console log");
+    assert!(
+        logged.contains("VMSERIAL login: ") && logged.contains("<root>"),
+        "{logged}"
+    );
     // The payload was deactivated: a second rcons gets the console without -f.
     let mut again = bh
         .cmd(&["rcons", "n1"])

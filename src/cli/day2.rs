@@ -451,6 +451,9 @@ pub struct RconsArgs {
     /// Take the console over when another session holds it
     #[arg(short = 'f', long = "force")]
     force: bool,
+    /// Also append everything the console prints to this file
+    #[arg(long = "log", value_name = "FILE")]
+    log: Option<std::path::PathBuf>,
     /// The node
     node: String,
 }
@@ -501,6 +504,16 @@ pub fn rcons(db: &DbOpt, a: RconsArgs) -> anyhow::Result<ExitCode> {
     }
     let settings = Settings::from_site(&r)?;
     let force = a.force;
+    let log = match &a.log {
+        Some(p) => Some(std::sync::Arc::new(std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| anyhow::anyhow!("cannot open the console log {}: {e}", p.display()))?,
+        ))),
+        None => None,
+    };
     let mut failed = false;
     let work: Vec<(String, Work<sol::Ended>)> = work
         .into_iter()
@@ -516,60 +529,69 @@ pub fn rcons(db: &DbOpt, a: RconsArgs) -> anyhow::Result<ExitCode> {
     bmc::run(
         &settings,
         work,
-        move |t| async move {
-            let mut s = Session::open(&t).await?;
-            let max = match sol::activate(&mut s).await {
-                Ok(m) => m,
-                Err(IpmiError::Completion { code: 0x80, .. }) if force => {
-                    sol::deactivate(&mut s).await?;
-                    sol::activate(&mut s).await?
-                }
-                Err(IpmiError::Completion { code: 0x80, .. }) => {
-                    s.close().await;
-                    return Err(IpmiError::Unexpected(
-                        "the console is in use (SOL already active); rcons -f takes it over".into(),
-                    ));
-                }
-                Err(e) => {
-                    s.close().await;
-                    return Err(e);
-                }
-            };
-            crate::errln!("[SOL Session operational.  Use ~. to leave, ~B for a break]");
-            let raw = RawTerminal::enter();
-            let (tx, rx) = tokio::sync::mpsc::channel(64);
-            std::thread::spawn(move || {
-                use std::io::Read;
-                let mut esc = sol::Escape::new();
-                let mut buf = [0u8; 512];
-                let mut stdin = std::io::stdin();
-                loop {
-                    let n = match stdin.read(&mut buf) {
-                        Ok(0) | Err(_) => {
-                            let _ = tx.blocking_send(sol::Input::Quit);
-                            return;
-                        }
-                        Ok(n) => n,
-                    };
-                    for i in esc.feed(&buf[..n]) {
-                        let quit = matches!(i, sol::Input::Quit);
-                        if tx.blocking_send(i).is_err() || quit {
-                            return;
+        move |t| {
+            let log = log.clone();
+            async move {
+                let mut s = Session::open(&t).await?;
+                let max = match sol::activate(&mut s).await {
+                    Ok(m) => m,
+                    Err(IpmiError::Completion { code: 0x80, .. }) if force => {
+                        sol::deactivate(&mut s).await?;
+                        sol::activate(&mut s).await?
+                    }
+                    Err(IpmiError::Completion { code: 0x80, .. }) => {
+                        s.close().await;
+                        return Err(IpmiError::Unexpected(
+                            "the console is in use (SOL already active); rcons -f takes it over"
+                                .into(),
+                        ));
+                    }
+                    Err(e) => {
+                        s.close().await;
+                        return Err(e);
+                    }
+                };
+                crate::errln!("[SOL Session operational.  Use ~. to leave, ~B for a break]");
+                let raw = RawTerminal::enter();
+                let (tx, rx) = tokio::sync::mpsc::channel(64);
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let mut esc = sol::Escape::new();
+                    let mut buf = [0u8; 512];
+                    let mut stdin = std::io::stdin();
+                    loop {
+                        let n = match stdin.read(&mut buf) {
+                            Ok(0) | Err(_) => {
+                                let _ = tx.blocking_send(sol::Input::Quit);
+                                return;
+                            }
+                            Ok(n) => n,
+                        };
+                        for i in esc.feed(&buf[..n]) {
+                            let quit = matches!(i, sol::Input::Quit);
+                            if tx.blocking_send(i).is_err() || quit {
+                                return;
+                            }
                         }
                     }
-                }
-            });
-            let mut out = super::stdout();
-            let ended = sol::console(&mut s, max, rx, |b| {
-                use std::io::Write;
-                let _ = out.write_all(b);
-                let _ = out.flush();
-            })
-            .await;
-            drop(raw);
-            let _ = sol::deactivate(&mut s).await;
-            s.close().await;
-            ended
+                });
+                let mut out = super::stdout();
+                let ended = sol::console(&mut s, max, rx, |b| {
+                    use std::io::Write;
+                    let _ = out.write_all(b);
+                    let _ = out.flush();
+                    if let Some(l) = &log {
+                        if let Ok(mut f) = l.lock() {
+                            let _ = f.write_all(b);
+                        }
+                    }
+                })
+                .await;
+                drop(raw);
+                let _ = sol::deactivate(&mut s).await;
+                s.close().await;
+                ended
+            }
         },
         |node, res| match res {
             Ok(sol::Ended::User) => crate::errln!("\r\n[terminated rcons to {node}]"),

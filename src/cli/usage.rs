@@ -70,7 +70,7 @@ pub static USAGES: &[CmdUsage] = &[
     u("rspreset", Usage(1), "Usage: %CMD% <noderange>\n       %CMD% [-h|--help|-v|--version]"),
     u("rinstall", Usage(1), "Usage:\n   %CMD% <noderange> [boot | shell | runcmd=<command>] [-c|--console] [-u|--uefimode] [-V|--verbose]\n   %CMD% <noderange> [osimage[=<imagename>]] [--noupdateinitrd] [--ignorekernelchk] [-c|--console] [-u|--uefimode] [-V|--verbose]\n   %CMD% <noderange> runimage=<task>\n   %CMD% [-h|--help|-v|--version]"),
     u("rnetboot", Usage(1), "Usage: %CMD% <noderange> [-V|--verbose] [-u|--uefimode]\n       %CMD% [-h|--help|-v|--version]"),
-    u("rcons", Usage(1), "Usage: %CMD% <noderange> [-f]\n       %CMD% [-h|--help|-v|--version]"),
+    u("rcons", Usage(1), "Usage: %CMD% <noderange> [-f] [--log <file>]\n       %CMD% [-h|--help|-v|--version]"),
     u("makeconservercf", Run, "Usage: %CMD% [-V|--verbose] [-d|--delete] [-t|--trust <hosts>] [-C|--cleanup] [noderange]\n       %CMD% [-h|--help|-v|--version]"),
     u("nodeset", Usage(1), "Usage:\n   %CMD% <noderange> [shell|boot|runcmd=bmcsetup|osimage[=<imagename>]|offline|shutdown|stat]\n   %CMD% [-h|--help|-v|--version]"),
     u("updatenode", Usage(1), "Usage:\n    %CMD% [-h|--help|-v|--version | -g|--genmypost]\n    or\n    %CMD% <noderange> [-V|--verbose] [-s|--sn] [-P|--scripts [script1,script2,...]]\n    or\n    %CMD% <noderange> [-V|--verbose] [script1,script2,...]"),
