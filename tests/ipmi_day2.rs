@@ -392,3 +392,115 @@ fn makeconservercf_writes_xcats_stanzas_and_removes_them_again() {
     assert!(after.contains("console n2 {"), "{after}");
     assert!(after.contains("console manual"), "{after}");
 }
+
+#[test]
+fn rcons_shows_a_qemu_vms_serial_console_through_ipmi_sim() {
+    use std::io::{Read, Write};
+    common::need(&[("qemu-system-x86_64", "qemu-system-x86")]);
+    let bh = Bh::new();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    let mon = bh.path("qemu-monitor.sock");
+    // A VM with nothing to boot, stopped (-S) until the console is attached: its firmware's
+    // banner and "No bootable device." go to its serial port, which ipmi_sim's SOL connects to.
+    let mut vm = std::process::Command::new("qemu-system-x86_64")
+        .args(["-machine", "q35,graphics=off,accel=kvm:tcg", "-m", "128"])
+        .args([
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-net",
+            "none",
+            "-no-reboot",
+            "-S",
+        ])
+        .args([
+            "-serial",
+            &format!("tcp:127.0.0.1:{port},server=on,wait=off"),
+        ])
+        .args([
+            "-monitor",
+            &format!("unix:{},server=on,wait=off", mon.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(bh.path("qemu.log")).expect("qemu log"))
+        .spawn()
+        .expect("qemu");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !mon.exists() {
+        assert!(std::time::Instant::now() < deadline, "qemu did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sim = IpmiSim::start_sol(Some(&format!("tcp:127.0.0.1:{port}")));
+    add_node(&bh, "n1", &sim.bmc());
+    let mut c = bh
+        .cmd(&["rcons", "n1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rcons");
+    let mut stdout = c.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 512];
+        while let Ok(n) = stdout.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            s2.lock().expect("lock").extend_from_slice(&b[..n]);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Run the VM.
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import socket,time\ns=socket.socket(socket.AF_UNIX);s.connect('{}');time.sleep(0.3);s.recv(4096);s.sendall(b'cont\\n');time.sleep(0.5)\n",
+                mon.display()
+            ),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        o.status.success(),
+        "{} (qemu: {:?}: {})",
+        String::from_utf8_lossy(&o.stderr),
+        vm.try_wait(),
+        std::fs::read_to_string(bh.path("qemu.log")).unwrap_or_default()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = String::from_utf8_lossy(&seen.lock().expect("lock")).to_string();
+        if text.contains("SeaBIOS") && text.contains("No bootable device") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no firmware output on the console: {text:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut stdin = c.stdin.take().expect("stdin");
+    stdin.write_all(b"\r~.").expect("escape");
+    stdin.flush().expect("flush");
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = c.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "rcons did not leave on ~."
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let _ = vm.kill();
+    let _ = vm.wait();
+}
