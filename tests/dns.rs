@@ -336,3 +336,73 @@ fn one_client_cannot_fill_the_forwarders_and_local_names_stay_quick() {
         t.elapsed()
     );
 }
+
+#[test]
+fn a_source_over_its_questions_per_second_is_dropped_others_are_answered() {
+    common::need(&[("dig", "bind9-dnsutils")]);
+    let bh = Bh::new();
+    bh.ok(&["chtab", "key=domain", "site.value=cluster.test"]);
+    bh.ok(&["chtab", "key=dnsqpsperclient", "site.value=50"]);
+    bh.ok(&[
+        "chtab",
+        "netname=net93",
+        "networks.net=10.99.93.0",
+        "networks.mask=255.255.255.0",
+    ]);
+    bh.ok(&[
+        "mkdef",
+        "-t",
+        "node",
+        "-o",
+        "n1",
+        "groups=all",
+        "ip=10.99.93.11",
+    ]);
+    let pair = Pair::new("dq", "10.99.93.1/24");
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.93.2/24", "dev", "bhc0"]);
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.93.3/24", "dev", "bhc0"]);
+    let d = Daemon::start(
+        &bh,
+        &pair.srv,
+        &["--no-dhcp", "--no-tftp", "--no-http", "--no-nfs"],
+    );
+    // 500 questions at once from 10.99.93.2; count the answers within a second.
+    let py = bh.file(
+        "burst.py",
+        "import socket,struct,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('10.99.93.2',0))\nq=lambda i: struct.pack('>HHHHHH',i,0x0100,1,0,0,0)+b'\\x02n1\\x07cluster\\x04test\\x00'+struct.pack('>HH',1,1)\nfor i in range(500): s.sendto(q(i),('10.99.93.1',53))\ns.settimeout(0.3);n=0\nend=time.time()+1\nwhile time.time()<end:\n  try: s.recv(512); n+=1\n  except socket.timeout: break\nprint(n)\n",
+    );
+    let o = pair
+        .cli
+        .command("python3")
+        .arg(&py)
+        .output()
+        .expect("python3");
+    let answered: usize = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(usize::MAX);
+    assert!((50..=100).contains(&answered), "{answered} answered of 500");
+    assert!(
+        d.wait_for("asks more than its questions per second", 5),
+        "{}",
+        d.dump()
+    );
+    // Another address is answered at once.
+    let out = pair
+        .cli
+        .command("dig")
+        .args([
+            "@10.99.93.1",
+            "-b",
+            "10.99.93.3",
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "n1.cluster.test",
+        ])
+        .output()
+        .expect("dig");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "10.99.93.11");
+}

@@ -31,11 +31,14 @@ pub async fn start(
 ) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     let sockets = server::bind(port).await?;
     let r = resolver.clone();
-    let per_client = tokio::task::spawn_blocking(move || {
-        crate::limits::site_limit(r.store(), "dnsperclient", server::PER_CLIENT)
+    let (per_client, qps) = tokio::task::spawn_blocking(move || {
+        (
+            crate::limits::site_limit(r.store(), "dnsperclient", server::PER_CLIENT),
+            crate::limits::site_limit(r.store(), "dnsqpsperclient", server::QPS_PER_CLIENT),
+        )
     })
     .await
-    .unwrap_or(server::PER_CLIENT);
+    .unwrap_or((server::PER_CLIENT, server::QPS_PER_CLIENT));
     info!(port, "DNS listening (UDP and TCP)");
-    Ok(server::run(sockets, resolver, per_client, shutdown))
+    Ok(server::run(sockets, resolver, per_client, qps, shutdown))
 }

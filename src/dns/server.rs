@@ -27,6 +27,11 @@ pub const MAX_FORWARDS: usize = 256;
 pub const MAX_TCP: usize = 64;
 /// Forwarded questions or TCP connections one client address may hold (`site.dnsperclient`).
 pub const PER_CLIENT: usize = 16;
+/// Questions per second one address may ask over UDP (`site.dnsqpsperclient`); above it the
+/// rest of that second is dropped. Generous for a node (a boot asks a handful).
+pub const QPS_PER_CLIENT: usize = 2000;
+/// Sources counted per second.
+const RATE_SOURCES: usize = 16384;
 /// A TCP connection idle this long is closed.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
@@ -170,12 +175,14 @@ struct Shared {
     forwarder: Forwarder,
     sources: Arc<PerSource>,
     forwards: Arc<Semaphore>,
+    rate: std::sync::Mutex<crate::limits::Rate>,
 }
 
 pub async fn run(
     s: Sockets,
     resolver: Arc<Resolver>,
     per_client: usize,
+    qps_per_client: usize,
     shutdown: watch::Receiver<bool>,
 ) {
     let keeper = Keeper::new(resolver.clone());
@@ -187,6 +194,10 @@ pub async fn run(
         forwarder: Forwarder::default(),
         sources: PerSource::new(per_client),
         forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
+        rate: std::sync::Mutex::new(crate::limits::Rate::new(
+            u32::try_from(qps_per_client).unwrap_or(u32::MAX),
+            RATE_SOURCES,
+        )),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for u in s.udp {
@@ -220,6 +231,22 @@ async fn serve_udp(sock: Arc<UdpSocket>, sh: Arc<Shared>, mut shutdown: watch::R
             },
             _ = shutdown.changed() => return,
         };
+        let allowed = sh
+            .rate
+            .lock()
+            .map(|mut r| r.allow(peer.ip()))
+            .unwrap_or(true);
+        if !allowed {
+            static FAST: Throttle = Throttle::new();
+            if let Some(suppressed) = FAST.check() {
+                warn!(
+                    suppressed,
+                    "DNS: {} asks more than its questions per second (site.dnsqpsperclient); dropped",
+                    peer.ip()
+                );
+            }
+            continue;
+        }
         let ticket = sh.resolver.ticket();
         let view = sh.keeper.current(ticket).await;
         match decide(&view, &buf[..n], Transport::Udp) {
