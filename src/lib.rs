@@ -9,6 +9,7 @@ pub mod cli;
 pub mod daemon;
 pub mod dhcp;
 pub mod discovery;
+pub mod dns;
 pub mod http;
 pub mod image;
 pub mod limits;

@@ -50,6 +50,7 @@ fn serve_sees_a_cli_change_within_a_second_and_stops_on_sigterm() {
             "--no-http",
             "--no-status-port",
             "--no-xcatd",
+            "--no-dns",
         ]) // the machine's own namespace: serve nothing there
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -97,6 +98,7 @@ fn serve_reports_a_bad_store_and_exits_nonzero() {
             "--no-tftp",
             "--no-status-port",
             "--no-xcatd",
+            "--no-dns",
             "--no-http",
             "--db",
             "sqlite:/proc/no/such/dir/x.db",
@@ -147,6 +149,7 @@ fn serve_installs_the_default_postscripts_a_new_store_names() {
             "--no-http",
             "--no-status-port",
             "--no-xcatd",
+            "--no-dns",
         ])
         .env("HOME", &home)
         .stdout(Stdio::null())

@@ -36,6 +36,30 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = sdr::parse_reading(data);
+    // SEL replies and records (reventlog): never panic; a record always reads as one line.
+    let _ = bootherd::power::ipmi::sel::parse_info(data);
+    if let Ok(e) = bootherd::power::ipmi::sel::parse_entry(data) {
+        let sdrs: Vec<_> = sdr::parse_record(data).ok().flatten().into_iter().collect();
+        let line = bootherd::power::ipmi::sel::describe(&e.raw, 0, &sdrs, &|t| {
+            (t.to_string(), String::new())
+        });
+        assert!(!line.contains('\n'));
+    }
+    let _ = bootherd::cli::day2::identify_state(data);
+    // SOL payloads (rcons): decode → encode gives the bytes back; the escape parser never
+    // passes "~." through.
+    if let Ok(p) = bootherd::power::ipmi::sol::SolPacket::decode(data) {
+        let mut expect = data.to_vec();
+        expect[0] &= 0x0f;
+        expect[1] &= 0x0f;
+        assert_eq!(p.encode(), expect);
+    }
+    let mut esc = bootherd::power::ipmi::sol::Escape::new();
+    for i in esc.feed(data) {
+        if let bootherd::power::ipmi::sol::Input::Quit = i {
+            break;
+        }
+    }
     // Round trip: any payload, clear and protected.
     let p = Packet {
         payload_type: data.first().copied().unwrap_or(0) & 0x3f,

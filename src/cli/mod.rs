@@ -28,10 +28,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{Store, DEFAULT_DB_URL, NO_STORE};
 
 pub mod bmc;
+pub mod conserver;
+pub mod day2;
 pub mod db;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
+pub mod dns;
+pub mod dsh;
 pub mod images;
 pub mod inventory;
 pub mod lite;
@@ -48,6 +52,7 @@ pub mod templates;
 pub mod updatenode;
 pub mod usage;
 pub mod xcatdb;
+pub mod xdshbak;
 
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
@@ -134,10 +139,42 @@ enum Cmd {
     Makenetworks(net::MakenetworksArgs),
     /// Check the DHCP configuration, show or drop nodes' leases, create the OMAPI key
     Makedhcp(dhcp::MakedhcpArgs),
+    /// Check what the DNS service answers from the tables; -d withdraws nodes' records
+    Makedns(dns::MakednsArgs),
     /// Set nodes' next boot (osimage=…, boot, shell, …), or show / stat / next
     Nodeset(nodeset::NodesetArgs),
     /// Run the postscripts on nodes over ssh (-s: make this appliance their master)
     Updatenode(updatenode::UpdatenodeArgs),
+    /// Run a command on nodes over ssh, in parallel (output prefixed by node)
+    Xdsh(dsh::XdshArgs),
+    /// Copy files to (or with -P from) nodes over scp, or a synclist with rsync (-F)
+    Xdcp(dsh::XdcpArgs),
+    /// Run a command on nodes over ssh (xCAT's psh)
+    Psh(dsh::PshArgs),
+    /// Copy files to nodes with scp (xCAT's pscp)
+    Pscp(dsh::PcopyArgs),
+    /// Copy files to nodes with rsync (xCAT's prsync)
+    Prsync(dsh::PcopyArgs),
+    /// Ping nodes in parallel: node: ping / noping
+    Pping(dsh::PpingArgs),
+    /// Group xdsh output per node (-c: identical output once)
+    Xdshbak(xdshbak::XdshbakArgs),
+    /// Write the nodes' ssh host keys into known_hosts (-r: remove them)
+    Makeknownhosts(dsh::MakeknownhostsArgs),
+    /// Show or clear nodes' BMC event logs (SEL)
+    Reventlog(day2::ReventlogArgs),
+    /// Turn nodes' identify light on, off or blinking, or show it
+    Rbeacon(day2::RbeaconArgs),
+    /// Reset nodes' BMCs (cold reset)
+    Rspreset(day2::RspresetArgs),
+    /// Reinstall nodes: nodeset, rsetboot net, rpower boot
+    Rinstall(day2::RinstallArgs),
+    /// Boot nodes from the network now: rsetboot net, rpower boot
+    Rnetboot(day2::RnetbootArgs),
+    /// Open a node's serial console over IPMI Serial-over-LAN (~. leaves)
+    Rcons(day2::RconsArgs),
+    /// Write conserver.cf entries for the nodes' consoles
+    Makeconservercf(conserver::MakeconservercfArgs),
     /// Power nodes on, off, reset… over IPMI (or wake them by Wake-on-LAN) and report
     Rpower(power::RpowerArgs),
     /// Set or show nodes' next boot device over IPMI
@@ -280,8 +317,24 @@ pub const COMMANDS: &[&str] = &[
     "makehosts",
     "makenetworks",
     "makedhcp",
+    "makedns",
     "nodeset",
     "updatenode",
+    "xdsh",
+    "xdcp",
+    "psh",
+    "pscp",
+    "prsync",
+    "pping",
+    "xdshbak",
+    "makeknownhosts",
+    "reventlog",
+    "rbeacon",
+    "rspreset",
+    "rinstall",
+    "rnetboot",
+    "rcons",
+    "makeconservercf",
     "rpower",
     "rsetboot",
     "rinv",
@@ -409,8 +462,56 @@ pub fn handle_remote(
     request::serve(req, sink, || dispatch(args, &invoked))
 }
 
+/// Runs another admin command as a step of the current request (rinstall's nodeset, rsetboot
+/// and rpower), in this process, for the same user and client: (success, output lines then
+/// error lines).
+pub fn run_step(db: &DbOpt, args: &[String]) -> (bool, Vec<String>) {
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<(Vec<u8>, Vec<u8>)>>);
+    impl request::Sink for Capture {
+        fn out_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+            if let Ok(mut g) = self.0.lock() {
+                g.0.extend_from_slice(b);
+            }
+            Ok(())
+        }
+        fn err_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+            if let Ok(mut g) = self.0.lock() {
+                g.1.extend_from_slice(b);
+            }
+            Ok(())
+        }
+    }
+    let parent = request::request();
+    let Some(command) = args.first().cloned() else {
+        return (false, Vec::new());
+    };
+    let req = request::Request {
+        command: command.clone(),
+        args: args[1..].to_vec(),
+        user: parent.user.clone(),
+        peer: parent.peer.clone(),
+        clienttype: parent.clienttype.clone(),
+        remote: parent.remote,
+        mask_secrets: parent.mask_secrets,
+        cwd: parent.cwd.clone(),
+        ..Default::default()
+    };
+    let mut argv: Vec<OsString> = vec!["bootherd".into(), "--db".into(), db.db.clone().into()];
+    argv.extend(args.iter().map(OsString::from));
+    let cap = Capture::default();
+    let code = request::serve(req, Box::new(cap.clone()), || dispatch(argv, &command));
+    let (o, e) = cap.0.lock().map(|g| g.clone()).unwrap_or_default();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&o)
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.extend(String::from_utf8_lossy(&e).lines().map(String::from));
+    (code == ExitCode::SUCCESS, lines)
+}
+
 /// Commands that cannot be served over the network.
-const NOT_REMOTE: &[&str] = &["tabedit"];
+const NOT_REMOTE: &[&str] = &["tabedit", "rcons", "xdshbak"];
 
 /// Parses and runs one command line (`args[0]` is `bootherd`), writing to the current request's
 /// sink. `argv0` is the name the binary was invoked by.
@@ -688,8 +789,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Makehosts(a) => net::makehosts(&db, a),
         Cmd::Makenetworks(a) => net::makenetworks(&db, a),
         Cmd::Makedhcp(a) => dhcp::makedhcp(&db, a),
+        Cmd::Makedns(a) => dns::makedns(&db, a),
         Cmd::Nodeset(a) => nodeset::nodeset(&db, a),
         Cmd::Updatenode(a) => updatenode::updatenode(&db, a),
+        Cmd::Xdsh(a) => dsh::xdsh(&db, a),
+        Cmd::Xdcp(a) => dsh::xdcp(&db, a),
+        Cmd::Psh(a) => dsh::psh(&db, a),
+        Cmd::Pscp(a) => dsh::pscp(&db, a),
+        Cmd::Prsync(a) => dsh::prsync(&db, a),
+        Cmd::Pping(a) => dsh::pping(&db, a),
+        Cmd::Xdshbak(a) => xdshbak::xdshbak(a),
+        Cmd::Makeknownhosts(a) => dsh::makeknownhosts(&db, a),
+        Cmd::Reventlog(a) => day2::reventlog(&db, a),
+        Cmd::Rbeacon(a) => day2::rbeacon(&db, a),
+        Cmd::Rspreset(a) => day2::rspreset(&db, a),
+        Cmd::Rinstall(a) => day2::rinstall(&db, a),
+        Cmd::Rnetboot(a) => day2::rnetboot(&db, a),
+        Cmd::Rcons(a) => day2::rcons(&db, a),
+        Cmd::Makeconservercf(a) => conserver::makeconservercf(&db, a),
         Cmd::Rpower(a) => power::rpower(&db, a),
         Cmd::Rsetboot(a) => power::rsetboot(&db, a),
         Cmd::Rinv(a) => inventory::rinv(&db, a),

@@ -55,7 +55,7 @@ fn host_line(ip: &str, node: &str, domain: Option<&str>, others: &str, long_firs
 /// A node's NIC host entries from its nics values (`eth0!10.0.0.1|10.0.0.2,ib0!…`, `!` or `:`
 /// after the NIC name): (host name, address, aliases) per address, as xCAT's donics builds them;
 /// a regex value for one NIC is resolved for the node. Errors are xCAT's messages.
-fn nic_lines(
+pub(crate) fn nic_lines(
     node: &str,
     ips: &str,
     suffixes: &str,

@@ -33,7 +33,7 @@ pub struct RpowerArgs {
     /// The nodes
     #[arg(allow_hyphen_values = true)]
     noderange: String,
-    /// on, off, reset, boot, cycle, softoff, stat, state, wake
+    /// on, off, reset, boot, cycle, softoff, nmi, stat, state, wake
     action: String,
 }
 
@@ -47,6 +47,7 @@ enum PowerAction {
     Reset,
     Cycle,
     Boot,
+    Nmi,
 }
 
 impl PowerAction {
@@ -59,6 +60,7 @@ impl PowerAction {
             "reset" => PowerAction::Reset,
             "cycle" => PowerAction::Cycle,
             "boot" => PowerAction::Boot,
+            "nmi" => PowerAction::Nmi,
             _ => return None,
         })
     }
@@ -86,6 +88,11 @@ async fn power_in_session(
     action: PowerAction,
 ) -> Result<(String, Option<&'static str>), IpmiError> {
     use PowerAction as P;
+    if action == P::Nmi {
+        // A diagnostic interrupt is sent whatever the state, as xCAT does.
+        commands::chassis_control(s, ChassisControl::Nmi).await?;
+        return Ok(("nmi".to_string(), None));
+    }
     let on = commands::power_is_on(s).await?;
     let state = if on { "on" } else { "off" };
     let (control, said, status) = match (action, on) {
@@ -99,13 +106,14 @@ async fn power_in_session(
         (P::Cycle, _) => (ChassisControl::Cycle, "cycle", POWERING_ON),
         (P::Boot, true) => (ChassisControl::Reset, "on reset", POWERING_ON),
         (P::Boot, false) => (ChassisControl::On, "off on", POWERING_ON),
+        (P::Nmi, _) => return Ok(("nmi".to_string(), None)),
     };
     commands::chassis_control(s, control).await?;
     Ok((said.to_string(), Some(status)))
 }
 
 const ACTIONS: &[&str] = &[
-    "on", "off", "reset", "boot", "cycle", "softoff", "stat", "state", "wake",
+    "on", "off", "reset", "boot", "cycle", "softoff", "stat", "state", "wake", "nmi",
 ];
 
 pub fn rpower(db: &DbOpt, a: RpowerArgs) -> anyhow::Result<ExitCode> {

@@ -56,6 +56,22 @@ pub static USAGES: &[CmdUsage] = &[
     u("makehosts", Run, "Usage: %CMD% [-n] [noderange] [-l|--longnamefirst] [-d] [-m|--mactolinklocal]\n       %CMD% {-h|--help}"),
     u("makenetworks", Run, "Usage:\n  %CMD% [-h | --help ]\n  %CMD% [-v | --version]\n  %CMD% [-V | --verbose] [-d | --display]"),
     u("makedhcp", Usage(1), "Usage: %CMD% -n\n\t%CMD% -a\n\t%CMD% -a -d\n\t%CMD% -d noderange\n\t%CMD% <noderange> [-s statements]\n\t%CMD% -q\n\t%CMD% [-h|--help]"),
+    u("makedns", Run, "\n  %CMD% - sets up domain name services (DNS).\n  Usage: \n\t%CMD% [-h|--help ]\n\t%CMD% [-V|--verbose]\n\t%CMD% [-V|--verbose] [-e|--external] [-n|--new ] [noderange]\n\t%CMD% [-V|--verbose] [-e|--external] [-d|--delete noderange]\n"),
+    u("xdsh", Usage(1), "Usage: %CMD% <noderange> [-e] [-E environment_file] [-f fanout] [-l userID] [-o node_options] [-Q] [-s] [-t timeout] [-v] command_list\n       %CMD% [-h | -v]"),
+    u("xdcp", Usage(1), "Usage: %CMD% <noderange> [-f fanout] [-l userID] [-o node_options] [-p] [-P] [-R] [-t timeout] [-v] source_file... target_path\n       %CMD% <noderange> [-F synclist] [-f fanout] [-l userID] [-o node_options] [-t timeout] [-v]\n       %CMD% [-h | -v]"),
+    u("psh", Usage(1), "Usage: %CMD% [-i <interface>] [-l <user>] [-f <fanout>] [--nonodecheck] [-t <timeout value in seconds>] <noderange> <command>"),
+    u("pscp", Usage(1), "Usage: %CMD% [ -f fanout] [-i <SUFFIX>] [SCP OPTIONS...] FILE... <NODERANGE>:<DESTINATION>"),
+    u("prsync", Usage(1), "Usage: %CMD% filename [filename ...] noderange:destinationdirectory\n       %CMD%  [rsync-opts] [filename filename ...] [directory directory ...]\n       noderange:destinationdirectory\n       %CMD% {-h|--help|-v|--version}"),
+    u("pping", Usage(1), "Usage: %CMD% [-i|--interface interfaces][-f|--use_fping] noderange\n       %CMD% -h|--help\n       %CMD% -v|--version"),
+    u("xdshbak", Run, "Usage: %CMD%   [-c | -x | -h | -q] \n-c : compresses the output by listing unique output only once.\n-h : help  \n-x : omit extra header output for each node.  Can not be used with -c. \n-q : quiet mode."),
+    u("makeknownhosts", Usage(1), "Usage: %CMD% <noderange> [-r|--remove|-d|--delete] [-V|--verbose]\n       %CMD% [-h|--help]"),
+    u("reventlog", Usage(1), "Usage: %CMD% <noderange> [all [-s]|n [-s]|clear]\n       %CMD% [-h|--help|-v|--version]"),
+    u("rbeacon", Usage(1), "Usage: %CMD% <noderange> [on|off|blink|stat]\n       %CMD% [-h|--help|-v|--version]"),
+    u("rspreset", Usage(1), "Usage: %CMD% <noderange>\n       %CMD% [-h|--help|-v|--version]"),
+    u("rinstall", Usage(1), "Usage:\n   %CMD% <noderange> [boot | shell | runcmd=<command>] [-c|--console] [-u|--uefimode] [-V|--verbose]\n   %CMD% <noderange> [osimage[=<imagename>]] [--noupdateinitrd] [--ignorekernelchk] [-c|--console] [-u|--uefimode] [-V|--verbose]\n   %CMD% <noderange> runimage=<task>\n   %CMD% [-h|--help|-v|--version]"),
+    u("rnetboot", Usage(1), "Usage: %CMD% <noderange> [-V|--verbose] [-u|--uefimode]\n       %CMD% [-h|--help|-v|--version]"),
+    u("rcons", Usage(1), "Usage: %CMD% <noderange> [-f] [--log <file>]\n       %CMD% [-h|--help|-v|--version]"),
+    u("makeconservercf", Run, "Usage: %CMD% [-V|--verbose] [-d|--delete] [-t|--trust <hosts>] [-C|--cleanup] [noderange]\n       %CMD% [-h|--help|-v|--version]"),
     u("nodeset", Usage(1), "Usage:\n   %CMD% <noderange> [shell|boot|runcmd=bmcsetup|osimage[=<imagename>]|offline|shutdown|stat]\n   %CMD% [-h|--help|-v|--version]"),
     u("updatenode", Usage(1), "Usage:\n    %CMD% [-h|--help|-v|--version | -g|--genmypost]\n    or\n    %CMD% <noderange> [-V|--verbose] [-s|--sn] [-P|--scripts [script1,script2,...]]\n    or\n    %CMD% <noderange> [-V|--verbose] [script1,script2,...]"),
     u("rpower", Usage(1), "Usage:\n    Common:\n       %CMD% <noderange> [--nodeps] [on|onstandby|off|suspend|reset|stat|state|boot] [-V|--verbose] [-m table.colum==expectedstatus][-m table.colum==expectedstatus...] [-r <retrycount>] [-t <timeout>]\n       %CMD% [-h|--help|-v|--version]\n    BMC (using IPMI):\n       %CMD% noderange [on|off|softoff|reset|boot|cycle|stat|state|status|wake|suspend [-w timeout] [-o] [-r]]"),
@@ -86,7 +102,18 @@ pub static USAGES: &[CmdUsage] = &[
 ];
 
 /// Commands whose `-v` means `--verbose`.
-const VERBOSE_V: &[&str] = &["imgexport", "imgimport"];
+const VERBOSE_V: &[&str] = &["imgexport", "imgimport", "xdsh", "xdcp"];
+
+/// Commands whose trailing words are a remote command or copy arguments: only the words before
+/// them are looked at here (`psh n1 ls -h` runs `ls -h`). The number is how many plain words
+/// (the noderange) may come before that tail.
+const COMMAND_TAIL: &[(&str, usize)] = &[
+    ("xdsh", 1),
+    ("xdcp", 1),
+    ("psh", 1),
+    ("pscp", 0),
+    ("prsync", 0),
+];
 
 /// The usage entry for a command name.
 pub fn find(cmd: &str) -> Option<&'static CmdUsage> {
@@ -114,6 +141,22 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
         .map(|a| a.to_string_lossy().into_owned())
         .take_while(|a| a != "--")
         .collect();
+    let none_given = args.is_empty();
+    let args: Vec<String> = match COMMAND_TAIL.iter().find(|(n, _)| *n == u.name) {
+        Some((_, words)) => {
+            let mut seen = 0;
+            args.into_iter()
+                .take_while(|a| {
+                    if a.starts_with('-') {
+                        return true;
+                    }
+                    seen += 1;
+                    seen <= *words
+                })
+                .collect()
+        }
+        None => args,
+    };
     if args.iter().any(|a| a == "-h" || a == "--help" || a == "-?") {
         // The definition commands with -t list the type's attributes instead (xCAT's
         // processArgs: `lsdef -t node -h [-i attrs]`).
@@ -157,7 +200,7 @@ pub fn early(u: &CmdUsage, invoked: &str, rest: &[OsString]) -> Option<ExitCode>
     {
         return Some(bad_command_line(u, invoked));
     }
-    if args.is_empty() {
+    if none_given {
         if let Usage(code) = u.noargs {
             crate::outln!("{}", text(u, invoked));
             return Some(ExitCode::from(code));

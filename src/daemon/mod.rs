@@ -1,7 +1,7 @@
 //! `bootherd serve`: the appliance daemon.
 //!
 //! It opens the store, follows its change log (the only channel from admin commands to the
-//! daemon), and runs the DHCP, TFTP, HTTP, NFS and status-port services, all on one tokio runtime
+//! daemon), and runs the DHCP, TFTP, HTTP, NFS, DNS and status-port services, all on one tokio runtime
 //! with one shutdown design: SIGTERM or Ctrl-C cancels, services get a bounded time to drain, then
 //! the process exits. Each service calls [`Resolver::catch_up`] before answering a request (read
 //! your writes); the periodic catch-up here only brings changes to the log and to the services'
@@ -62,6 +62,12 @@ pub struct ServeArgs {
     no_rest: bool,
     #[command(flatten)]
     pki: crate::cli::PkiOpt,
+    /// Do not serve DNS (another name server answers on this machine)
+    #[arg(long)]
+    no_dns: bool,
+    /// The DNS port (UDP and TCP)
+    #[arg(long, default_value_t = crate::dns::PORT, value_name = "PORT")]
+    dns_port: u16,
 }
 
 /// How long services get to finish in-flight work after a shutdown signal.
@@ -228,6 +234,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
             let l = crate::xcatd::rest::bind(port).await?;
             services.spawn(crate::xcatd::rest::serve(l, ctx, shutdown_rx.clone()));
         }
+    }
+    if !a.no_dns {
+        let dns = crate::dns::start(resolver.clone(), a.dns_port, shutdown_rx.clone())
+            .await
+            .context("cannot start the DNS service (bootherd serve --no-dns leaves DNS to another server)")?;
+        services.spawn(dns);
     }
     if !a.no_status_port {
         let l = statusport::bind(&resolver).await?;

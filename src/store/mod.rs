@@ -792,6 +792,23 @@ pub fn now_xcat() -> String {
     xcat_time(t)
 }
 
+/// A time (seconds since the epoch) as local `(MM/DD/YYYY, HH:MM:SS)` (reventlog's format).
+pub fn local_date_time(epoch: i64) -> (String, String) {
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let tt: libc::time_t = epoch;
+    // SAFETY: localtime_r writes into our own tm and reads only tt.
+    unsafe { libc::localtime_r(&tt, &mut tm) };
+    (
+        format!(
+            "{:02}/{:02}/{:04}",
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_year + 1900
+        ),
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec),
+    )
+}
+
 /// A time (seconds since the epoch) in xCAT's table format, local time.
 pub fn xcat_time(epoch: i64) -> String {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };

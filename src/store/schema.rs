@@ -304,6 +304,20 @@ pub static TABLES: &[TableSpec] = &[
         table_desc: "Hardware data reported by nodes during discovery (genesis).",
         autoinc: None,
     },
+    // bootherd's own table (see BOOTHERD_TABLES): xCAT deletes the records from named instead.
+    TableSpec {
+        name: "dnsexcluded",
+        keys: &["node"],
+        cols: &["node", "removed", "comments", "disable"],
+        descriptions: &[
+            "The node whose DNS records were removed.",
+            "When `makedns -d` removed them (seconds since the epoch).",
+            "Free-form notes.",
+            "Set to yes or 1 to disable (comment out) this row.",
+        ],
+        table_desc: "Nodes whose DNS records `makedns -d` removed: their names (and otherinterfaces/nics names) are not answered until `makedns <node>` or `makedns -n` adds them back (bootherd's own).",
+        autoinc: None,
+    },
     TableSpec {
         name: "domain",
         keys: &["node"],
@@ -2113,7 +2127,7 @@ pub static TABLES: &[TableSpec] = &[
 ];
 
 /// Tables that are bootherd's own, not xCAT's (listed by tabdump like the others).
-pub static BOOTHERD_TABLES: &[&str] = &["dhcpexcluded", "dhcpleases", "omapihosts"];
+pub static BOOTHERD_TABLES: &[&str] = &["dhcpexcluded", "dhcpleases", "dnsexcluded", "omapihosts"];
 
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static TableSpec> {

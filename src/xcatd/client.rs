@@ -26,7 +26,11 @@ use super::wire::{self, XcatRequest};
 /// The appliance to send the command to: `--server X` (taken out of `args`), else `XCATHOST`.
 /// Only xCAT's commands go remote; `serve`, `links`, `cert`, … always run here.
 pub fn target(args: &mut Vec<OsString>) -> Option<String> {
-    let (cmd_at, _) = crate::cli::xcat_command(args)?;
+    let (cmd_at, cmd) = crate::cli::xcat_command(args)?;
+    // Filters of local output and the local terminal's console always run here.
+    if LOCAL_ONLY.contains(&cmd.as_str()) {
+        return None;
+    }
     let mut found = None;
     let mut i = 1;
     while i < cmd_at {
@@ -79,6 +83,10 @@ fn local_store_unusable(args: &[OsString]) -> bool {
         home().join(".xcat/client-cred.pem").exists()
     }
 }
+
+/// Commands that run on this machine even with `XCATHOST`: `xdshbak` filters local output, as
+/// xCAT's does; `rcons` attaches this terminal to a console.
+const LOCAL_ONLY: &[&str] = &["xdshbak", "rcons"];
 
 /// `host`, `host:port`, `[v6]:port`: with xcatd's port 3001 when none is given.
 fn with_port(host: &str) -> String {

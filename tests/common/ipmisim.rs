@@ -179,16 +179,21 @@ fn port_taken(port: u16) -> bool {
 
 impl IpmiSim {
     pub fn start() -> IpmiSim {
+        Self::start_sol(None)
+    }
+
+    /// A BMC whose Serial-over-LAN is connected to `device` (e.g. `tcp:127.0.0.1:PORT`).
+    pub fn start_sol(device: Option<&str>) -> IpmiSim {
         super::need(&[("ipmi_sim", "openipmi"), ("ipmitool", "ipmitool")]);
         for _ in 0..5 {
-            if let Some(s) = Self::try_start(free_port()) {
+            if let Some(s) = Self::try_start(free_port(), device) {
                 return s;
             }
         }
         panic!("ipmi_sim did not start on any of 5 free ports");
     }
 
-    fn try_start(port: u16) -> Option<IpmiSim> {
+    fn try_start(port: u16, sol: Option<&str>) -> Option<IpmiSim> {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         std::fs::create_dir_all(d.join("state")).expect("state dir");
@@ -240,11 +245,14 @@ set_working_mc 0x20
     allowed_auths_admin none md2 md5 straight
     guid a123456789abcdefa123456789abcdef
   endlan
-  chassis_control "{script} 0x20"
+{sol}  chassis_control "{script} 0x20"
   user 2 true  "{USER}"   "{PASSWORD}"  admin    10       none md2 md5 straight
   user 3 true  "oper"    "operpass1"  operator 10       none md2 md5 straight
 "#,
-                script = script.display()
+                script = script.display(),
+                sol = sol
+                    .map(|d| format!("  sol \"{d}\" 115200\n"))
+                    .unwrap_or_default()
             ),
         )
         .expect("lan.conf");

@@ -12,9 +12,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub mod commands;
+pub mod events;
 pub mod fru;
 pub mod sdr;
+pub mod sel;
 pub mod session;
+pub mod sol;
 pub mod wire;
 
 pub use commands::{BootDevice, BootOverride, ChassisControl, DeviceId};
@@ -132,10 +135,12 @@ pub fn command_name(netfn: u8, cmd: u8) -> String {
     let name = match (netfn, cmd) {
         (0x00, 0x01) => "Get Chassis Status",
         (0x00, 0x02) => "Chassis Control",
+        (0x00, 0x04) => "Chassis Identify",
         (0x00, 0x08) => "Set System Boot Options",
         (0x00, 0x09) => "Get System Boot Options",
         (0x04, 0x2d) => "Get Sensor Reading",
         (0x06, 0x01) => "Get Device ID",
+        (0x06, 0x02) => "Cold Reset",
         (0x06, 0x37) => "Get System GUID",
         (0x06, 0x3b) => "Set Session Privilege Level",
         (0x06, 0x3c) => "Close Session",
@@ -143,6 +148,11 @@ pub fn command_name(netfn: u8, cmd: u8) -> String {
         (0x0a, 0x11) => "Read FRU Data",
         (0x0a, 0x22) => "Reserve SDR Repository",
         (0x0a, 0x23) => "Get SDR",
+        (0x0a, 0x40) => "Get SEL Info",
+        (0x0a, 0x42) => "Reserve SEL",
+        (0x0a, 0x43) => "Get SEL Entry",
+        (0x0a, 0x47) => "Clear SEL",
+        (0x0a, 0x48) => "Get SEL Time",
         _ => return format!("IPMI command {netfn:#04x}/{cmd:#04x}"),
     };
     name.to_string()

@@ -410,6 +410,49 @@ impl Session {
         Ok((r.completion, r.data))
     }
 
+    /// Sends one payload of `payload_type` (SOL) in the session, protected like IPMI messages.
+    pub async fn send_payload(&mut self, payload_type: u8, data: &[u8]) -> Result<(), IpmiError> {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        let b = wire::encode_packet(
+            &Packet {
+                payload_type,
+                session_id: self.bmc_sid,
+                seq: self.seq,
+                payload: data.to_vec(),
+            },
+            Some(&self.keys),
+            random::<16>(),
+        );
+        self.sock.send(&b).await.map_err(|e| IpmiError::Io {
+            bmc: self.peer,
+            source: e,
+        })?;
+        Ok(())
+    }
+
+    /// Waits for the next datagram; `Some(payload)` when it is a valid packet of `payload_type`
+    /// for this session, `None` for anything else (ignored, as in [`Session::request`]).
+    pub async fn recv_payload(&mut self, payload_type: u8) -> Result<Option<Vec<u8>>, IpmiError> {
+        let mut buf = vec![0u8; 2048];
+        let n = match self.sock.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(None),
+            Err(e) => {
+                return Err(IpmiError::Io {
+                    bmc: self.peer,
+                    source: e,
+                })
+            }
+        };
+        let Some(b) = buf.get(..n) else {
+            return Ok(None);
+        };
+        Ok(wire::decode_packet(b, Some(&self.keys))
+            .ok()
+            .filter(|p| p.payload_type == payload_type && p.session_id == self.console_sid)
+            .map(|p| p.payload))
+    }
+
     /// The cipher suite in use.
     pub fn suite(&self) -> CipherSuite {
         self.keys.suite
