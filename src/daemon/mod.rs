@@ -3,7 +3,8 @@
 //! It opens the store, follows its change log (the only channel from admin commands to the
 //! daemon), and runs the DHCP, TFTP, HTTP, NFS and status-port services, all on one tokio runtime
 //! with one shutdown design: SIGTERM or Ctrl-C cancels, services get a bounded time to drain, then
-//! the process exits. Each service calls [`Resolver::catch_up`] before answering a request (read
+//! the process exits. The xcatmon monitoring plug-in (`xcatmon.rs`) runs here too, when the
+//! `monitoring` table enables it. Each service calls [`Resolver::catch_up`] before answering a request (read
 //! your writes); the periodic catch-up here only brings changes to the log and to the services'
 //! own state when no request does.
 
@@ -27,6 +28,7 @@ pub mod notify;
 pub mod ra;
 pub mod statusport;
 pub mod tablenotif;
+pub mod xcatmon;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -201,6 +203,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     // regnotif registrations: their commands run for each matching change.
     services.spawn(tablenotif::run(
         store.clone(),
+        changes_tx.subscribe(),
+        shutdown_rx.clone(),
+    ));
+    // xcatmon: node liveness into nodelist.status while the monitoring table says so.
+    services.spawn(xcatmon::run(
+        resolver.clone(),
         changes_tx.subscribe(),
         shutdown_rx.clone(),
     ));
