@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod http;
 pub mod image;
 pub mod limits;
+pub mod metrics;
 pub mod monitor;
 pub mod nfs;
 pub mod power;

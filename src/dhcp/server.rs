@@ -955,7 +955,10 @@ fn committer(server: &DhcpServer, queue: &std::sync::mpsc::Receiver<CommitJob>) 
                 break; // nothing committed: no ACKs
             };
             at += n;
+            let bytes: usize = mine.iter().map(|(d, _)| d.len()).sum();
+            crate::metrics::DHCP.sent(bytes as u64);
             for (to, e) in send_all(sock.as_raw_fd(), mine) {
+                crate::metrics::DHCP.error();
                 warn!("cannot send DHCP ACK to {to} on {}: {e}", iface.name);
             }
         }
@@ -1093,8 +1096,14 @@ fn serve_socket(
         }
         let now = std::mem::take(&mut round.now);
         for (to, e) in send_all(fd, &now) {
+            crate::metrics::DHCP.error();
             warn!("cannot send DHCP reply to {to} on {}: {e}", iface.name);
         }
+        // Counted per round: one add for the batch, not one per datagram.
+        let m = &crate::metrics::DHCP;
+        m.requests_n(items.len() as u64);
+        m.sent(now.iter().map(|(d, _)| d.len() as u64).sum());
+        m.duration.observe_n(started.elapsed(), items.len() as u64);
         if round.pending() {
             // Under load (a full round, or many waiting) commit at once: the batch is big anyway.
             if full || round.acked.len() + round.records.len() >= COMMIT_MAX {
