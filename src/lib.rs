@@ -19,3 +19,4 @@ pub mod power;
 pub mod ra;
 pub mod store;
 pub mod tftp;
+pub mod timeline;

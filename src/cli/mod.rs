@@ -218,6 +218,8 @@ enum Cmd {
     Stopmon(monitor::StopmonArgs),
     /// Nodes' running status (sshd, ping, noping, install progress, …); -u writes nodelist.status
     Nodestat(monitor::NodestatArgs),
+    /// A node's boot steps as the daemon saw them (DHCP, files, mounts, status, postscripts, discovery, errors)
+    Timeline(monitor::TimelineArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
 }
@@ -451,6 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Startmon(a) => monitor::startmon(&db, a),
         Cmd::Stopmon(a) => monitor::stopmon(&db, a),
         Cmd::Nodestat(a) => monitor::nodestat(&db, a),
+        Cmd::Timeline(a) => monitor::timeline(&db, a),
         Cmd::Links(a) => links(a),
     }
 }

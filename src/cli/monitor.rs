@@ -545,6 +545,37 @@ pub fn nodestat(db: &DbOpt, a: NodestatArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// Only the newest N events
+    #[arg(long, value_name = "N")]
+    last: Option<usize>,
+    /// The node (or mac:<address> for a machine that is no node yet)
+    node: String,
+}
+
+/// `bootherd timeline <node>`: the node's boot steps as the daemon recorded them, oldest first.
+pub fn timeline(db: &DbOpt, a: TimelineArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open_existing()?;
+    let events = crate::timeline::events(&store, &a.node)?;
+    if events.is_empty() {
+        let r = Resolver::new(store.clone());
+        if !a.node.starts_with("mac:") && !r.membership()?.nodes.contains(&a.node) {
+            bail!("{} is not a node", a.node);
+        }
+        crate::outln!("{}: no boot events recorded", a.node);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let skip = a.last.map(|n| events.len().saturating_sub(n)).unwrap_or(0);
+    let mut out = super::stdout();
+    use std::io::Write;
+    for e in &events[skip..] {
+        writeln!(out, "{}", crate::timeline::line(e))?;
+    }
+    super::finish(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,21 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("cannot install the shipped postscripts: {e:#}"),
     }
 
+    // Boot timelines: the services hand events to one recorder thread, which writes them in
+    // batches (bootevents table).
+    match crate::timeline::Recorder::install(resolver.clone()) {
+        Ok(Some(rec)) => {
+            if let Err(e) = std::thread::Builder::new()
+                .name("timeline".into())
+                .spawn(move || rec.run())
+            {
+                warn!("cannot start the boot timeline recorder: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => warn!("boot timelines are not recorded: cannot read bootevents: {e}"),
+    }
+
     let mut services = tokio::task::JoinSet::new();
     if !a.no_dhcp {
         let dhcp = dhcp::start(
@@ -262,10 +277,14 @@ async fn wait_for_signal() {
 /// Logs each batch of changes and passes it on to the services that listen.
 fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
     Box::new(move |batch: &ChangeBatch| {
+        // The boot timeline's own rows are the daemon's record, not admin changes: debug only.
+        let quiet = |t: &str| t == "bootevents";
         if batch.reset {
             info!("change log moved past us; reloading everything");
+        } else if batch.changes.iter().all(|c| quiet(&c.table)) {
+            debug!(count = batch.changes.len(), "boot timeline rows written");
         } else if batch.changes.len() <= LOG_EACH_UP_TO {
-            for c in &batch.changes {
+            for c in batch.changes.iter().filter(|c| !quiet(&c.table)) {
                 info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
             }
         } else {

@@ -426,6 +426,30 @@ async fn connection(
         if status >= 400 || sent.is_err() {
             m.error();
         }
+        // Files are boot steps; a node's callbacks record their own (status, postscripts).
+        let file = target.starts_with("/install/") || target.starts_with("/tftpboot/");
+        if crate::timeline::enabled() && target != "/metrics" && (file || status >= 400) {
+            let ip = peer.ip();
+            let ev = match &sent {
+                Ok(n) if status < 400 => crate::timeline::Event::now(
+                    crate::timeline::Who::Ip(ip),
+                    crate::timeline::Kind::Http,
+                    format!("{method} {target}"),
+                )
+                .file(*n, taken.elapsed()),
+                Ok(_) => crate::timeline::Event::now(
+                    crate::timeline::Who::Ip(ip),
+                    crate::timeline::Kind::Error,
+                    format!("http {status} {method} {target}"),
+                ),
+                Err(e) => crate::timeline::Event::now(
+                    crate::timeline::Who::Ip(ip),
+                    crate::timeline::Kind::Error,
+                    format!("http {method} {target} cut short: {e}"),
+                ),
+            };
+            crate::timeline::record(ev.peer(ip));
+        }
         match &sent {
             Ok(n) => {
                 debug!(client = %peer, method = %method, target = ?target, status, bytes = n, ms = started.elapsed().as_millis() as u64, "HTTP")

@@ -483,6 +483,15 @@ impl TftpServer {
                     OpenError::Io(_) => ErrorCode::NotDefined,
                 };
                 m.error();
+                crate::timeline::record_with(|| {
+                    let ip = std::net::IpAddr::V4(*from.ip());
+                    crate::timeline::Event::now(
+                        crate::timeline::Who::Ip(ip),
+                        crate::timeline::Kind::Error,
+                        format!("tftp {}: {e}", req.filename),
+                    )
+                    .peer(ip)
+                });
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = sock.send(&packet::error(code, &e.to_string())).await;
                 static NOT_FOUND: Throttle = Throttle::burst(64, Duration::from_secs(1));
@@ -540,6 +549,16 @@ impl TftpServer {
             Some(End::Done) => {
                 self.stats.completed.fetch_add(1, Ordering::Relaxed);
                 m.sent(size);
+                crate::timeline::record_with(|| {
+                    let ip = std::net::IpAddr::V4(*from.ip());
+                    crate::timeline::Event::now(
+                        crate::timeline::Who::Ip(ip),
+                        crate::timeline::Kind::Tftp,
+                        req.filename.clone(),
+                    )
+                    .file(size, started.elapsed())
+                    .peer(ip)
+                });
                 info!(
                     client = %from,
                     path = ?req.filename,
