@@ -302,3 +302,95 @@ fn nodestat_and_xcatmon_follow_a_node_in_a_namespace() {
     std::thread::sleep(Duration::from_millis(4000));
     assert_eq!(status_of(&bh, "n1"), "ping");
 }
+
+#[test]
+fn nodestat_probes_two_thousand_nodes_at_once() {
+    // The node namespace answers for a whole /21 (AnyIP: a local route), so 2000 nodes are up.
+    let pair = Pair::new("mbig", "10.99.78.1/24");
+    common::sh(&[
+        "ip",
+        "-n",
+        &pair.cli.0,
+        "addr",
+        "add",
+        "10.99.78.2/24",
+        "dev",
+        "bhc0",
+    ]);
+    common::sh(&[
+        "ip",
+        "-n",
+        &pair.cli.0,
+        "route",
+        "add",
+        "local",
+        "10.99.80.0/21",
+        "dev",
+        "lo",
+    ]);
+    common::sh(&[
+        "ip",
+        "-n",
+        &pair.srv.0,
+        "route",
+        "add",
+        "10.99.80.0/21",
+        "via",
+        "10.99.78.2",
+    ]);
+    let bh = Bh::new();
+    let mut csv = String::from("#node,ip,hostnames,otherinterfaces,comments,disable\n");
+    for i in 0..2000u32 {
+        csv.push_str(&format!(
+            "\"big{:04}\",\"10.99.{}.{}\",,,,\n",
+            i,
+            80 + (i + 1) / 256,
+            (i + 1) % 256
+        ));
+    }
+    let f = bh.file("hosts.csv", &csv);
+    bh.ok(&["tabrestore", &f]);
+    bh.ok(&["nodeadd", "big[0000-1999]", "groups=big"]);
+    let t0 = Instant::now();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &pair.srv.0, bin(), "nodestat", "big"])
+        .env("BOOTHERD_DB", &bh.db)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nodestat");
+    // Its threads while it probes (ip netns exec execs bootherd in place: same pid).
+    let pid = child.id();
+    let mut threads = 0u64;
+    while t0.elapsed() < Duration::from_secs(30) {
+        let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            break;
+        };
+        if let Some(n) = st
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            threads = threads.max(n);
+        }
+        if st.contains("State:\tZ") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().expect("nodestat");
+    let took = t0.elapsed();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(o.status.success(), "{err}");
+    eprintln!("nodestat threads (most seen): {threads}");
+    assert!(threads <= 16, "nodestat ran {threads} threads");
+    assert_eq!(out.lines().count(), 2000, "{out}");
+    let noping = out.lines().filter(|l| l.ends_with(": noping")).count();
+    assert_eq!(noping, 0, "{out}");
+    eprintln!("nodestat of 2000 live nodes (6 ports each): {took:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
