@@ -11,6 +11,7 @@
 //! they are asked in order before the file trees and see the client's address
 //! ([`RequestInfo::peer`]).
 
+pub mod dashboard;
 pub mod discovery;
 pub mod files;
 pub mod handler;
@@ -86,6 +87,13 @@ pub fn extra_routes(store: &Arc<Store>, resolver: &Arc<Resolver>) -> Routes {
                 store.clone(),
                 tokio::runtime::Handle::current(),
             )),
+        }),
+    );
+    routes.add(
+        &["dashboard"],
+        Arc::new(dashboard::Dashboard {
+            store: store.clone(),
+            resolver: resolver.clone(),
         }),
     );
     routes.add(
