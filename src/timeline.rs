@@ -30,6 +30,10 @@ use crate::store::{Store, StoreError};
 pub const KEEP_PER_NODE: usize = 300;
 /// How often the recorder writes what it has.
 pub const FLUSH: Duration = Duration::from_millis(250);
+/// Events of machines that are no node (`mac:` keys) written per batch; the rest are dropped.
+const UNKNOWN_PER_BATCH: usize = 64;
+/// Machines that are no node kept at most (the first seen are forgotten first).
+const UNKNOWN_KEYS: usize = 2000;
 /// Events the channel holds before new ones are dropped.
 const CHANNEL: usize = 16384;
 
@@ -156,6 +160,8 @@ pub struct Recorder {
     resolver: Arc<Resolver>,
     /// Per key, the seqs stored, oldest first.
     kept: HashMap<String, VecDeque<u64>>,
+    /// The `mac:` keys in `kept`, first seen first.
+    unknown_keys: VecDeque<String>,
     last_seq: u64,
     ip_cache: Option<(u64, HashMap<String, String>)>,
 }
@@ -184,10 +190,12 @@ impl Recorder {
             q.make_contiguous().sort_unstable();
         }
         ON.store(true, Relaxed);
+        let unknown_keys = kept.keys().filter(|k| k.starts_with("mac:")).cloned().collect();
         Ok(Some(Recorder {
             rx,
             resolver,
             kept,
+            unknown_keys,
             last_seq,
             ip_cache: None,
         }))
@@ -303,6 +311,7 @@ impl Recorder {
             HashMap::new()
         };
         let mut rows: Vec<(String, u64, Event)> = Vec::with_capacity(batch.len());
+        let mut unknown = 0usize;
         for e in batch {
             let key = self.key(&e.who, &macs, &ips);
             // An address that is no node's and holds no lease (an admin's browser, a scraper)
@@ -310,12 +319,31 @@ impl Recorder {
             if key.starts_with("ip:") {
                 continue;
             }
+            // Machines that are no node yet are kept, but a flood of them (a DHCP load test,
+            // a misconfigured relay) must not double the store's write load: a few per batch.
+            if key.starts_with("mac:") {
+                unknown += 1;
+                if unknown > UNKNOWN_PER_BATCH {
+                    DROPPED.fetch_add(1, Relaxed);
+                    continue;
+                }
+            }
             let seq = e.at_us.max(self.last_seq + 1);
             self.last_seq = seq;
             rows.push((key, seq, e));
         }
         let mut deletes: Vec<(String, u64)> = Vec::new();
         for (key, seq, _) in &rows {
+            if key.starts_with("mac:") && !self.kept.contains_key(key) {
+                self.unknown_keys.push_back(key.clone());
+                while self.unknown_keys.len() > UNKNOWN_KEYS {
+                    if let Some(old) = self.unknown_keys.pop_front() {
+                        for s in self.kept.remove(&old).unwrap_or_default() {
+                            deletes.push((old.clone(), s));
+                        }
+                    }
+                }
+            }
             let q = self.kept.entry(key.clone()).or_default();
             q.push_back(*seq);
             while q.len() > KEEP_PER_NODE {
