@@ -189,8 +189,11 @@ impl Recorder {
         for q in kept.values_mut() {
             q.make_contiguous().sort_unstable();
         }
-        ON.store(true, Relaxed);
-        let unknown_keys = kept.keys().filter(|k| k.starts_with("mac:")).cloned().collect();
+        let unknown_keys = kept
+            .keys()
+            .filter(|k| k.starts_with("mac:"))
+            .cloned()
+            .collect();
         Ok(Some(Recorder {
             rx,
             resolver,
@@ -201,8 +204,9 @@ impl Recorder {
         }))
     }
 
-    /// Runs on its own thread until the process ends.
+    /// Runs on its own thread until the process ends; services record from here on.
     pub fn run(mut self) {
+        ON.store(true, Relaxed);
         loop {
             let Ok(first) = self.rx.recv() else {
                 return;

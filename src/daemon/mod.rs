@@ -122,7 +122,9 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
 
     // Boot timelines: the services hand events to one recorder thread, which writes them in
     // batches (bootevents table).
-    match crate::timeline::Recorder::install(resolver.clone()) {
+    let timeline_off = std::env::var("BOOTHERD_TIMELINE").is_ok_and(|v| v == "off");
+    match crate::timeline::Recorder::install(resolver.clone()).map(|r| r.filter(|_| !timeline_off))
+    {
         Ok(Some(rec)) => {
             if let Err(e) = std::thread::Builder::new()
                 .name("timeline".into())
