@@ -91,6 +91,11 @@
       o.attrs.forEach(function (a) { h += '<tr><th scope="row">' + esc(a[0]) + "</th><td>" + esc(a[1]) + "</td></tr>"; });
       h += "</tbody></table><h2>Lease</h2>";
       h += o.lease ? "<p>" + esc(o.lease.ip) + " for " + esc(o.lease.mac) + " (" + esc(o.lease.state) + ")</p>" : '<p class="muted">None.</p>';
+      h += '<h2>Power</h2><div id="power" role="group" aria-label="Power actions">';
+      ["stat", "on", "off", "reset", "boot", "wake"].forEach(function (a) {
+        h += '<button type="button" data-action="' + a + '">' + a + "</button> ";
+      });
+      h += '</div><pre id="power-out" aria-live="polite"></pre>';
       h += '<h2>Boot timeline</h2>';
       if (o.timeline.length === 0) h += '<p class="muted">No boot events recorded.</p>';
       else {
@@ -102,8 +107,23 @@
         h += "</tbody></table>";
       }
       main.innerHTML = h;
+      // The page is redrawn every two seconds: keep the last power answer on it.
+      document.getElementById("power-out").textContent = powerText;
+      Array.prototype.forEach.call(document.querySelectorAll("#power button"), function (btn) {
+        btn.addEventListener("click", function () {
+          const a = btn.getAttribute("data-action");
+          powerText = "rpower " + o.node + " " + a + " …";
+          document.getElementById("power-out").textContent = powerText;
+          const url = "api/node/" + encodeURIComponent(o.node) + "/power/" + a + (token ? "?token=" + encodeURIComponent(token) : "");
+          fetch(url, { method: "POST", headers: { "X-Bootherd": "1" } })
+            .then(function (r) { return r.json(); })
+            .then(function (j) { powerText = j.output; }, function (e) { powerText = "failed: " + e.message; })
+            .then(function () { document.getElementById("power-out").textContent = powerText; });
+        });
+      });
     });
   }
+  let powerText = "";
 
   function render() {
     const h = location.hash || "#/";
@@ -113,7 +133,7 @@
       const q = h.indexOf("?") >= 0 ? new URLSearchParams(h.slice(h.indexOf("?") + 1)).get("range") || "" : "";
       job = function () { return nodes(q); };
     } else job = overview;
-    if (h !== route) { route = h; main.focus(); }
+    if (h !== route) { route = h; powerText = ""; main.focus(); }
     clearInterval(timer);
     const tick = function () {
       // Do not redraw under someone typing a noderange.

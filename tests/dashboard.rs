@@ -280,6 +280,57 @@ fn dashboard_renders_searches_and_updates_live_in_chromium() {
     );
     assert!(t.contains("dhcp-offer") && t.contains("dhcp-ack"), "{t}");
     b.shot("node.png");
+
+    // Power from the node page: Wake-on-LAN reaches the node's segment.
+    bh.ok(&["nodech", "n07", "nodehm.mgt=wol"]);
+    sh(&[
+        "ip",
+        "-n",
+        &pair.cli.0,
+        "addr",
+        "add",
+        "10.99.95.7/24",
+        "dev",
+        "bhc0",
+    ]);
+    let listener = pair
+        .cli
+        .command("/usr/bin/python3")
+        .args(["-c", "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',9));s.settimeout(15);d,a=s.recvfrom(2048);print(d.hex())"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listener");
+    std::thread::sleep(Duration::from_millis(400));
+    b.say("eval document.querySelector('#power button[data-action=wake]').click()");
+    assert!(
+        b.wait(15, "document.getElementById('power-out').innerText.includes('n07: wake sent to 10.99.95.255:9 (1 MAC)')"),
+        "{}\ndaemon:\n{}",
+        b.text(),
+        d.dump()
+    );
+    let got = listener.wait_with_output().expect("listener");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        format!("{}{}", "ff".repeat(6), "525400999505".repeat(16))
+    );
+    b.shot("node-power.png");
+    // A cross-site post (no X-Bootherd header) is refused, even from loopback.
+    let o = pair
+        .srv
+        .command("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "http://127.0.0.1/dashboard/api/node/n07/power/on",
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "403");
     drop(b);
     drop(d);
     std::thread::sleep(Duration::from_millis(100));

@@ -6,7 +6,8 @@
 //!   error), the services' request counters;
 //! * `/dashboard/api/nodes?range=<noderange>`: the nodes of a noderange with their status,
 //!   address, MAC and boot state;
-//! * `/dashboard/api/node/<node>`: a node's attributes, its lease and its boot timeline.
+//! * `/dashboard/api/node/<node>`: a node's attributes, its lease and its boot timeline;
+//! * `POST /dashboard/api/node/<node>/power/<action>`: `rpower` (with an `X-Bootherd` header).
 //!
 //! Access: from loopback, or with `site.dashboardtoken` given as `?token=` (the pages pass it on)
 //! or `Authorization: Bearer`. Anyone else gets 403; with no token set, only loopback.
@@ -354,17 +355,86 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// What the node page's power buttons may ask (`rpower <node> <action>`).
+const POWER_ACTIONS: &[&str] = &["stat", "on", "off", "reset", "boot", "wake"];
+
+impl Dashboard {
+    /// `POST /dashboard/api/node/<node>/power/<action>`: runs `rpower` (this binary, on this
+    /// store) and answers its output. The custom `X-Bootherd` header the page sends makes a
+    /// cross-site form or script unable to post here (it would need a CORS preflight, which is
+    /// never answered).
+    fn power(&self, req: &RequestInfo, node: &str, action: &str) -> Response {
+        if req.method != "POST" {
+            return Response::method_not_allowed("POST");
+        }
+        if req.header("x-bootherd").is_none() {
+            return Response::text(
+                403,
+                "403 Forbidden: power actions need the X-Bootherd header\n",
+            );
+        }
+        if !POWER_ACTIONS.contains(&action) {
+            return Response::error(404);
+        }
+        match self.resolver.membership() {
+            Ok(m) if m.nodes.contains(node) => {}
+            Ok(_) => return Response::error(404),
+            Err(e) => {
+                tracing::warn!("dashboard: {e}");
+                return Response::error(500);
+            }
+        }
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("dashboard: cannot find this executable: {e}");
+                return Response::error(500);
+            }
+        };
+        let out = std::process::Command::new(exe)
+            .arg("--db")
+            .arg(self.store.describe())
+            .args(["rpower", node, action])
+            .stdin(std::process::Stdio::null())
+            .output();
+        match out {
+            Ok(o) => {
+                tracing::info!(node, action, peer = %req.peer.ip(), "dashboard: rpower");
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                json(format!(
+                    "{{\"ok\":{},\"output\":{}}}",
+                    o.status.success(),
+                    js(text.trim_end())
+                ))
+            }
+            Err(e) => {
+                tracing::warn!("dashboard: cannot run rpower: {e}");
+                Response::error(500)
+            }
+        }
+    }
+}
+
 impl Handler for Dashboard {
     fn handle(&self, req: &RequestInfo) -> Option<Response> {
         let rest = req.under(&["dashboard"])?;
-        if !req.is_read() {
-            return Some(Response::method_not_allowed("GET, HEAD"));
-        }
         if !self.allowed(req) {
             return Some(Response::text(
                 403,
                 "403 Forbidden: the dashboard answers loopback, or ?token=<site.dashboardtoken>\n",
             ));
+        }
+        if let [a, b, n, p, action] = rest {
+            if a == "api" && b == "node" && p == "power" {
+                return Some(self.power(req, n, action));
+            }
+        }
+        if !req.is_read() {
+            return Some(Response::method_not_allowed("GET, HEAD"));
         }
         let fail = |e: crate::store::StoreError| {
             tracing::warn!("dashboard: {e}");
