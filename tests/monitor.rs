@@ -291,6 +291,25 @@ fn nodestat_and_xcatmon_follow_a_node_in_a_namespace() {
     common::sh(&["ip", "-n", &pair.cli.0, "link", "set", "bhc0", "up"]);
     let up = wait_status(&bh, &d, "n1", "ping", 20);
     eprintln!("xcatmon noticed: down after {down:?}, up after {up:?}");
+    // The transitions are in the node's timeline, in order.
+    std::thread::sleep(Duration::from_millis(600));
+    let tl = bh.ok(&["timeline", "n1"]);
+    // After the time stamp (23 characters and two spaces).
+    let steps: Vec<&str> = tl.lines().filter_map(|l| l.get(25..)).collect();
+    // In this order. A round during which the link goes down may see one step more: the node
+    // answered its echo request, then not the connect to port 22 (up, no service: its nodeset
+    // state), as xCAT's nmap run would.
+    let mut at = 0;
+    for want in [
+        "status      nodestat: ping",
+        "status      nodestat: noping",
+        "status      nodestat: ping",
+    ] {
+        match steps[at..].iter().position(|s| *s == want) {
+            Some(i) => at += i + 1,
+            None => panic!("no '{want}' after step {at} in the timeline:\n{tl}"),
+        }
+    }
     // monstop: no more rounds (a change now stays unwritten).
     bh.ok(&["monstop", "xcatmon"]);
     assert!(

@@ -618,7 +618,7 @@ pub fn update(
     if changes.is_empty() {
         return Ok(Updated::default());
     }
-    store.write(audit, |tx| {
+    let written = store.write(audit, |tx| {
         let mut u = Updated::default();
         for (node, status, app) in &changes {
             let mut cols: Vec<(&str, Option<&str>)> = Vec::new();
@@ -635,7 +635,21 @@ pub fn update(
             tx.set("nodelist", &[node], &cols)?;
         }
         Ok(u)
-    })
+    })?;
+    // Liveness transitions belong in the nodes' boot timelines (a node that stops answering in
+    // the middle of a boot is the question the timeline answers).
+    for (node, status, _) in &changes {
+        if let Some(st) = status {
+            crate::timeline::record_with(|| {
+                crate::timeline::Event::now(
+                    crate::timeline::Who::Node(node.clone()),
+                    crate::timeline::Kind::Status,
+                    format!("nodestat: {}", st.as_deref().unwrap_or("(none)")),
+                )
+            });
+        }
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
