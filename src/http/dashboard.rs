@@ -59,8 +59,8 @@ fn js_opt(s: Option<&str>) -> String {
     s.map(js).unwrap_or_else(|| "null".into())
 }
 
-/// Decodes `%XX` and `+` of a query value.
-fn unescape(v: &str) -> String {
+/// Decodes `%XX` and `+` of a query value (invalid escapes are kept as they are).
+pub fn unescape(v: &str) -> String {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
