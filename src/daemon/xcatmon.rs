@@ -77,8 +77,20 @@ async fn round(r: &Arc<Resolver>) {
         usemon: true,
         ..Default::default()
     };
-    let stats = match monitor::nodestat(r.clone(), nodes, &opts).await {
-        Ok(s) => s,
+    // The probes are async, but classifying the answers reads the store (addresses, boot
+    // states): the whole round runs on a blocking thread, its sockets still on this runtime.
+    let rr = r.clone();
+    let handle = tokio::runtime::Handle::current();
+    let stats = match tokio::task::spawn_blocking(move || {
+        handle.block_on(monitor::nodestat(rr, nodes, &opts))
+    })
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            warn!("xcatmon: {e}");
+            return;
+        }
         Err(e) => {
             warn!("xcatmon: {e}");
             return;
