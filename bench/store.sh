@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # Table-store benchmark: 100,000 nodes in 100 groups, with regex rows, as issue #2 asks.
 # Measures `nodels all nodetype.os hosts.ip` and `lsdef -t node -l` over the whole range (wall time
-# and peak RSS from GNU time), plus the time to load the tables. Usage: bench/store.sh [NODES]
+# and peak RSS from GNU time), plus the time to load the tables.
+# Usage: bench/store.sh [NODES] [sqlite|postgres]
+# `postgres` runs the same steps on a throwaway PostgreSQL cluster from Debian's package (default
+# settings: fsync and synchronous commit on), reached over its unix socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
+BACKEND=${2:-sqlite}
 GROUPS_N=100
-out=bench/out/store
+out=bench/out/store-$BACKEND
 rm -rf "$out"; mkdir -p "$out"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 cargo build --release --quiet
 B=$PWD/target/release/bootherd
-export BOOTHERD_DB="sqlite:$PWD/$out/bench.db"
+case $BACKEND in
+  sqlite) export BOOTHERD_DB="sqlite:$PWD/$out/bench.db" ;;
+  postgres)
+    PGBIN=/usr/lib/postgresql/15/bin
+    [ -x "$PGBIN/initdb" ] || { apt-get update -qq && apt-get install -y -qq postgresql; }
+    PGDIR=$(mktemp -d /tmp/bootherd-bench-pg.XXXXXX)
+    chown postgres "$PGDIR"
+    stop_pg() { runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$PGDIR"; }
+    trap stop_pg EXIT
+    runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth-local=trust -N >/dev/null 2>&1
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+      -o "-k $PGDIR -p 5439 -c listen_addresses=''" start >/dev/null
+    export BOOTHERD_DB="postgres://postgres@${PGDIR//\//%2F}:5439/bench" ;;
+  *) echo "bench/store.sh: backend is sqlite or postgres" >&2; exit 2 ;;
+esac
 
 python3 - "$N" "$GROUPS_N" "$out" <<'PY'
 import sys
@@ -53,4 +71,4 @@ t "nodels-all" "$B" nodels all
 t "noderange-rack-intersection" "$B" nodels 'rack007@compute,-node000007'
 head -3 "$out/nodels-all-os-ip.out"
 grep -A12 '^Object name: node000007$' "$out/lsdef-node-l.out" | head -14
-echo "(N=$N nodes, $GROUPS_N groups; results in $out/results.md)"
+echo "(N=$N nodes, $GROUPS_N groups, $BACKEND; results in $out/results.md)"

@@ -20,3 +20,4 @@ pub mod ra;
 pub mod store;
 pub mod tftp;
 pub mod timeline;
+pub mod xcatd;

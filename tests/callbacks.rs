@@ -135,6 +135,14 @@ fn an_install_reports_its_status_and_moves_to_local_boot() {
         "de-duplicated: {out}"
     );
     assert!(pos("otherpkgs") > pos("setupntp arg1"), "{out}");
+    // Node requests go through policy as they do with xcatd: with xcatconfig's getpostscript
+    // row set to deny, the node is refused; allowed again, it is answered.
+    bh.ok(&["chtab", "priority=4.4", "policy.rule=deny"]);
+    let out = call(&pair, &bh, "10.99.81.2", "getpostscript");
+    assert_eq!(out, "ready\nerror: n1: Permission denied for request\n");
+    bh.ok(&["chtab", "priority=4.4", "policy.rule=allow"]);
+    let out = call(&pair, &bh, "10.99.81.2", "getpostscript");
+    assert!(out.ends_with("#END OF SCRIPT\ndone\n"), "{out}");
     // Someone who is not a node is closed before `ready` (it may not hold one of the slots the
     // nodes share), and logged.
     let py = bh.file(

@@ -120,7 +120,13 @@ impl Lab {
         let d = Daemon::start(
             &self.bh,
             &self.pair.srv,
-            &["--no-dhcp", "--no-tftp", "--no-http", "--no-status-port"],
+            &[
+                "--no-dhcp",
+                "--no-tftp",
+                "--no-http",
+                "--no-status-port",
+                "--no-xcatd",
+            ],
         );
         assert!(
             d.wait_for("NFS listening", 5),

@@ -13,10 +13,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the tests drive (real peers). Installed only when something is missing.
-PKGS=(iproute2 python3-prometheus-client chromium python3-websocket gcc make pkg-config isc-dhcp-client isc-dhcp-server kea-admin busybox python3 python3-venv tftp-hpa atftp curl wget openssh-server openssh-client rsync fdisk dosfstools
+PKGS=(iproute2 python3-prometheus-client chromium python3-websocket libio-socket-ssl-perl libxml-simple-perl gcc make pkg-config isc-dhcp-client isc-dhcp-server kea-admin busybox python3 python3-venv tftp-hpa atftp curl wget openssh-server openssh-client rsync fdisk dosfstools
   qemu-system-x86 ipxe-qemu pxelinux syslinux-common ipxe grub-efi-amd64-signed shim-signed cpio
   openipmi ipmitool libnfs-utils snmpsim snmp
-  xorriso libarchive-tools mmdebstrap squashfs-tools pigz xz-utils zstd rpm createrepo-c dnf ovmf ndisc6)
+  xorriso libarchive-tools mmdebstrap squashfs-tools pigz xz-utils zstd rpm createrepo-c dnf ovmf ndisc6
+  postgresql openssl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -50,3 +51,22 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 log "cargo test"
 cargo test --all-targets 2>&1 | tee target/test-output.txt
+
+# The store-level tests once more, every store in PostgreSQL: a throwaway cluster from Debian's
+# package (initdb + pg_ctl as the postgres user, unix socket in a temporary directory).
+log "cargo test (stores in PostgreSQL)"
+PGBIN=/usr/lib/postgresql/15/bin
+PGDIR=$(mktemp -d /tmp/bootherd-pg.XXXXXX)
+chown postgres "$PGDIR"
+PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+stop_pg() { runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDIR"; }
+trap stop_pg EXIT
+runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth-local=trust -N >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+  -o "-k $PGDIR -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=300" start >/dev/null
+export BOOTHERD_TEST_PG="postgres://postgres@${PGDIR//\//%2F}:$PGPORT"
+cargo test --lib -- store:: dhcp::leases 2>&1 | tee -a target/test-output.txt
+cargo test --test store_cli --test serve --test xcat_compat --test nodeset --test callbacks --test dhcp 2>&1 | tee -a target/test-output.txt
+unset BOOTHERD_TEST_PG
+stop_pg
+trap - EXIT

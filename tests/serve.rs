@@ -49,6 +49,7 @@ fn serve_sees_a_cli_change_within_a_second_and_stops_on_sigterm() {
             "--no-tftp",
             "--no-http",
             "--no-status-port",
+            "--no-xcatd",
         ]) // the machine's own namespace: serve nothing there
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -95,6 +96,7 @@ fn serve_reports_a_bad_store_and_exits_nonzero() {
             "--no-dhcp",
             "--no-tftp",
             "--no-status-port",
+            "--no-xcatd",
             "--no-http",
             "--db",
             "sqlite:/proc/no/such/dir/x.db",
@@ -144,6 +146,7 @@ fn serve_installs_the_default_postscripts_a_new_store_names() {
             "--no-tftp",
             "--no-http",
             "--no-status-port",
+            "--no-xcatd",
         ])
         .env("HOME", &home)
         .stdout(Stdio::null())

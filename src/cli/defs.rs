@@ -510,6 +510,17 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
             }
             Some(n) => {
                 let all: BTreeSet<String> = reader.names(true)?.into_iter().collect();
+                // xCAT's getobjdefs reads monitoring, auditlog and eventlog objects
+                // straight from their tables: when none of the names is there, lsdef says it
+                // could not get any definitions (and nothing per name).
+                if matches!(t.as_str(), "monitoring" | "auditlog" | "eventlog")
+                    && n.split(',').all(|name| !all.contains(name))
+                {
+                    out.flush()?;
+                    crate::errln!("Error: Could not get xCAT object definitions.");
+                    failed = true;
+                    continue;
+                }
                 let mut v = Vec::new();
                 for name in n.split(',') {
                     if all.contains(name) {
@@ -565,7 +576,8 @@ pub fn lsdef(db: &DbOpt, mut a: LsdefArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            let attrs = expand_nics(attrs, (t == "node").then_some(name.as_str()));
+            let mut attrs = expand_nics(attrs, (t == "node").then_some(name.as_str()));
+            mask_secrets(t, &mut attrs);
             if a.stanza {
                 if !stanza_started {
                     writeln!(out, "{}", super::stanza::HEADER)?;
@@ -1822,6 +1834,24 @@ fn emit(resps: &[Resp]) {
             Resp::Info(s) => crate::outln!("{s}"),
             Resp::Warn(s) => crate::errln!("Warning: {s}"),
             Resp::Error(s) => crate::errln!("Error: {s}"),
+        }
+    }
+}
+
+/// Secrets (attributes stored in a secret column) as the current request may see them.
+fn mask_secrets(objtype: &str, attrs: &mut BTreeMap<String, String>) {
+    let Some(def) = crate::store::defspec::object(objtype) else {
+        return;
+    };
+    for (k, v) in attrs.iter_mut() {
+        if v.is_empty() {
+            continue;
+        }
+        if def
+            .attrs_named(k)
+            .any(|d| super::request::masked(d.table, d.column))
+        {
+            *v = super::request::MASK.to_string();
         }
     }
 }

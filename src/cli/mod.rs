@@ -28,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::{Store, DEFAULT_DB_URL, NO_STORE};
 
 pub mod bmc;
+pub mod db;
 pub mod defs;
 pub mod dhcp;
 pub mod discover;
@@ -52,7 +53,7 @@ pub mod xcatdb;
 /// The store every command works on.
 #[derive(Debug, Clone, Args)]
 pub struct DbOpt {
-    /// The table store: sqlite:/path/to/file.db
+    /// The table store: sqlite:/path/to/file.db or postgres://user:password@host:port/dbname
     #[arg(long, global = true, env = "BOOTHERD_DB", default_value = DEFAULT_DB_URL, value_name = "URL")]
     pub db: String,
 }
@@ -188,6 +189,8 @@ enum Cmd {
     Regnotif(xcatdb::RegnotifArgs),
     /// Remove a regnotif registration
     Unregnotif(xcatdb::UnregnotifArgs),
+    /// The daemon's version, node type and database (-v, -t, -d, -a)
+    Lsxcatd(xcatdb::LsxcatdArgs),
     /// Copy distribution media (ISO, tar or directory) into the install tree and define its osimages
     Copycds(images::CopycdsArgs),
     /// Build a netboot/statelite osimage's root (mmdebstrap or dnf), kernel and initramfs
@@ -222,6 +225,60 @@ enum Cmd {
     Timeline(monitor::TimelineArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
+    /// Whole-store operations: `db copy <from-url> <to-url>` (SQLite ↔ PostgreSQL)
+    Db(db::DbArgs),
+    /// The appliance's certificate authority: issue or revoke users' client certificates
+    #[command(subcommand)]
+    Cert(CertCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCmd {
+    /// Issue a client certificate whose CN is <user>, into <dir>/.xcat/ (default: the user's home)
+    Issue(CertIssueArgs),
+    /// Revoke every certificate issued to <user> (refused at the TLS handshake from then on)
+    Revoke(CertRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertIssueArgs {
+    /// The user (the certificate's CN, the name policy rows match)
+    pub user: String,
+    /// Where to write .xcat/client-cred.pem and .xcat/ca.pem (default: the user's home directory)
+    pub dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub pki: PkiOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct CertRevokeArgs {
+    pub user: String,
+    #[command(flatten)]
+    pub pki: PkiOpt,
+}
+
+/// Where the appliance's CA lives.
+#[derive(Debug, Clone, Args)]
+pub struct PkiOpt {
+    /// The CA directory (default: `pki/` beside an SQLite store, else /etc/bootherd/pki)
+    #[arg(long = "pki-dir", env = "BOOTHERD_PKI", value_name = "DIR")]
+    pub pki_dir: Option<std::path::PathBuf>,
+}
+
+impl PkiOpt {
+    /// The CA directory for the store at `db`.
+    pub fn dir(&self, db: &DbOpt) -> std::path::PathBuf {
+        if let Some(d) = &self.pki_dir {
+            return d.clone();
+        }
+        match Store::sqlite_file(&db.db) {
+            Some(p) => p
+                .parent()
+                .map(|d| d.join("pki"))
+                .unwrap_or_else(|| crate::xcatd::pki::DEFAULT_DIR.into()),
+            None => crate::xcatd::pki::DEFAULT_DIR.into(),
+        }
+    }
 }
 
 /// Every name the binary answers to through argv[0].
@@ -268,6 +325,7 @@ pub const COMMANDS: &[&str] = &[
     "lslite",
     "regnotif",
     "unregnotif",
+    "lsxcatd",
     "copycds",
     "genimage",
     "packimage",
@@ -291,7 +349,8 @@ struct LinksArgs {
     dir: std::path::PathBuf,
 }
 
-/// Entry point for the binary.
+/// Entry point for the binary: the command named by argv[0] (a link) or by the first argument,
+/// served on the local store, or sent to the appliance named by `XCATHOST`/`--server`.
 pub fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args
@@ -307,10 +366,86 @@ pub fn main() -> ExitCode {
             [OsString::from("bootherd"), OsString::from(argv0.clone())],
         );
     }
+    if let Some(server) = crate::xcatd::client::target(&mut args) {
+        return crate::xcatd::client::run(&server, &argv0, &args);
+    }
+    let (command, rest) = match xcat_command(&args) {
+        Some((i, c)) => (
+            c,
+            args[i + 1..]
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    let req = request::Request {
+        command,
+        args: rest,
+        user: crate::store::local_user(),
+        peer: String::new(),
+        clienttype: "cli".into(),
+        remote: false,
+        cwd: std::env::current_dir().ok(),
+        ..Default::default()
+    };
+    request::serve(req, Box::new(request::StdSink), || dispatch(args, &argv0))
+}
+
+/// Serves a request that came over the network on the store at `db_url`: the same command code
+/// as the local CLI, with output into `sink`. Only xCAT's commands are served (not `serve`,
+/// `links`, …), and the store is always the appliance's own.
+pub fn handle_remote(
+    req: request::Request,
+    db_url: &str,
+    sink: Box<dyn request::Sink>,
+) -> ExitCode {
+    if !COMMANDS.contains(&req.command.as_str()) || NOT_REMOTE.contains(&req.command.as_str()) {
+        let msg = if NOT_REMOTE.contains(&req.command.as_str()) {
+            format!("Error: {} cannot run remotely (it is interactive on the appliance); run it there\n", req.command)
+        } else {
+            format!(
+                "Error: {} is not a command this appliance serves\n",
+                req.command
+            )
+        };
+        let mut sink = sink;
+        let _ = sink.err_bytes(msg.as_bytes());
+        return ExitCode::from(1);
+    }
+    if let Some(a) = req
+        .args
+        .iter()
+        .find(|a| *a == "--db" || a.starts_with("--db="))
+    {
+        let mut sink = sink;
+        let _ = sink.err_bytes(
+            format!("Error: {a}: a remote command always works on the appliance's own store\n")
+                .as_bytes(),
+        );
+        return ExitCode::from(1);
+    }
+    let mut args: Vec<OsString> = vec![
+        "bootherd".into(),
+        "--db".into(),
+        db_url.into(),
+        req.command.clone().into(),
+    ];
+    args.extend(req.args.iter().map(OsString::from));
+    let invoked = req.command.clone();
+    request::serve(req, sink, || dispatch(args, &invoked))
+}
+
+/// Commands that cannot be served over the network.
+const NOT_REMOTE: &[&str] = &["tabedit"];
+
+/// Parses and runs one command line (`args[0]` is `bootherd`), writing to the current request's
+/// sink. `argv0` is the name the binary was invoked by.
+fn dispatch(args: Vec<OsString>, argv0: &str) -> ExitCode {
     // xCAT's -h/-v/no-argument conventions, with the command named as it was invoked.
     let xcat = xcat_command(&args).and_then(|(i, cmd)| {
-        let invoked = if COMMANDS.contains(&argv0.as_str()) {
-            argv0.clone()
+        let invoked = if COMMANDS.contains(&argv0) {
+            argv0.to_string()
         } else {
             cmd.clone()
         };
@@ -326,7 +461,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    let _ = e.print();
+                    crate::out!("{}", e.render());
                     ExitCode::SUCCESS
                 }
                 _ => match &xcat {
@@ -341,14 +476,22 @@ pub fn main() -> ExitCode {
                         usage::bad_command_line(u, invoked)
                     }
                     None => {
-                        let _ = e.print();
+                        crate::err!("{}", e.render());
                         ExitCode::from(2)
                     }
                 },
             };
         }
     };
-    match run(cli) {
+    // The request is audited before it runs; a command that creates the store is audited
+    // once it exists.
+    let db = cli.db.clone();
+    let audited = xcat.is_none() || audit(&db);
+    let result = crate::store::with_request_audited(|| run(cli));
+    if !audited {
+        audit(&db);
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -360,16 +503,175 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Records the current request in the audit log (as xcatd does before it runs a command). A
+/// store that does not exist yet is not created for it (false); one that cannot be written is
+/// left unaudited.
+fn audit(db: &DbOpt) -> bool {
+    let req = request::request();
+    let Ok(store) = Store::open_existing(&db.db) else {
+        return false;
+    };
+    let a = crate::store::RequestAudit {
+        user: req.user.clone(),
+        client: if req.peer.is_empty() {
+            crate::store::local_host()
+        } else {
+            req.peer.clone()
+        },
+        clienttype: req.clienttype.clone(),
+        command: req.command.clone(),
+        noderange: req
+            .noderange
+            .clone()
+            .or_else(|| request_noderange(&req.command, &req.args))
+            .unwrap_or_default(),
+        args: audit_args(&req.args),
+        status: "Allowed".into(),
+    };
+    if let Err(e) = store.audit_request(&a) {
+        tracing::debug!("cannot write the audit log: {e}");
+    }
+    true
+}
+
+/// Commands whose first argument that is not an option is a noderange (xCAT's `xcatclient`
+/// commands, and bootherd's that take nodes first).
+const NODERANGE_FIRST: &[&str] = &[
+    "nodels",
+    "nodeadd",
+    "nodech",
+    "noderm",
+    "nodepurge",
+    "nodegrpch",
+    "nodeset",
+    "updatenode",
+    "rpower",
+    "rsetboot",
+    "rinv",
+    "rvitals",
+    "litefile",
+    "litetree",
+    "makehosts",
+    "makedhcp",
+    "tabgrep",
+    "imgcapture",
+    "nodestat",
+    "reventlog",
+    "rbeacon",
+    "rspreset",
+    "rinstall",
+    "rnetboot",
+    "xdsh",
+    "xdcp",
+    "psh",
+    "pscp",
+    "prsync",
+    "pping",
+    "makedns",
+    "makeknownhosts",
+    "makeconservercf",
+    "rcons",
+    "switchprobe",
+    "lslite",
+];
+
+/// Options of node-first commands that take a value, for finding the noderange among the
+/// arguments.
+fn value_options(command: &str) -> &'static [&'static str] {
+    match command {
+        "xdsh" | "xdcp" | "psh" | "pscp" | "prsync" => &[
+            "-l",
+            "-f",
+            "-t",
+            "-E",
+            "-o",
+            "-C",
+            "--fanout",
+            "--timeout",
+            "--user",
+        ],
+        "updatenode" => &["-P", "--scripts", "-l"],
+        "makedhcp" => &["-s"],
+        "nodeset" | "rpower" => &["-m", "-r", "-t"],
+        _ => &[],
+    }
+}
+
+/// The nodes a command line names, as xcatd's policy and audit see them: the noderange of a
+/// node-first command, or the objects of `mkdef`/`chdef`/`lsdef`/`rmdef` of type node (xcatd
+/// cannot check those: its DB commands carry no noderange; bootherd does).
+pub fn request_noderange(command: &str, args: &[String]) -> Option<String> {
+    let defs = matches!(command, "mkdef" | "chdef" | "lsdef" | "rmdef");
+    if !defs && !NODERANGE_FIRST.contains(&command) {
+        return None;
+    }
+    if command == "lslite" && args.iter().any(|a| a == "-i") {
+        return None;
+    }
+    let mut i = 0;
+    let mut objtype: Option<&str> = None;
+    let mut objects: Option<&str> = None;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--" {
+            return args.get(i + 1).cloned();
+        }
+        if a.starts_with('-') && a.len() > 1 {
+            let (opt, inline) = match a.split_once('=') {
+                Some((o, v)) => (o, Some(v)),
+                None => (a, None),
+            };
+            let takes = if defs {
+                matches!(opt, "-t" | "-o" | "-i" | "-w" | "-n" | "--template")
+            } else {
+                value_options(command).contains(&opt)
+            };
+            let value = if takes {
+                match inline {
+                    Some(v) => Some(v),
+                    None => {
+                        i += 1;
+                        args.get(i).map(String::as_str)
+                    }
+                }
+            } else {
+                None
+            };
+            if defs {
+                match opt {
+                    "-t" => objtype = value,
+                    "-o" => objects = value,
+                    _ => {}
+                }
+            }
+            i += 1;
+            continue;
+        }
+        if defs && a.contains('=') {
+            i += 1;
+            continue;
+        }
+        if defs && objtype.is_some_and(|t| t != "node") {
+            return None;
+        }
+        return Some(a.to_string());
+    }
+    if defs && objtype.is_none_or(|t| t == "node") {
+        return objects.map(String::from);
+    }
+    None
+}
+
 /// The position and name of the command in `args` (after `bootherd` and its global options).
-fn xcat_command(args: &[OsString]) -> Option<(usize, String)> {
+pub fn xcat_command(args: &[OsString]) -> Option<(usize, String)> {
     let mut i = 1;
     while i < args.len() {
         let a = args[i].to_string_lossy();
-        if a == "--db" {
+        if a == "--db" || a == "--server" {
             i += 2;
             continue;
         }
-        if a.starts_with("--db=") {
+        if a.starts_with("--db=") || a.starts_with("--server=") {
             i += 1;
             continue;
         }
@@ -397,6 +699,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = cli.db;
     match cli.cmd {
         Cmd::Serve(a) => crate::daemon::run(&db, a),
+        Cmd::Db(a) => db::db(&db, a),
         Cmd::Tabdump(a) => tables::tabdump(&db, a),
         Cmd::Tabrestore(a) => tables::tabrestore(&db, a),
         Cmd::Tabch(a) => tables::tabch(&db, a),
@@ -438,6 +741,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Lslite(a) => lslite::lslite(&db, a),
         Cmd::Regnotif(a) => xcatdb::regnotif(&db, a),
         Cmd::Unregnotif(a) => xcatdb::unregnotif(&db, a),
+        Cmd::Lsxcatd(a) => xcatdb::lsxcatd(&db, a),
         Cmd::Copycds(a) => images::copycds(&db, a),
         Cmd::Genimage(a) => images::genimage(&db, a),
         Cmd::Packimage(a) => images::packimage(&db, a),
@@ -455,6 +759,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodestat(a) => monitor::nodestat(&db, a),
         Cmd::Timeline(a) => monitor::timeline(&db, a),
         Cmd::Links(a) => links(a),
+        Cmd::Cert(c) => cert(&db, c),
+    }
+}
+
+fn cert(db: &DbOpt, c: CertCmd) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    match c {
+        CertCmd::Issue(a) => {
+            let dir = a.pki.dir(db);
+            let (pki, created) = crate::xcatd::pki::Pki::open_or_create(&dir, &[])?;
+            if created {
+                crate::outln!("Created the certificate authority in {}", dir.display());
+            }
+            let user = nix::unistd::User::from_name(&a.user).ok().flatten();
+            let target = match (&a.dir, &user) {
+                (Some(d), _) => d.clone(),
+                (None, Some(u)) => u.dir.clone(),
+                (None, None) => anyhow::bail!(
+                    "{} is not a user of this machine; name the directory to write the certificate into",
+                    a.user
+                ),
+            };
+            let issued = pki.issue(&a.user)?;
+            let owner = user.map(|u| (u.uid.as_raw(), u.gid.as_raw()));
+            let x = crate::xcatd::pki::write_client_dir(&target, &issued, owner)
+                .with_context(|| format!("cannot write the certificate for {}", a.user))?;
+            crate::outln!(
+                "Issued a client certificate for {} (serial {}) into {}",
+                a.user,
+                issued.serial,
+                x.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CertCmd::Revoke(a) => {
+            let dir = a.pki.dir(db);
+            let (pki, _) = crate::xcatd::pki::Pki::open_or_create(&dir, &[])?;
+            let n = pki.revoke(&a.user)?;
+            if n == 0 {
+                crate::errln!("Error: no certificate issued to {} is still valid", a.user);
+                return Ok(ExitCode::from(1));
+            }
+            crate::outln!("Revoked {n} certificate(s) of {}", a.user);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

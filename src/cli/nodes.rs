@@ -195,6 +195,9 @@ pub fn nodels(db: &DbOpt, a: NodelsArgs) -> anyhow::Result<ExitCode> {
             match v.get(n) {
                 Ok(val) => {
                     let mut val = val.unwrap_or_default();
+                    if super::request::masked(table, column) && !val.is_empty() {
+                        val = super::request::MASK.to_string();
+                    }
                     if a.blame {
                         if let Some(g) = r.attr_origin(n, table, column)? {
                             val = format!("{val} (inherited from group {g})");

@@ -25,8 +25,12 @@ pub struct Request {
     pub args: Vec<String>,
     /// The user the request is made for (a certificate's CN, or the local user).
     pub user: String,
-    /// The client's address, or empty for a local command.
+    /// The client's host (a node name, or its address), or empty for a local command.
     pub peer: String,
+    /// xCAT's `clienttype` (`cli`, `ws` for the REST API, …).
+    pub clienttype: String,
+    /// The noderange the client sent apart from the arguments (xCAT's `xcatclient` does).
+    pub noderange: Option<String>,
     /// True when the request came over the network: files are then only what the client sent.
     pub remote: bool,
     /// The client's working directory (relative file names are resolved against it).
@@ -35,6 +39,50 @@ pub struct Request {
     pub stdin: Option<Vec<u8>>,
     /// Files the client sent (absolute path on the client → contents).
     pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Show secrets (passwords, keys) as `********`: a remote user whom policy does not allow
+    /// `showsecrets`.
+    pub mask_secrets: bool,
+}
+
+/// The columns that hold secrets: BMC and switch passwords, SNMP communities and keys, xCAT
+/// logins and the keys in `passwd`, tokens.
+pub const SECRET_COLUMNS: &[(&str, &str)] = &[
+    ("domain", "adminpassword"),
+    ("ipmi", "password"),
+    ("iscsi", "passwd"),
+    ("mpa", "password"),
+    ("openbmc", "password"),
+    ("passwd", "password"),
+    ("pdu", "password"),
+    ("pdu", "community"),
+    ("pdu", "authkey"),
+    ("pdu", "privkey"),
+    ("ppcdirect", "password"),
+    ("ppchcp", "password"),
+    ("prodkey", "key"),
+    ("switches", "password"),
+    ("switches", "privacy"),
+    ("switches", "sshpassword"),
+    ("token", "tokenid"),
+    ("vm", "vidpassword"),
+    ("websrv", "password"),
+];
+
+/// What a masked secret shows.
+pub const MASK: &str = "********";
+
+/// Whether the current request must not see `table.column`'s values.
+pub fn masked(table: &str, column: &str) -> bool {
+    request().mask_secrets && SECRET_COLUMNS.contains(&(table, column))
+}
+
+/// A value as the current request may see it.
+pub fn shown<'a>(table: &str, column: &str, value: &'a str) -> std::borrow::Cow<'a, str> {
+    if !value.is_empty() && masked(table, column) {
+        std::borrow::Cow::Borrowed(MASK)
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
 }
 
 /// Where a request's output goes. Lines are whole: each call is one line without its newline,
@@ -87,15 +135,24 @@ pub fn serve<T>(request: Request, sink: Box<dyn Sink>, f: impl FnOnce() -> T) ->
     )
 }
 
-/// Runs `f` as part of an existing request (on another thread of the same command).
+/// Runs `f` as part of an existing request (on another thread of the same command). The
+/// thread's previous request is restored even when `f` panics (a pool thread must not keep a
+/// finished request's sink, and with it the client's connection, alive).
 pub fn enter<T>(cur: Current, f: impl FnOnce() -> T) -> T {
-    let prev = CURRENT.with(|c| c.replace(Some(cur.clone())));
-    let r = f();
-    if let Ok(mut s) = cur.sink.lock() {
-        let _ = s.flush();
+    struct Restore(Option<Current>, Arc<Mutex<Box<dyn Sink>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Ok(mut s) = self.1.lock() {
+                let _ = s.flush();
+            }
+            let prev = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = prev);
+        }
     }
-    CURRENT.with(|c| *c.borrow_mut() = prev);
-    r
+    let sink = cur.sink.clone();
+    let prev = CURRENT.with(|c| c.replace(Some(cur)));
+    let _restore = Restore(prev, sink);
+    f()
 }
 
 /// The request this thread serves, if any (for handing to worker threads).

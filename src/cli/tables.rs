@@ -238,7 +238,19 @@ pub fn tabdump(db: &DbOpt, a: TabdumpArgs) -> anyhow::Result<ExitCode> {
         .map(|c| ColCond::parse(spec, c))
         .collect::<anyhow::Result<_>>()?;
     let store = db.open_existing()?;
-    let rows = store.rows(spec.name)?;
+    let mut rows = store.rows(spec.name)?;
+    // Secrets stay on the appliance unless policy shows them to this user.
+    for (i, c) in spec.cols.iter().enumerate() {
+        if super::request::masked(spec.name, c) {
+            for r in rows.iter_mut() {
+                if let Some(Some(v)) = r.get_mut(i) {
+                    if !v.is_empty() {
+                        *v = super::request::MASK.to_string();
+                    }
+                }
+            }
+        }
+    }
     let text = csv::dump(
         spec,
         rows.iter().filter(|r| conds.iter().all(|c| c.holds(r))),

@@ -73,6 +73,7 @@ pub static USAGES: &[CmdUsage] = &[
     u("nodediscoverdef", Usage(1), "Usage:\n    %CMD% -u uuid -n node\n    %CMD% -r -u uuid\n    %CMD% -r -t {seq|profile|switch|blade|manual|undef|all}\n    %CMD% [-h|--help|-v|--version]"),
     u("mknb", Run, "Usage: %CMD% <arch>\n       %CMD% [-h|--help|-v|--version]"),
     u("regnotif", Usage(0), "Usage:\n  %CMD% filename tablename[,tablename]... [-o|--operation tableop[,tableop][,tableop]]]\n       where tableop can be 'a' for add, 'd' for delete and 'u' for update\n  %CMD% [-h|--help|-v|--version]"),
+    u("lsxcatd", Usage(1), "       %CMD% [-v|--version]\n       %CMD% [-h|--help]\n       %CMD% [-d|--database]\n       %CMD% [-t|--nodetype]\n       %CMD% [-a|--all]"),
     u("unregnotif", Usage(0), "Usage:\n  %CMD% filename\n  %CMD% [-h|--help|-v|--version]"),
     u("copycds", Usage(1), "Usage: %CMD% [{-n|--name|--osver} distroname] [{-a|--arch} architecture] [{-p|--path} ospkgpath] [-o|--noosimage] [-w|--nonoverwrite] {iso | device-path} ...\n       %CMD% [-i|--inspection] {iso | device-path}\n       %CMD% [-h|--help]"),
     u("genimage", Run, "Usage:\n  %CMD% [-o osver] [-a arch] [-p profile] [-i nodebootif] [-n nodenetdrivers] [--onlyinitrd] [-r otherifaces] [-k kernelver] [-g krpmver] [-m statelite] [-l rootlimitsize] [--permission permission] [--interactive] [--dryrun] [--ignorekernelchk] [--noupdate] imagename\n  %CMD% [-h | --help | -v | --version]"),

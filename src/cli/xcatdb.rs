@@ -98,6 +98,7 @@ pub fn gettab_lines(store: &Store, a: &GettabArgs) -> anyhow::Result<Output> {
                 .col_index(c)
                 .and_then(|i| row.get(i).cloned().flatten())
                 .unwrap_or_default();
+            let v = super::request::shown(spec.name, c, &v).into_owned();
             if terse {
                 out.out.push(v);
             } else {
@@ -618,4 +619,96 @@ pub fn unregnotif(db: &DbOpt, a: UnregnotifArgs) -> anyhow::Result<ExitCode> {
         tx.delete("notification", &[&file]).map(|_| ())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct LsxcatdArgs {
+    /// The database in use
+    #[arg(short = 'd', long = "database")]
+    database: bool,
+    /// Whether this is a management node or a service node
+    #[arg(short = 't', long = "type", alias = "nodetype")]
+    nodetype: bool,
+    /// Everything
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+}
+
+/// xCAT's `lsxcatd` (tabutils.pm): the version, the node type and the database.
+pub fn lsxcatd(db: &DbOpt, a: LsxcatdArgs) -> anyhow::Result<ExitCode> {
+    if !(a.database || a.nodetype || a.all) {
+        if let Some(u) = super::usage::find("lsxcatd") {
+            crate::outln!("{}", super::usage::text(u, "lsxcatd"));
+        }
+        return Ok(ExitCode::from(1));
+    }
+    if a.all {
+        crate::outln!("{}", super::usage::version());
+    }
+    if a.nodetype || a.all {
+        // One appliance is the management node; service nodes come with the shared store.
+        crate::outln!("This is a Management Node");
+    }
+    if a.database || a.all {
+        for l in database_lines(&db.db) {
+            crate::outln!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lsxcatd -d` for a store URL: `dbengine=SQLite`, or xCAT's `cfgloc=Pg:dbname=…;host=…|user`
+/// lines for PostgreSQL.
+fn database_lines(url: &str) -> Vec<String> {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return vec!["dbengine=SQLite".into()];
+    };
+    let (auth, hostpart) = rest.rsplit_once('@').unwrap_or(("", rest));
+    let user = auth.split(':').next().unwrap_or("").to_string();
+    let (hostport, dbq) = hostpart.split_once('/').unwrap_or((hostpart, ""));
+    let dbname = dbq.split('?').next().unwrap_or("").to_string();
+    let host = if hostport.starts_with('[') {
+        hostport
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .to_string()
+    } else {
+        hostport.split(':').next().unwrap_or("").to_string()
+    };
+    let host = host.replace("%2F", "/").replace("%2f", "/");
+    vec![
+        format!("cfgloc=Pg:dbname={dbname};host={host}|{user}"),
+        "dbengine=Pg".into(),
+        format!("dbname={dbname}"),
+        format!("dbhost={host}"),
+        format!("dbadmin={user}"),
+    ]
+}
+
+#[cfg(test)]
+mod lsxcatd_tests {
+    use super::database_lines;
+
+    #[test]
+    fn database_lines_as_xcat_prints_them() {
+        assert_eq!(
+            database_lines("sqlite:/var/lib/bootherd/bootherd.db"),
+            ["dbengine=SQLite"]
+        );
+        assert_eq!(
+            database_lines("postgres://xcatadm:secret@10.0.0.5:5432/xcatdb?sslmode=require"),
+            [
+                "cfgloc=Pg:dbname=xcatdb;host=10.0.0.5|xcatadm",
+                "dbengine=Pg",
+                "dbname=xcatdb",
+                "dbhost=10.0.0.5",
+                "dbadmin=xcatadm"
+            ]
+        );
+    }
 }

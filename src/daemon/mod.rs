@@ -56,6 +56,14 @@ pub struct ServeArgs {
     /// Do not take xCAT genesis's findme packets on UDP site.xcatdport (3001)
     #[arg(long)]
     no_findme_udp: bool,
+    /// Do not serve admin requests (xCAT's client protocol) on TCP site.xcatdport (3001)
+    #[arg(long)]
+    no_xcatd: bool,
+    /// Do not serve xCAT's REST API (HTTPS site.xcatwsport, 443, /xcatws)
+    #[arg(long)]
+    no_rest: bool,
+    #[command(flatten)]
+    pki: crate::cli::PkiOpt,
 }
 
 /// How long services get to finish in-flight work after a shutdown signal.
@@ -96,8 +104,13 @@ pub fn run(db: &DbOpt, a: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store URL `bootherd serve` was given (with its credentials, unlike `Store::describe`),
+/// for the commands it runs on an administrator's behalf (the dashboard's power buttons).
+pub static DB_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
-    let store = Arc::new(Store::open(&db.db)?);
+    let _ = DB_URL.set(db.db.clone());
+    let store = Arc::new(open_store(&db.db).await?);
     let resolver = Arc::new(Resolver::new(store.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Every batch of changed table names goes to each service that cares.
@@ -213,6 +226,33 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    if !a.no_xcatd {
+        let dir = a.pki.dir(&db);
+        let r = resolver.clone();
+        let pki = tokio::task::spawn_blocking(move || crate::xcatd::server::open_pki(&dir, &r))
+            .await?
+            .context("cannot set up the certificate authority of the request port")?;
+        let ctx =
+            crate::xcatd::server::Ctx::new(store.clone(), resolver.clone(), db.db.clone(), pki)?;
+        let ctx = Arc::new(ctx);
+        let l = crate::xcatd::server::bind(&resolver).await?;
+        services.spawn(crate::xcatd::server::serve(
+            l,
+            ctx.clone(),
+            shutdown_rx.clone(),
+        ));
+        if !a.no_rest {
+            let port: u16 = match resolver.site("xcatwsport")? {
+                Some(p) => p
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("site.xcatwsport '{p}' is not a port number"))?,
+                None => 443,
+            };
+            let l = crate::xcatd::rest::bind(port).await?;
+            services.spawn(crate::xcatd::rest::serve(l, ctx, shutdown_rx.clone()));
+        }
+    }
     if !a.no_status_port {
         let l = statusport::bind(&resolver).await?;
         services.spawn(statusport::serve(l, resolver.clone(), shutdown_rx.clone()));
@@ -239,6 +279,7 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     services.spawn(follow_changes(
         resolver.clone(),
         Duration::from_millis(a.poll_ms.max(10)),
+        store.change_notifier(),
         shutdown_rx.clone(),
     ));
 
@@ -258,6 +299,40 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// How long `serve` waits at start for a database server that does not answer (systemd's
+/// default start timeout is 90 s).
+const STORE_WAIT: Duration = Duration::from_secs(60);
+
+/// Opens the store; a server that is down or restarting (PostgreSQL) is waited for, with backoff
+/// and one log line each way, instead of failing the start.
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let start = std::time::Instant::now();
+    let mut wait = Duration::from_millis(200);
+    let mut said = false;
+    loop {
+        let u = url.to_string();
+        match tokio::task::spawn_blocking(move || Store::open(&u)).await? {
+            Ok(s) => {
+                if said {
+                    info!(store = %s.describe(), "the store answers; starting");
+                }
+                return Ok(s);
+            }
+            Err(e @ crate::store::StoreError::Unreachable { .. })
+                if start.elapsed() + wait < STORE_WAIT =>
+            {
+                if !said {
+                    warn!("{e}; waiting up to {} s for it", STORE_WAIT.as_secs());
+                    said = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -287,7 +362,12 @@ fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
             debug!(count = batch.changes.len(), "boot timeline rows written");
         } else if batch.changes.len() <= LOG_EACH_UP_TO {
             for c in batch.changes.iter().filter(|c| !quiet(&c.table)) {
-                info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
+                // Every admin request appends an audit row: those are not news.
+                if c.table == "auditlog" {
+                    debug!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
+                } else {
+                    info!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
+                }
             }
         } else {
             let last = batch.changes.last().map(|c| c.seq).unwrap_or(0);
@@ -300,25 +380,45 @@ fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
     })
 }
 
-/// Catches the resolver up every `every`, so that changes reach the services that keep state
-/// of their own (the DHCP view, NFS exports) and the log even when no request asks. Requests
-/// do not wait for this: each catches up itself before it is answered.
+/// Catches the resolver up every `every`, and at once when the store signals a commit (PostgreSQL's
+/// NOTIFY), so that changes reach the services that keep state of their own (the DHCP view, NFS
+/// exports) and the log even when no request asks. Requests do not wait for this: each catches
+/// up itself before it is answered.
 async fn follow_changes(
     resolver: Arc<Resolver>,
     every: Duration,
+    notified: Option<Arc<tokio::sync::Notify>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
+        let signal = async {
+            match &notified {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tick.tick() => {},
+            _ = signal => {},
             _ = shutdown.changed() => return,
         }
         let r = resolver.clone();
         match tokio::task::spawn_blocking(move || r.catch_up()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!("cannot read the change log: {e}"),
+            Ok(Ok(())) => {
+                if failing {
+                    info!("reading the change log again");
+                    failing = false;
+                }
+            }
+            // Once per outage (the store's own lines say what is wrong and when it is back).
+            Ok(Err(e)) if !failing => {
+                warn!("cannot read the change log: {e}");
+                failing = true;
+            }
+            Ok(Err(_)) => {}
             Err(e) => {
                 warn!("change follower task failed: {e}");
                 return;

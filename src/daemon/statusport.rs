@@ -41,6 +41,16 @@ pub fn answer(
         return Err(format!("{} is not the address of any node", peer.ip()));
     };
     let req = Request::parse(line)?;
+    let command = match req {
+        Request::Next => Some("nextdestiny"),
+        Request::GetPostscript => Some("getpostscript"),
+        Request::InstallStatus(_) => None,
+    };
+    if let Some(c) = command {
+        if !crate::xcatd::server::node_request_allowed(resolver, c, &node) {
+            return Err(format!("{node}: Permission denied for request"));
+        }
+    }
     let result = match req {
         Request::InstallStatus(st) => {
             callback::set_status(resolver, &node, &st).map(|_| String::new())

@@ -369,7 +369,7 @@ mod tests {
     #[tokio::test]
     async fn writer_makes_leases_durable_and_book_reloads_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite:{}", dir.path().join("l.db").display());
+        let url = crate::store::Store::test_url(dir.path(), "l");
         let store = Arc::new(Store::open(&url).expect("store"));
         let w = LeaseWriter::spawn(store.clone());
         let mut tasks = Vec::new();

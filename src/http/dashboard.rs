@@ -393,7 +393,12 @@ impl Dashboard {
         };
         let out = std::process::Command::new(exe)
             .arg("--db")
-            .arg(self.store.describe())
+            .arg(
+                crate::daemon::DB_URL
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| self.store.describe()),
+            )
             .args(["rpower", node, action])
             .stdin(std::process::Stdio::null())
             .output();

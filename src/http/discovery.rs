@@ -105,6 +105,9 @@ impl Discovery {
         let Some(node) = self.callers.node(req.peer.ip()) else {
             return Response::text(200, "discover\n");
         };
+        if !crate::xcatd::server::node_request_allowed(&self.resolver, "getdestiny", &node) {
+            return Response::text(403, "403 Permission denied for request\n");
+        }
         let r = &self.resolver;
         let current = r
             .attr(&node, "chain", "currstate")
@@ -149,6 +152,9 @@ impl Discovery {
             );
         };
         let fresh = Resolver::new(self.store.clone());
+        if !crate::xcatd::server::node_request_allowed(&fresh, "getbmcconfig", &node) {
+            return Response::text(403, "403 Permission denied for request\n");
+        }
         match crate::discovery::bmc::settings(&self.store, &fresh, &node) {
             Ok(s) => {
                 info!(node = %node, "BMC settings sent");

@@ -96,6 +96,19 @@ impl Handler for NodeCallbacks {
                 ),
             ));
         };
+        // Node requests go through policy as xcatd's do (the default rows allow them).
+        let command = match rest {
+            [op] if op == "next" => Some("nextdestiny"),
+            [op] if op == "getpostscript" || op == "litefile" || op == "litetree" => {
+                Some(op.as_str())
+            }
+            _ => None,
+        };
+        if let Some(c) = command {
+            if !crate::xcatd::server::node_request_allowed(&self.resolver, c, &node) {
+                return Some(Response::text(403, "403 Permission denied for request\n"));
+            }
+        }
         let result = match rest {
             [op] if op == "next" => {
                 callback::next(&self.resolver, &self.ctx, &node).map(|cs| format!("{cs}\n"))

@@ -76,6 +76,14 @@ pub trait Backend: Send + Sync {
     /// bumped in every write transaction, with its change log read so that an entry committed
     /// after a higher-numbered one is still delivered.
     fn commit_position(&self) -> Result<u64, StoreError>;
+    /// Woken soon after another connection commits (PostgreSQL `LISTEN/NOTIFY`), so a follower
+    /// can read the log at once instead of at its next poll; also woken after a lost
+    /// notification connection is back (the follower re-reads from its own position). `None`
+    /// when the backend has no such signal (SQLite: followers poll [`Backend::commit_position`]).
+    /// A hint only: correctness never depends on it.
+    fn change_notifier(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
     /// A human-readable description of where the data lives (for logs; no secrets).
     fn describe(&self) -> String;
 }
@@ -107,5 +115,12 @@ pub trait BackendTx {
     /// One more than the largest integer in column `col` (1 for an empty table).
     fn next_int(&mut self, table: &TableSpec, col: usize) -> Result<i64, StoreError>;
     fn append_change(&mut self, table: &str, key: &str, op: ChangeOp) -> Result<(), StoreError>;
+    /// The whole change log with each entry's time (seconds since the epoch), oldest first
+    /// (`db copy`).
+    fn changelog(&mut self) -> Result<Vec<(Change, i64)>, StoreError>;
+    /// Appends entries verbatim, keeping their sequence numbers (`db copy` into an empty log).
+    fn put_changelog(&mut self, entries: &[(Change, i64)]) -> Result<(), StoreError>;
+    /// Empties the change log (`db copy --force`).
+    fn clear_changelog(&mut self) -> Result<(), StoreError>;
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -1,6 +1,6 @@
 //! The table store: every fact about the cluster, in xCAT's tables, behind one API.
 //!
-//! This room owns the schema ([`schema`], [`defspec`]), the backends ([`sqlite`]; PostgreSQL later,
+//! This room owns the schema ([`schema`], [`defspec`]), the backends ([`sqlite`], [`postgres`],
 //! behind [`backend::Backend`]), the change log that every write appends to in the same transaction,
 //! node-attribute resolution with xCAT's inheritance and regex rules ([`resolver`], [`regexattr`]),
 //! noderange expansion ([`noderange`]) and the xCAT CSV format ([`csv`]).
@@ -12,6 +12,7 @@ pub mod backend;
 pub mod csv;
 pub mod defspec;
 pub mod noderange;
+pub mod postgres;
 pub mod regexattr;
 pub mod resolver;
 pub mod schema;
@@ -37,10 +38,13 @@ pub const DEFAULT_DB_URL: &str = "sqlite:/var/lib/bootherd/bootherd.db";
 pub enum StoreError {
     #[error("cannot open the table store {url}: {reason}")]
     Open { url: String, reason: String },
-    #[error("unsupported database URL '{0}' (expected sqlite:/path/to/file.db)")]
+    #[error("unsupported database URL '{0}' (expected sqlite:/path/to/file.db or postgres://user:password@host:port/dbname)")]
     BadUrl(String),
     #[error("the table store is busy: {0}")]
     Busy(String),
+    /// The database server did not answer (down, restarting, unreachable): trying later may work.
+    #[error("cannot reach the table store {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("database error: {0}")]
     Backend(String),
     #[error("no such table: {0}")]
@@ -92,6 +96,40 @@ pub struct Audit {
     pub args: String,
 }
 
+/// One admin request as the audit log records it (xcatd's `validate`): who, from where, what,
+/// and whether the policy allowed it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestAudit {
+    pub user: String,
+    pub client: String,
+    pub clienttype: String,
+    pub command: String,
+    pub noderange: String,
+    pub args: String,
+    /// `Allowed` or `Denied`.
+    pub status: String,
+}
+
+thread_local! {
+    /// Set while a thread serves an admin request whose audit row is already written.
+    static REQUEST_AUDITED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` for an admin request already recorded by [`Store::audit_request`]: the writes it
+/// makes add no audit rows of their own (one request, one row, as xcatd keeps it).
+pub fn with_request_audited<T>(f: impl FnOnce() -> T) -> T {
+    let prev = REQUEST_AUDITED.with(|c| c.replace(true));
+    let r = f();
+    REQUEST_AUDITED.with(|c| c.set(prev));
+    r
+}
+
+/// Where a store URL points.
+enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
 /// A handle on the table store. Cheap to share behind an `Arc`; every method is synchronous
 /// (the daemon calls it from a blocking pool).
 pub struct Store {
@@ -116,53 +154,78 @@ impl Store {
     /// Opens the store at `url`, creating (and seeding) it when it does not exist yet; also says
     /// whether it was created just now.
     pub fn open_reporting(url: &str) -> Result<(Store, bool), StoreError> {
-        let path = Self::sqlite_path(url)?;
-        let (backend, created) = sqlite::SqliteBackend::open(&path)?;
-        let store = Store {
-            backend: Box::new(backend),
-        };
+        let (store, created) = Self::open_unseeded(url)?;
         if created {
             store.seed_defaults()?;
         }
         Ok((store, created))
     }
 
+    /// Opens (creating when needed) without seeding a new store: `db copy`'s target.
+    fn open_unseeded(url: &str) -> Result<(Store, bool), StoreError> {
+        let (backend, created): (Box<dyn Backend>, bool) = match Self::locate(url)? {
+            Location::Sqlite(path) => {
+                let (b, c) = sqlite::SqliteBackend::open(&path)?;
+                (Box::new(b), c)
+            }
+            Location::Postgres(u) => {
+                let (b, c) = postgres::PgBackend::open(&u, true)?;
+                (Box::new(b), c)
+            }
+        };
+        Ok((Store { backend }, created))
+    }
+
     /// Opens the store at `url` only if it exists: what read-only commands use, so a mistyped
     /// or forgotten `--db` is reported instead of answered from an empty new store.
     pub fn open_existing(url: &str) -> Result<Store, StoreError> {
-        let path = Self::sqlite_path(url)?;
-        if !path.exists() {
-            return Err(StoreError::Open {
-                url: url.to_string(),
-                reason: format!(
-                    "{NO_STORE} (`bootherd serve` or an admin command that writes creates it; \
-                     set BOOTHERD_DB or --db to use another)"
-                ),
-            });
+        match Self::locate(url)? {
+            Location::Sqlite(path) => {
+                if !path.exists() {
+                    return Err(StoreError::Open {
+                        url: url.to_string(),
+                        reason: format!(
+                            "{NO_STORE} (`bootherd serve` or an admin command that writes creates it; \
+                             set BOOTHERD_DB or --db to use another)"
+                        ),
+                    });
+                }
+                Self::open(url)
+            }
+            Location::Postgres(u) => {
+                let (b, _) = postgres::PgBackend::open(&u, false)?;
+                Ok(Store {
+                    backend: Box::new(b),
+                })
+            }
         }
-        Self::open(url)
     }
 
-    /// The SQLite file a store URL names.
-    fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
+    /// The SQLite file a store URL names (`None` for another backend).
+    pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+        match Self::locate(url) {
+            Ok(Location::Sqlite(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Which backend a store URL names.
+    fn locate(url: &str) -> Result<Location, StoreError> {
         let path = if let Some(p) = url.strip_prefix("sqlite://") {
             PathBuf::from(p)
         } else if let Some(p) = url.strip_prefix("sqlite:") {
             PathBuf::from(p)
         } else if url.starts_with('/') || url.starts_with('.') {
             PathBuf::from(url)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            return Err(StoreError::Open {
-                url: url.to_string(),
-                reason: "the PostgreSQL backend is not built yet; use sqlite:/path".into(),
-            });
+        } else if postgres::is_url(url) {
+            return Ok(Location::Postgres(url.to_string()));
         } else {
-            return Err(StoreError::BadUrl(url.to_string()));
+            return Err(StoreError::BadUrl(postgres::redact(url)));
         };
         if path.as_os_str().is_empty() {
             return Err(StoreError::BadUrl(url.to_string()));
         }
-        Ok(path)
+        Ok(Location::Sqlite(path))
     }
 
     /// A fresh in-memory store with site defaults (tests and benchmarks).
@@ -173,6 +236,36 @@ impl Store {
         };
         store.seed_defaults()?;
         Ok(store)
+    }
+
+    /// For tests: a new store's URL in `dir` — SQLite there, or a new database on the PostgreSQL
+    /// server that `BOOTHERD_TEST_PG` names (`postgres://user@host:port`; tests/run.sh's
+    /// PostgreSQL pass sets it).
+    #[doc(hidden)]
+    pub fn test_url(dir: &std::path::Path, name: &str) -> String {
+        match std::env::var("BOOTHERD_TEST_PG") {
+            Ok(base) if !base.is_empty() => {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                format!(
+                    "{}/ut_{}_{n}_{}",
+                    base.trim_end_matches('/'),
+                    std::process::id(),
+                    name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                )
+            }
+            _ => format!("sqlite:{}", dir.join(format!("{name}.db")).display()),
+        }
+    }
+
+    /// For tests: [`Store::open_in_memory`], or under `BOOTHERD_TEST_PG` a new PostgreSQL
+    /// database with the same defaults.
+    #[doc(hidden)]
+    pub fn open_test() -> Result<Store, StoreError> {
+        if std::env::var("BOOTHERD_TEST_PG").is_ok_and(|v| !v.is_empty()) {
+            return Self::open(&Self::test_url(std::path::Path::new("/nonexistent"), "mem"));
+        }
+        Self::open_in_memory()
     }
 
     /// Where the data lives, for messages.
@@ -231,9 +324,11 @@ impl Store {
             ("xcatsslversion", ""),
             ("xcattlspolicy", "modern"),
         ];
-        // xcatconfig's default policy rows (Linux), priority → (commands, name).
+        // xcatconfig's default policy rows (Linux), priority → (commands, name); 1.2 names the
+        // management node (its certificate's CN, the host name) as trusted.
         let policy: &[(&str, Option<&str>, Option<&str>)] = &[
             ("1", None, Some("root")),
+            ("1.2", None, Some(host.as_str())),
             ("2", Some("getbmcconfig"), None),
             ("2.1", Some("remoteimmsetup"), None),
             ("2.3", Some("lsxcatd"), None),
@@ -251,13 +346,21 @@ impl Store {
                 tx.set("site", &[k], &[("value", Some(v))])?;
             }
             for (prio, commands, name) in policy {
+                // Without a host name there is no management node to trust (an empty name
+                // would match everyone).
+                if name.is_some_and(str::is_empty) {
+                    continue;
+                }
                 tx.set(
                     "policy",
                     &[prio],
                     &[
                         ("name", *name),
                         ("commands", *commands),
-                        ("rule", Some("allow")),
+                        (
+                            "rule",
+                            Some(if *prio == "1.2" { "trusted" } else { "allow" }),
+                        ),
                     ],
                 )?;
             }
@@ -317,11 +420,48 @@ impl Store {
         };
         let out = f(&mut txn)?;
         if let Some(a) = audit {
-            txn.audit(a)?;
+            if !REQUEST_AUDITED.with(|c| c.get()) {
+                txn.audit(a)?;
+            }
         }
         txn.tx.commit()?;
         crate::metrics::STORE_COMMIT.observe(began.elapsed());
         Ok(out)
+    }
+
+    /// Appends one auditlog row for an admin request, unless `site.auditskipcmds` names its
+    /// command, `clienttype:<type>`, or `ALL`.
+    pub fn audit_request(&self, a: &RequestAudit) -> Result<(), StoreError> {
+        self.write(None, |tx| {
+            let skip = tx
+                .get("site", &["auditskipcmds"])?
+                .and_then(|r| r.get(1).cloned().flatten())
+                .unwrap_or_default();
+            let client = format!("clienttype:{}", a.clienttype);
+            if skip
+                .split(',')
+                .map(str::trim)
+                .any(|s| s.eq_ignore_ascii_case("ALL") || s == a.command || s == client)
+            {
+                return Ok(());
+            }
+            let spec = table_spec("auditlog")?;
+            let mut row: Row = vec![None; spec.cols.len()];
+            let mut put = |col: &str, v: &str| {
+                if let Some(i) = spec.col_index(col) {
+                    row[i] = (!v.is_empty()).then(|| v.to_string());
+                }
+            };
+            put("audittime", &now_xcat());
+            put("userid", &a.user);
+            put("clientname", &a.client);
+            put("clienttype", &a.clienttype);
+            put("command", &a.command);
+            put("noderange", &a.noderange);
+            put("args", &a.args);
+            put("status", &a.status);
+            tx.put("auditlog", row)
+        })
     }
 
     /// Change-log entries after `seq`.
@@ -339,11 +479,87 @@ impl Store {
         self.backend.data_version()
     }
 
+    /// Woken soon after a commit by another process, where the backend can tell (PostgreSQL's
+    /// NOTIFY); see [`backend::Backend::change_notifier`].
+    pub fn change_notifier(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        self.backend.change_notifier()
+    }
+
+    /// Copies the whole store at `from` into the store at `to` verbatim: every table's rows in
+    /// their order (the audit log too) and the change log with its positions, in one transaction
+    /// on the target. The target must be empty (no rows, no change log; a store that does not
+    /// exist yet is created empty) unless `force`, which replaces what it holds.
+    pub fn copy(from: &str, to: &str, force: bool) -> Result<CopyReport, StoreError> {
+        let src = Self::open_existing(from)?;
+        let (dst, _) = Self::open_unseeded(to)?;
+        let mut rtx = src.backend.read()?;
+        let mut tables = Vec::with_capacity(schema::TABLES.len());
+        for t in schema::TABLES {
+            tables.push((t, rtx.select_all(t)?));
+        }
+        let log = rtx.changelog()?;
+        drop(rtx);
+        let mut wtx = dst.backend.write()?;
+        let mut held = Vec::new();
+        for t in schema::TABLES {
+            let n = wtx.select_all(t)?.len();
+            if n > 0 {
+                held.push(format!("{} ({n})", t.name));
+            }
+        }
+        let had_log = !wtx.changelog()?.is_empty();
+        if (!held.is_empty() || had_log) && !force {
+            let what = if held.is_empty() {
+                "a change log".to_string()
+            } else {
+                format!("rows in {}", held.join(", "))
+            };
+            return Err(StoreError::Invalid(format!(
+                "the target store {} is not empty (it holds {what}); copy into an empty one, or \
+                 give --force to replace its contents",
+                dst.describe()
+            )));
+        }
+        let mut report = CopyReport {
+            rows: 0,
+            tables: 0,
+            changes: log.len(),
+            position: log.last().map(|(c, _)| c.seq).unwrap_or(0),
+        };
+        for (t, rows) in &tables {
+            wtx.delete_all(t)?;
+            if !rows.is_empty() {
+                report.tables += 1;
+            }
+            for r in rows {
+                wtx.upsert(t, r)?;
+                report.rows += 1;
+            }
+        }
+        wtx.clear_changelog()?;
+        wtx.put_changelog(&log)?;
+        wtx.commit()?;
+        Ok(report)
+    }
+
     /// Where the store's commits are: moves once any commit (this process's included) has returned;
     /// never decreases. See [`backend::Backend::commit_position`].
     pub fn commit_position(&self) -> Result<u64, StoreError> {
         self.backend.commit_position()
     }
+}
+
+/// What [`Store::copy`] moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Rows over every table, the audit log included.
+    pub rows: usize,
+    /// Tables that had rows.
+    pub tables: usize,
+    /// Change-log entries.
+    pub changes: usize,
+    /// The newest change-log position (what followers of the target resume from).
+    pub position: u64,
 }
 
 /// A write transaction. Every mutation validates its input against the schema and appends to the
@@ -529,19 +745,8 @@ impl Txn<'_> {
             return Ok(());
         }
         let spec = table_spec("auditlog")?;
-        let user = std::env::var("SUDO_USER")
-            .ok()
-            .or_else(|| {
-                nix::unistd::User::from_uid(nix::unistd::getuid())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            })
-            .unwrap_or_else(|| nix::unistd::getuid().to_string());
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default();
+        let user = local_user();
+        let host = local_host();
         let mut row: Row = vec![None; spec.cols.len()];
         let mut put = |col: &str, v: String| {
             if let Some(i) = spec.col_index(col) {
@@ -558,6 +763,27 @@ impl Txn<'_> {
         put("status", "Allowed".into());
         self.put("auditlog", row)
     }
+}
+
+/// Who runs this process, for the audit log: the user behind `sudo`, else the uid's name.
+pub fn local_user() -> String {
+    std::env::var("SUDO_USER")
+        .ok()
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| nix::unistd::getuid().to_string())
+}
+
+/// This machine's host name.
+pub fn local_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
 }
 
 /// The current local time in xCAT's table format (`MM-DD-YYYY HH:MM:SS`).
@@ -583,4 +809,70 @@ pub fn xcat_time(epoch: i64) -> String {
         tm.tm_min,
         tm.tm_sec
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_moves_every_table_and_the_log_verbatim_into_an_empty_store_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let from = Store::test_url(dir.path(), "from");
+        let to = Store::test_url(dir.path(), "to");
+        let src = Store::open(&from).expect("open");
+        let audit = Audit {
+            command: "nodeadd".into(),
+            noderange: "c1".into(),
+            args: "groups=all".into(),
+        };
+        src.write(Some(&audit), |tx| {
+            for n in ["c3", "c1", "c2"] {
+                tx.set("nodelist", &[n], &[("groups", Some("all"))])?;
+            }
+            tx.set("hosts", &["c1"], &[("ip", Some("10.9.0.1"))])
+        })
+        .expect("write");
+        src.write(None, |tx| tx.delete("nodelist", &["c2"]))
+            .expect("delete");
+        let r = Store::copy(&from, &to, false).expect("copy");
+        let dst = Store::open_existing(&to).expect("open copy");
+        for t in schema::TABLES {
+            assert_eq!(
+                dst.rows(t.name).expect("rows"),
+                src.rows(t.name).expect("rows"),
+                "{}",
+                t.name
+            );
+        }
+        // Rows keep their order (c3 was written first), the audit row is there.
+        let nodes: Vec<Option<String>> = dst
+            .rows("nodelist")
+            .expect("rows")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert_eq!(nodes, [Some("c3".to_string()), Some("c1".to_string())]);
+        assert_eq!(dst.rows("auditlog").expect("rows").len(), 1);
+        assert_eq!(
+            dst.change_bounds().expect("bounds"),
+            src.change_bounds().expect("bounds")
+        );
+        assert_eq!(r.position, src.change_bounds().expect("bounds").1);
+        assert_eq!(
+            dst.changes_since(0, 1_000_000).expect("log"),
+            src.changes_since(0, 1_000_000).expect("log")
+        );
+        // A second copy into the now non-empty target is refused, and changes nothing.
+        let e = Store::copy(&from, &to, false).expect_err("refused");
+        assert!(e.to_string().contains("is not empty"), "{e}");
+        assert_eq!(dst.rows("nodelist").expect("rows").len(), 2);
+        // The copy's next change follows the copied log without a gap.
+        let newest = dst.change_bounds().expect("bounds").1;
+        dst.write(None, |tx| {
+            tx.set("nodelist", &["c9"], &[("groups", Some("all"))])
+        })
+        .expect("write");
+        assert_eq!(dst.change_bounds().expect("bounds").1, newest + 1);
+    }
 }

@@ -931,7 +931,7 @@ mod tests {
     use super::*;
 
     fn store() -> Arc<Store> {
-        let s = Arc::new(Store::open_in_memory().expect("store"));
+        let s = Arc::new(Store::open_test().expect("store"));
         s.write(None, |tx| {
             tx.set("nodelist", &["n1"], &[("groups", Some("compute,all"))])?;
             tx.set("nodelist", &["n2"], &[("groups", Some("all"))])?;
@@ -1003,7 +1003,7 @@ mod tests {
     #[test]
     fn catch_up_sees_every_commit_made_before_it_by_anyone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite:{}", dir.path().join("r.db").display());
+        let url = Store::test_url(dir.path(), "r");
         let other = Store::open(&url).expect("open");
         let own = Arc::new(Store::open(&url).expect("open again"));
         let r = Resolver::new(own.clone());
@@ -1047,7 +1047,7 @@ mod tests {
 
     #[test]
     fn a_load_racing_with_an_invalidation_is_not_kept() {
-        let store = Arc::new(Store::open_in_memory().expect("store"));
+        let store = Arc::new(Store::open_test().expect("store"));
         let r = Resolver::new(store.clone());
         let g = r.generation();
         let epoch = r.epoch("nodelist");

@@ -531,6 +531,62 @@ impl BackendTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn changelog(&mut self) -> Result<Vec<(Change, i64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, tab, rowkey, op, at FROM bootherd_changelog ORDER BY seq")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, table, key, op, at) = row.map_err(db_err)?;
+            out.push((
+                Change {
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    table,
+                    key,
+                    op: ChangeOp::parse(&op).unwrap_or(ChangeOp::Update),
+                },
+                at,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn put_changelog(&mut self, entries: &[(Change, i64)]) -> Result<(), StoreError> {
+        self.wrote = true;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO bootherd_changelog (seq, tab, rowkey, op, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(db_err)?;
+        for (c, at) in entries {
+            let seq = i64::try_from(c.seq).unwrap_or(i64::MAX);
+            st.execute(rusqlite::params![seq, c.table, c.key, c.op.as_str(), at])
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn clear_changelog(&mut self) -> Result<(), StoreError> {
+        self.wrote = true;
+        self.conn
+            .execute("DELETE FROM bootherd_changelog", [])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         if self.wrote {
             self.conn

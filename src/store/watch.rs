@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn follower_sees_each_write_once_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite:{}", dir.path().join("w.db").display());
+        let url = Store::test_url(dir.path(), "w");
         let writer = Store::open(&url).expect("open");
         let reader = Store::open(&url).expect("open again");
         let mut f = ChangeFollower::from_now(&reader).expect("follower");

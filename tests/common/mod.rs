@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ipmisim;
+pub mod pg;
 pub mod vm;
 
 use std::path::{Path, PathBuf};
@@ -19,11 +20,31 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bootherd")
 }
 
+/// Set by tests/run.sh's PostgreSQL pass: a server URL without a database
+/// (`postgres://user@host:port`); every [`Bh`] then gets a database of its own there.
+pub const TEST_PG: &str = "BOOTHERD_TEST_PG";
+
 impl Bh {
     pub fn new() -> Bh {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = format!("sqlite:{}", dir.path().join("bootherd.db").display());
+        let db = match std::env::var(TEST_PG) {
+            Ok(base) if !base.is_empty() => {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                format!(
+                    "{}/bh_{}_{n}",
+                    base.trim_end_matches('/'),
+                    std::process::id()
+                )
+            }
+            _ => format!("sqlite:{}", dir.path().join("bootherd.db").display()),
+        };
         Bh { dir, db }
+    }
+
+    /// Whether this run's stores are in PostgreSQL (tests/run.sh's second pass).
+    pub fn on_postgres(&self) -> bool {
+        self.db.starts_with("postgres")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -76,8 +97,8 @@ impl Bh {
         p.display().to_string()
     }
 
-    /// Every table dumped, for "the store is unchanged" checks (auditlog excluded: reads don't audit,
-    /// and failed writes must not either, but its time stamps would make a diff noisy).
+    /// Every table dumped, for "the store is unchanged" checks (auditlog excluded: every
+    /// command, this one too, adds its row there).
     pub fn snapshot(&self) -> String {
         let tables = self.ok(&["tabdump"]);
         let mut all = String::new();
