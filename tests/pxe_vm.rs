@@ -175,6 +175,19 @@ fn a_vm_pxe_boots_its_rendered_config_then_is_told_to_boot_locally() {
         d.dump()
     );
     no_wait_after_lease(&d, "10.99.70.70", "SeaBIOS + iPXE ROM, pxelinux", 1);
+    // The boot's timeline: every step, in order.
+    assert_timeline(
+        &bh,
+        "vm70",
+        &[
+            ("dhcp-offer", "10.99.70.70 to 52:54:00:99:70:01"),
+            ("dhcp-ack", "10.99.70.70 to 52:54:00:99:70:01, boot file "),
+            ("tftp", "  pxelinux.0 ("),
+            ("tftp", "pxelinux.cfg/01-52-54-00-99-70-01 ("),
+            ("tftp", &format!("xcat/osimage/{IMG}/vmlinuz (")),
+            ("tftp", &format!("xcat/osimage/{IMG}/initrd.img (")),
+        ],
+    );
 
     // Local boot next time: pxelinux is told LOCALBOOT and hands back to the BIOS (no disk here).
     bh.ok(&["nodeset", "vm70", "boot"]);
@@ -263,6 +276,48 @@ fn a_vm_with_netboot_xnba_boots_its_ipxe_script_and_kernel_over_http() {
         "iPXE filled in BOOTIF: {console}"
     );
     no_wait_after_lease(&d, "10.99.71.71", "SeaBIOS + iPXE ROM, xNBA script", 1);
+    assert_timeline(
+        &bh,
+        "vm71",
+        &[
+            ("dhcp-offer", "10.99.71.71 to 52:54:00:99:70:01"),
+            (
+                "dhcp-ack",
+                "boot file http://10.99.71.1/tftpboot/xcat/xnba/nodes/vm71",
+            ),
+            ("http", "GET /tftpboot/xcat/xnba/nodes/vm71 ("),
+            (
+                "http",
+                &format!("GET /tftpboot/xcat/osimage/{IMG}/vmlinuz ("),
+            ),
+            (
+                "http",
+                &format!("GET /tftpboot/xcat/osimage/{IMG}/initrd.img ("),
+            ),
+        ],
+    );
+}
+
+/// `bootherd timeline <node>` lists these (event, text) steps in this order (other events may
+/// come between them: retries, the loader's own files).
+fn assert_timeline(bh: &Bh, node: &str, steps: &[(&str, &str)]) {
+    // The recorder writes every quarter second.
+    std::thread::sleep(Duration::from_millis(800));
+    let text = bh.ok(&["timeline", node]);
+    eprintln!("timeline of {node}:\n{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at = 0;
+    for (event, what) in steps {
+        match lines[at..]
+            .iter()
+            .position(|l| l.split_whitespace().nth(2) == Some(*event) && l.contains(what))
+        {
+            Some(i) => at += i + 1,
+            None => {
+                panic!("the timeline of {node} lacks '{event} … {what}' after line {at}:\n{text}")
+            }
+        }
+    }
 }
 
 /// Most the firmware may take, by the daemon's clock, between a lease and the first file it asks

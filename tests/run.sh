@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the tests drive (real peers). Installed only when something is missing.
-PKGS=(iproute2 libio-socket-ssl-perl libxml-simple-perl gcc make pkg-config isc-dhcp-client isc-dhcp-server kea-admin busybox python3 python3-venv tftp-hpa atftp curl wget openssh-server openssh-client rsync fdisk dosfstools
+PKGS=(iproute2 python3-prometheus-client chromium python3-websocket libio-socket-ssl-perl libxml-simple-perl gcc make pkg-config isc-dhcp-client isc-dhcp-server kea-admin busybox python3 python3-venv tftp-hpa atftp curl wget openssh-server openssh-client rsync fdisk dosfstools
   qemu-system-x86 ipxe-qemu pxelinux syslinux-common ipxe grub-efi-amd64-signed shim-signed cpio
   openipmi ipmitool libnfs-utils snmpsim snmp bind9-dnsutils dnsmasq iputils-ping
   xorriso libarchive-tools mmdebstrap squashfs-tools pigz xz-utils zstd rpm createrepo-c dnf ovmf ndisc6

@@ -90,6 +90,13 @@ pub fn set_status(r: &Resolver, node: &str, state: &str) -> Result<(), CallbackE
             &[("status", Some(state)), ("statustime", Some(&now))],
         )
     })?;
+    crate::timeline::record_with(|| {
+        crate::timeline::Event::now(
+            crate::timeline::Who::Node(node.to_string()),
+            crate::timeline::Kind::Status,
+            state,
+        )
+    });
     Ok(())
 }
 
@@ -107,11 +114,21 @@ pub fn next(r: &Resolver, ctx: &RenderCtx, node: &str) -> Result<String, Callbac
         args: "next (from the node)".into(),
     };
     match apply_plans(r, ctx, &plans, &audit) {
-        Ok(done) => Ok(done
-            .into_iter()
-            .next()
-            .map(|(_, cs)| cs)
-            .unwrap_or_default()),
+        Ok(done) => {
+            let cs = done
+                .into_iter()
+                .next()
+                .map(|(_, cs)| cs)
+                .unwrap_or_default();
+            crate::timeline::record_with(|| {
+                crate::timeline::Event::now(
+                    crate::timeline::Who::Node(node.to_string()),
+                    crate::timeline::Kind::Status,
+                    format!("next: {cs}"),
+                )
+            });
+            Ok(cs)
+        }
         Err(NodesetError::Refused(p)) => Err(CallbackError::Refused(p.join("; "))),
         Err(NodesetError::BadState(e)) => Err(CallbackError::Refused(e)),
         Err(NodesetError::Store(e)) => Err(e.into()),
@@ -127,8 +144,22 @@ pub fn getpostscript(r: &Resolver, node: &str) -> Result<String, CallbackError> 
     let server = super::render::my_ip_for(ip, None, master.as_deref());
     let (file, text) = super::postscripts::mypostscript_template(std::path::Path::new(&installdir))
         .map_err(|e| CallbackError::Refused(e.to_string()))?;
-    super::postscripts::render_mypostscript_from(r, node, &server, &text, &file)
-        .map_err(|e| CallbackError::Refused(e.to_string()))
+    let out = super::postscripts::render_mypostscript_from(r, node, &server, &text, &file)
+        .map_err(|e| CallbackError::Refused(e.to_string()));
+    crate::timeline::record_with(|| {
+        crate::timeline::Event::now(
+            crate::timeline::Who::Node(node.to_string()),
+            match &out {
+                Ok(_) => crate::timeline::Kind::Postscript,
+                Err(_) => crate::timeline::Kind::Error,
+            },
+            match &out {
+                Ok(_) => "getpostscript: mypostscript sent".to_string(),
+                Err(e) => format!("getpostscript: {e}"),
+            },
+        )
+    });
+    out
 }
 
 /// Finds the node behind a source address, with the index cached per resolver generation.

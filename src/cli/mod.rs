@@ -40,6 +40,7 @@ pub mod images;
 pub mod inventory;
 pub mod lite;
 pub mod lslite;
+pub mod monitor;
 pub mod net;
 pub mod nodes;
 pub mod nodeset;
@@ -241,6 +242,24 @@ enum Cmd {
     Imgimport(images::ImgimportArgs),
     /// Capture a golden node's disk as a sysclone osimage (-t sysclone -o <osimage>)
     Imgcapture(images::ImgcaptureArgs),
+    /// Register a monitoring plug-in (xcatmon) in the monitoring table, with its settings
+    Monadd(monitor::MonaddArgs),
+    /// Remove a stopped monitoring plug-in from the monitoring table
+    Monrm(monitor::MonrmArgs),
+    /// List monitoring plug-ins and whether they run
+    Monls(monitor::MonlsArgs),
+    /// Start a registered monitoring plug-in (xcatmon: node liveness into nodelist.status)
+    Monstart(monitor::MonstartArgs),
+    /// Stop a monitoring plug-in
+    Monstop(monitor::MonstartArgs),
+    /// Register and start a monitoring plug-in (xCAT 2.0's name: monadd + monstart)
+    Startmon(monitor::StartmonArgs),
+    /// Stop and unregister a monitoring plug-in (xCAT 2.0's name: monstop + monrm)
+    Stopmon(monitor::StopmonArgs),
+    /// Nodes' running status (sshd, ping, noping, install progress, …); -u writes nodelist.status
+    Nodestat(monitor::NodestatArgs),
+    /// A node's boot steps as the daemon saw them (DHCP, files, mounts, status, postscripts, discovery, errors)
+    Timeline(monitor::TimelineArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
     /// Whole-store operations: `db copy <from-url> <to-url>` (SQLite ↔ PostgreSQL)
@@ -367,6 +386,14 @@ pub const COMMANDS: &[&str] = &[
     "imgexport",
     "imgimport",
     "imgcapture",
+    "monadd",
+    "monrm",
+    "monls",
+    "monstart",
+    "monstop",
+    "startmon",
+    "stopmon",
+    "nodestat",
 ];
 
 #[derive(Debug, Args)]
@@ -839,6 +866,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Imgexport(a) => images::imgexport(&db, a),
         Cmd::Imgimport(a) => images::imgimport(&db, a),
         Cmd::Imgcapture(a) => images::imgcapture(&db, a),
+        Cmd::Monadd(a) => monitor::monadd(&db, a),
+        Cmd::Monrm(a) => monitor::monrm(&db, a),
+        Cmd::Monls(a) => monitor::monls(&db, a),
+        Cmd::Monstart(a) => monitor::monstart(&db, a),
+        Cmd::Monstop(a) => monitor::monstop(&db, a),
+        Cmd::Startmon(a) => monitor::startmon(&db, a),
+        Cmd::Stopmon(a) => monitor::stopmon(&db, a),
+        Cmd::Nodestat(a) => monitor::nodestat(&db, a),
+        Cmd::Timeline(a) => monitor::timeline(&db, a),
         Cmd::Links(a) => links(a),
         Cmd::Cert(c) => cert(&db, c),
     }

@@ -98,6 +98,14 @@ pub static USAGES: &[CmdUsage] = &[
     u("imgexport", Usage(1), "Usage:\n  %CMD% [-h| --help]\n  %CMD% image_name [destination] [[-e|--extra file:dir] ... ] [-p|--postscripts node_name] [-R|--remotehost user@host] [-v|--verbose]"),
     u("imgimport", Usage(1), "Usage:\n  %CMD% [-h|--help]\n  %CMD% bundle_file_name [-p|--postscripts nodelist] [-f|--profile new_profile] [-R|--remotehost user@host] [-v|--verbose]"),
     u("imgcapture", Usage(1), "Usage:\n  %CMD% [-h|--help | -v|--version]\n  %CMD% node -t|--type sysclone -o|--osimage osimage [-e|--exlist file] [-V|--verbose]"),
+    u("monadd", Usage(1), "Usage:\n  %CMD% name [-n|--nodestatmon] [-s|--settings settings]\n  %CMD% [-h|--help|-v|--version]\n     name is the name of the monitoring plug-in module to be added.\n       Use 'monls -a' command to list all the monitoring plug-in names.\n     settings is used by the monitoring plug-in to customize its behavior.\n       Format: -s key1=value1 -s key2=value2 ... \n       Use 'monls name -d' command to look for the possible settings for a plug-in.\n  Example: monadd xcatmon -n -s ping-interval=10"),
+    u("monrm", Usage(1), "Usage:\n  %CMD% name\n  %CMD% [-h|--help|-v|--version]\n      name is the name of the monitoring plug-in module registered in the monitoring table."),
+    u("monls", Run, "Usage:\n  %CMD% name [-d|--description]\n  %CMD% [-a|--all] [-d|--description]\n  %CMD% [-h|--help|-v|--version]\n     name is the name of the monitoring plug-in module."),
+    u("monstart", Usage(1), "Usage:\n  %CMD% name [noderange] [-r|--remote]\n  %CMD% [-h|--help|-v|--version]\n     name is the name of the monitoring plug-in module to be invoked.\n       Use 'monls -a' command to list all the monitoring plug-in names.\n     noderange is a range of nodes to be monitored. The default is all nodes.\n      -r|--remote indicates that both monservers and the nodes need to be called\n       to start the monitoring. The default is monservers only."),
+    u("monstop", Usage(1), "Usage:\n  %CMD% name [noderange] [-r|--remote]\n  %CMD% [-h|--help|-v|--version]\n      name is the name of the monitoring plug-in module registered in the monitoring table."),
+    u("startmon", Usage(1), "Usage:\n  %CMD% name [-n|--nodestatmon] [-s|--settings tag=value,tag=value...]\n  %CMD% [-h|--help|-v|--version]"),
+    u("stopmon", Usage(1), "Usage:\n  %CMD% name\n  %CMD% [-h|--help|-v|--version]"),
+    u("nodestat", Usage(1), "Usage:\n  %CMD% [noderange] [-m|--usemon] [-p|powerstat] [-f|--usefping] [-u|--updatedb]\n  %CMD% [-h|--help|-v|--version]"),
     u("switchprobe", Run, "Usage: %CMD% [<noderange>] [-V|--verbose | -c|--check]"),
 ];
 

@@ -3,7 +3,8 @@
 //! It opens the store, follows its change log (the only channel from admin commands to the
 //! daemon), and runs the DHCP, TFTP, HTTP, NFS, DNS and status-port services, all on one tokio runtime
 //! with one shutdown design: SIGTERM or Ctrl-C cancels, services get a bounded time to drain, then
-//! the process exits. Each service calls [`Resolver::catch_up`] before answering a request (read
+//! the process exits. The xcatmon monitoring plug-in (`xcatmon.rs`) runs here too, when the
+//! `monitoring` table enables it. Each service calls [`Resolver::catch_up`] before answering a request (read
 //! your writes); the periodic catch-up here only brings changes to the log and to the services'
 //! own state when no request does.
 
@@ -27,6 +28,7 @@ pub mod notify;
 pub mod ra;
 pub mod statusport;
 pub mod tablenotif;
+pub mod xcatmon;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -108,7 +110,12 @@ pub fn run(db: &DbOpt, a: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store URL `bootherd serve` was given (with its credentials, unlike `Store::describe`),
+/// for the commands it runs on an administrator's behalf (the dashboard's power buttons).
+pub static DB_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
+    let _ = DB_URL.set(db.db.clone());
     let store = Arc::new(open_store(&db.db).await?);
     let resolver = Arc::new(Resolver::new(store.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -130,6 +137,23 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot install the shipped postscripts: {e:#}"),
+    }
+
+    // Boot timelines: the services hand events to one recorder thread, which writes them in
+    // batches (bootevents table).
+    let timeline_off = std::env::var("BOOTHERD_TIMELINE").is_ok_and(|v| v == "off");
+    match crate::timeline::Recorder::install(resolver.clone()).map(|r| r.filter(|_| !timeline_off))
+    {
+        Ok(Some(rec)) => {
+            if let Err(e) = std::thread::Builder::new()
+                .name("timeline".into())
+                .spawn(move || rec.run())
+            {
+                warn!("cannot start the boot timeline recorder: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => warn!("boot timelines are not recorded: cannot read bootevents: {e}"),
     }
 
     let mut services = tokio::task::JoinSet::new();
@@ -251,6 +275,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         changes_tx.subscribe(),
         shutdown_rx.clone(),
     ));
+    // xcatmon: node liveness into nodelist.status while the monitoring table says so.
+    services.spawn(xcatmon::run(
+        resolver.clone(),
+        changes_tx.subscribe(),
+        shutdown_rx.clone(),
+    ));
     // What the services wrote while starting (the NFS handle key) is caught up quietly; from
     // here on every change is logged and broadcast.
     let r = resolver.clone();
@@ -336,10 +366,14 @@ async fn wait_for_signal() {
 /// Logs each batch of changes and passes it on to the services that listen.
 fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
     Box::new(move |batch: &ChangeBatch| {
+        // The boot timeline's own rows are the daemon's record, not admin changes: debug only.
+        let quiet = |t: &str| t == "bootevents";
         if batch.reset {
             info!("change log moved past us; reloading everything");
+        } else if batch.changes.iter().all(|c| quiet(&c.table)) {
+            debug!(count = batch.changes.len(), "boot timeline rows written");
         } else if batch.changes.len() <= LOG_EACH_UP_TO {
-            for c in &batch.changes {
+            for c in batch.changes.iter().filter(|c| !quiet(&c.table)) {
                 // Every admin request appends an audit row: those are not news.
                 if c.table == "auditlog" {
                     debug!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");

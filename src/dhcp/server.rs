@@ -712,10 +712,35 @@ impl DhcpServer {
                                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                                     continue;
                                 }
+                                if crate::timeline::enabled() {
+                                    round.ack_events.push(dhcp_event(
+                                        crate::timeline::Kind::DhcpAck,
+                                        &reply,
+                                        &l.mac,
+                                    ));
+                                }
                                 round.acks.push((reply.encode(), to));
                                 round.acked.push(l);
                             }
                             None => {
+                                if crate::timeline::enabled() {
+                                    let kind = match mtype {
+                                        Some(MessageType::Offer) => {
+                                            Some(crate::timeline::Kind::DhcpOffer)
+                                        }
+                                        Some(MessageType::Nak) => {
+                                            Some(crate::timeline::Kind::DhcpNak)
+                                        }
+                                        _ => None,
+                                    };
+                                    if let Some(k) = kind {
+                                        crate::timeline::record(dhcp_event(
+                                            k,
+                                            &reply,
+                                            &p.mac_string(),
+                                        ));
+                                    }
+                                }
                                 match mtype {
                                     Some(MessageType::Offer) => {
                                         self.stats.offers.fetch_add(1, Ordering::Relaxed)
@@ -750,6 +775,7 @@ impl DhcpServer {
             return Vec::new();
         }
         let n = round.acked.len();
+        let events = std::mem::take(&mut round.ack_events);
         let mut leases = std::mem::take(&mut round.acked);
         leases.append(&mut round.records);
         let acks = std::mem::take(&mut round.acks);
@@ -788,6 +814,9 @@ impl DhcpServer {
             }
         }
         drop(claimed);
+        for e in events {
+            crate::timeline::record(e);
+        }
         self.stats
             .acks
             .fetch_add(acks.len() as u64, Ordering::Relaxed);
@@ -809,6 +838,9 @@ pub struct Round {
     pub records: Vec<Lease>,
     /// DISCOVERs left unanswered because a round ran out of time under overload.
     pub shed: usize,
+    /// Boot-timeline events of the ACKs, recorded once their leases are committed (only while
+    /// a recorder runs).
+    pub ack_events: Vec<crate::timeline::Event>,
 }
 
 impl Round {
@@ -816,6 +848,18 @@ impl Round {
     pub fn pending(&self) -> bool {
         !self.acked.is_empty() || !self.records.is_empty()
     }
+}
+
+/// A timeline event for a reply: its address and boot file.
+fn dhcp_event(kind: crate::timeline::Kind, reply: &Packet, mac: &str) -> crate::timeline::Event {
+    let file = String::from_utf8_lossy(&reply.file);
+    let file = file.trim_end_matches('\0');
+    let detail = if file.is_empty() {
+        format!("{} to {mac}", reply.yiaddr)
+    } else {
+        format!("{} to {mac}, boot file {file}", reply.yiaddr)
+    };
+    crate::timeline::Event::now(crate::timeline::Who::Mac(mac.to_string()), kind, detail)
 }
 
 /// What OMAPI statement conditions look at in a request.
@@ -946,6 +990,7 @@ fn committer(server: &DhcpServer, queue: &std::sync::mpsc::Receiver<CommitJob>) 
             parts.push((sock, iface, round.acks.len()));
             all.acks.append(&mut round.acks);
             all.acked.append(&mut round.acked);
+            all.ack_events.append(&mut round.ack_events);
             all.records.append(&mut round.records);
         }
         let acks = server.commit_round(&mut all);
@@ -955,7 +1000,10 @@ fn committer(server: &DhcpServer, queue: &std::sync::mpsc::Receiver<CommitJob>) 
                 break; // nothing committed: no ACKs
             };
             at += n;
+            let bytes: usize = mine.iter().map(|(d, _)| d.len()).sum();
+            crate::metrics::DHCP.sent(bytes as u64);
             for (to, e) in send_all(sock.as_raw_fd(), mine) {
+                crate::metrics::DHCP.error();
                 warn!("cannot send DHCP ACK to {to} on {}: {e}", iface.name);
             }
         }
@@ -990,6 +1038,7 @@ fn serve_socket(
             round: Round {
                 acks: std::mem::take(&mut round.acks),
                 acked: std::mem::take(&mut round.acked),
+                ack_events: std::mem::take(&mut round.ack_events),
                 records: std::mem::take(&mut round.records),
                 ..Round::default()
             },
@@ -1093,8 +1142,14 @@ fn serve_socket(
         }
         let now = std::mem::take(&mut round.now);
         for (to, e) in send_all(fd, &now) {
+            crate::metrics::DHCP.error();
             warn!("cannot send DHCP reply to {to} on {}: {e}", iface.name);
         }
+        // Counted per round: one add for the batch, not one per datagram.
+        let m = &crate::metrics::DHCP;
+        m.requests_n(items.len() as u64);
+        m.sent(now.iter().map(|(d, _)| d.len() as u64).sum());
+        m.duration.observe_n(started.elapsed(), items.len() as u64);
         if round.pending() {
             // Under load (a full round, or many waiting) commit at once: the batch is big anyway.
             if full || round.acked.len() + round.records.len() >= COMMIT_MAX {

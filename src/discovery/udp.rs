@@ -123,6 +123,17 @@ pub async fn serve(
             match done {
                 Ok(Ok(Outcome::Matched { node, method, .. })) => {
                     info!(%peer, %uuid, node = %node, method = method.as_str(), "discovered (UDP findme)");
+                    crate::timeline::record_with(|| {
+                        crate::timeline::Event::now(
+                            crate::timeline::Who::Node(node.clone()),
+                            crate::timeline::Kind::Discovery,
+                            format!(
+                                "findme (UDP): discovered by {} (uuid {uuid})",
+                                method.as_str()
+                            ),
+                        )
+                        .peer(peer.ip())
+                    });
                     tell(peer, "restart").await;
                 }
                 Ok(Ok(Outcome::Undefined { reason, .. })) => {

@@ -68,6 +68,18 @@ impl Discovery {
         match outcome {
             Outcome::Matched { node, method, .. } => {
                 info!(uuid = %rep.uuid, peer = %req.peer.ip(), node = %node, method = method.as_str(), "discovered");
+                crate::timeline::record_with(|| {
+                    crate::timeline::Event::now(
+                        crate::timeline::Who::Node(node.clone()),
+                        crate::timeline::Kind::Discovery,
+                        format!(
+                            "findme: discovered by {} (uuid {})",
+                            method.as_str(),
+                            rep.uuid
+                        ),
+                    )
+                    .peer(req.peer.ip())
+                });
                 Response::text(200, format!("restart {node}\n"))
             }
             Outcome::Undefined { reason, .. } => {
@@ -76,6 +88,14 @@ impl Discovery {
                 if let Some(suppressed) = UNDEF.check() {
                     info!(uuid = %rep.uuid, peer = %req.peer.ip(), suppressed, "undefined machine: {reason}");
                 }
+                crate::timeline::record_with(|| {
+                    crate::timeline::Event::now(
+                        crate::timeline::Who::Ip(req.peer.ip()),
+                        crate::timeline::Kind::Discovery,
+                        format!("findme: undefined machine: {reason}"),
+                    )
+                    .peer(req.peer.ip())
+                });
                 Response::text(200, format!("undefined {reason}\n"))
             }
         }
@@ -109,6 +129,14 @@ impl Discovery {
         r.invalidate("chain");
         r.invalidate("nodelist");
         info!(node = %node, destiny = %destiny, "getdestiny");
+        crate::timeline::record_with(|| {
+            crate::timeline::Event::now(
+                crate::timeline::Who::Node(node.clone()),
+                crate::timeline::Kind::Discovery,
+                format!("getdestiny: {destiny}"),
+            )
+            .peer(req.peer.ip())
+        });
         Response::text(200, format!("{destiny}\n"))
     }
 

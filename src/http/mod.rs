@@ -11,6 +11,7 @@
 //! they are asked in order before the file trees and see the client's address
 //! ([`RequestInfo::peer`]).
 
+pub mod dashboard;
 pub mod discovery;
 pub mod files;
 pub mod handler;
@@ -89,6 +90,19 @@ pub fn extra_routes(store: &Arc<Store>, resolver: &Arc<Resolver>) -> Routes {
         }),
     );
     routes.add(
+        &["dashboard"],
+        Arc::new(dashboard::Dashboard {
+            store: store.clone(),
+            resolver: resolver.clone(),
+        }),
+    );
+    routes.add(
+        &["metrics"],
+        Arc::new(MetricsPage {
+            store: store.clone(),
+        }),
+    );
+    routes.add(
         &["xcat", "node"],
         Arc::new(nodes::NodeCallbacks {
             resolver: resolver.clone(),
@@ -97,6 +111,34 @@ pub fn extra_routes(store: &Arc<Store>, resolver: &Arc<Resolver>) -> Routes {
         }),
     );
     routes
+}
+
+/// `/metrics`: the Prometheus text exposition ([`crate::metrics`]).
+struct MetricsPage {
+    store: Arc<Store>,
+}
+
+impl Handler for MetricsPage {
+    fn handle(&self, req: &RequestInfo) -> Option<Response> {
+        if !req.under(&["metrics"])?.is_empty() {
+            return None;
+        }
+        if !req.is_read() {
+            return Some(Response::method_not_allowed("GET, HEAD"));
+        }
+        let gauges = match crate::metrics::store_gauges(&self.store) {
+            Ok(g) => g,
+            Err(e) => {
+                warn!("/metrics: cannot read the store: {e}");
+                Default::default()
+            }
+        };
+        Some(Response::bytes(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render(&gauges),
+        ))
+    }
 }
 
 /// What the service serves, from the site table.

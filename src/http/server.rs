@@ -277,6 +277,8 @@ async fn connection(
             Ok(Ok(Incoming::Request(h, n))) => (h, n),
             Ok(Ok(Incoming::Closed)) => return,
             Ok(Ok(Incoming::Bad(e))) => {
+                crate::metrics::HTTP.request();
+                crate::metrics::HTTP.error();
                 static BAD: Throttle = Throttle::new();
                 if let Some(suppressed) = BAD.check() {
                     info!(client = %peer, suppressed, "HTTP bad request: {e}");
@@ -308,6 +310,8 @@ async fn connection(
             }
         };
         server.stats.requests.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::HTTP.request();
+        let taken = Instant::now();
         let keep = head.keep_alive();
         let body_len = match head.body_length() {
             Ok(n) => n,
@@ -414,6 +418,38 @@ async fn connection(
         let close = !keep || *shutdown.borrow();
         let started = Instant::now();
         let sent = finish(&server, &mut stream, resp, head_only, close).await;
+        let m = &crate::metrics::HTTP;
+        m.duration.observe(taken.elapsed());
+        if let Ok(n) = &sent {
+            m.sent(*n);
+        }
+        if status >= 400 || sent.is_err() {
+            m.error();
+        }
+        // Files are boot steps; a node's callbacks record their own (status, postscripts).
+        let file = target.starts_with("/install/") || target.starts_with("/tftpboot/");
+        if crate::timeline::enabled() && target != "/metrics" && (file || status >= 400) {
+            let ip = peer.ip();
+            let ev = match &sent {
+                Ok(n) if status < 400 => crate::timeline::Event::now(
+                    crate::timeline::Who::Ip(ip),
+                    crate::timeline::Kind::Http,
+                    format!("{method} {target}"),
+                )
+                .file(*n, taken.elapsed()),
+                Ok(_) => crate::timeline::Event::now(
+                    crate::timeline::Who::Ip(ip),
+                    crate::timeline::Kind::Error,
+                    format!("http {status} {method} {target}"),
+                ),
+                Err(e) => crate::timeline::Event::now(
+                    crate::timeline::Who::Ip(ip),
+                    crate::timeline::Kind::Error,
+                    format!("http {method} {target} cut short: {e}"),
+                ),
+            };
+            crate::timeline::record(ev.peer(ip));
+        }
         match &sent {
             Ok(n) => {
                 debug!(client = %peer, method = %method, target = ?target, status, bytes = n, ms = started.elapsed().as_millis() as u64, "HTTP")

@@ -74,6 +74,14 @@ pub fn dispatch(
                 Ok((e, rest)) if e.spec.allows(peer) => match fs.mount_handle(&e, &rest) {
                     Ok(fh) => {
                         info!("nfs: {peer} mounted {shown}");
+                        crate::timeline::record_with(|| {
+                            crate::timeline::Event::now(
+                                crate::timeline::Who::Ip(peer),
+                                crate::timeline::Kind::NfsMount,
+                                shown.to_string(),
+                            )
+                            .peer(peer)
+                        });
                         w.u32(MNT3_OK).opaque(&fh);
                         w.u32(1).u32(super::rpc::AUTH_SYS);
                     }

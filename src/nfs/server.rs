@@ -127,11 +127,36 @@ pub fn answer_arrived(
     udp: bool,
     arrived: Option<Ticket>,
 ) -> Option<Writer> {
+    let m = &crate::metrics::NFS;
+    let began = std::time::Instant::now();
+    m.request();
+    let w = answer_inner(svc, peer, record, udp, arrived);
+    match &w {
+        Some((w, true)) => m.sent(w.len() as u64),
+        Some((w, false)) => {
+            m.sent(w.len() as u64);
+            m.error();
+        }
+        None => m.error(),
+    }
+    m.duration.observe(began.elapsed());
+    w.map(|(w, _)| w)
+}
+
+/// [`answer_arrived`]'s work; the bool says whether the call was accepted and succeeded at the
+/// RPC level.
+fn answer_inner(
+    svc: &Service,
+    peer: IpAddr,
+    record: &[u8],
+    udp: bool,
+    arrived: Option<Ticket>,
+) -> Option<(Writer, bool)> {
     let call = match rpc::decode_call(record) {
         Ok(c) => c,
         Err(refusal) => {
             debug!(%peer, ?refusal, "nfs: RPC call refused");
-            return rpc::denied(&refusal);
+            return rpc::denied(&refusal).map(|w| (w, false));
         }
     };
     // Every store commit made before the call arrived is in the export table it is checked
@@ -170,8 +195,8 @@ pub fn answer_arrived(
         _ => Err(Accept::ProgUnavail),
     };
     match r {
-        Ok(()) => Some(w),
-        Err(stat) => Some(rpc::accepted(call.xid, stat, 0)),
+        Ok(()) => Some((w, true)),
+        Err(stat) => Some((rpc::accepted(call.xid, stat, 0), false)),
     }
 }
 

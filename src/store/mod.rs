@@ -414,6 +414,7 @@ impl Store {
         audit: Option<&Audit>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let began = std::time::Instant::now();
         let mut txn = Txn {
             tx: self.backend.write()?,
         };
@@ -424,6 +425,7 @@ impl Store {
             }
         }
         txn.tx.commit()?;
+        crate::metrics::STORE_COMMIT.observe(began.elapsed());
         Ok(out)
     }
 

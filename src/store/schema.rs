@@ -106,6 +106,26 @@ pub static TABLES: &[TableSpec] = &[
         table_desc: "Log of commands run through xcatd.",
         autoinc: Some("recid"),
     },
+    // bootherd's own table (see BOOTHERD_TABLES): xCAT has no record of a node's boot steps.
+    TableSpec {
+        name: "bootevents",
+        keys: &["node", "seq"],
+        cols: &["node", "seq", "time", "event", "detail", "bytes", "ms", "peer", "comments", "disable"],
+        descriptions: &[
+            "The node (or mac:<address> / ip:<address> for a client that is no node yet).",
+            "Order of the event: microseconds since the epoch when it was recorded, made unique.",
+            "When it happened, local time (YYYY-MM-DD HH:MM:SS.mmm).",
+            "dhcp-offer, dhcp-ack, dhcp-nak, tftp, http, nfs-mount, status, postscript, discovery or error.",
+            "What: the boot file, the file served, the status reported, the discovery step, the error.",
+            "Bytes sent, for files.",
+            "How long it took, in milliseconds, for files.",
+            "The client's address.",
+            "Free-form notes.",
+            "Set to yes or 1 to disable (comment out) this row.",
+        ],
+        table_desc: "Each node's boot steps, as the daemon saw them (bootherd timeline <node>); the newest events per node are kept.",
+        autoinc: None,
+    },
     TableSpec {
         name: "bootparams",
         keys: &["node"],
@@ -2127,7 +2147,13 @@ pub static TABLES: &[TableSpec] = &[
 ];
 
 /// Tables that are bootherd's own, not xCAT's (listed by tabdump like the others).
-pub static BOOTHERD_TABLES: &[&str] = &["dhcpexcluded", "dhcpleases", "dnsexcluded", "omapihosts"];
+pub static BOOTHERD_TABLES: &[&str] = &[
+    "bootevents",
+    "dhcpexcluded",
+    "dhcpleases",
+    "dnsexcluded",
+    "omapihosts",
+];
 
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static TableSpec> {

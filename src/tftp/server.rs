@@ -273,6 +273,8 @@ impl TftpServer {
         why: &str,
     ) {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::TFTP.request();
+        crate::metrics::TFTP.error();
         reply_error(local, from, code, why);
         // One line per kind of refusal and interval: a client repeating a bad request (or a
         // flood of them) does not fill the log.
@@ -445,9 +447,12 @@ impl TftpServer {
         local: Option<Ipv4Addr>,
         shutdown: &mut watch::Receiver<bool>,
     ) {
+        let m = &crate::metrics::TFTP;
+        m.request();
         let sock = match transfer_socket(local, from) {
             Ok(s) => s,
             Err(e) => {
+                m.error();
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 warn!(client = %from, path = ?req.filename, "TFTP: cannot open a transfer socket: {e}");
                 return;
@@ -477,6 +482,16 @@ impl TftpServer {
                     OpenError::Denied(_) => ErrorCode::AccessViolation,
                     OpenError::Io(_) => ErrorCode::NotDefined,
                 };
+                m.error();
+                crate::timeline::record_with(|| {
+                    let ip = std::net::IpAddr::V4(*from.ip());
+                    crate::timeline::Event::now(
+                        crate::timeline::Who::Ip(ip),
+                        crate::timeline::Kind::Error,
+                        format!("tftp {}: {e}", req.filename),
+                    )
+                    .peer(ip)
+                });
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = sock.send(&packet::error(code, &e.to_string())).await;
                 static NOT_FOUND: Throttle = Throttle::burst(64, Duration::from_secs(1));
@@ -491,6 +506,7 @@ impl TftpServer {
                 return;
             }
             Err(e) => {
+                m.error();
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = sock
                     .send(&packet::error(ErrorCode::NotDefined, "internal error"))
@@ -518,15 +534,31 @@ impl TftpServer {
             r = tokio::time::timeout(self.config.deadline, run) => r.ok(),
             _ = stopped(shutdown) => {
                 let _ = sock.send(&packet::error(ErrorCode::NotDefined, "server shutting down")).await;
+                m.error();
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 info!(client = %from, path = ?req.filename, "TFTP transfer stopped: shutting down");
                 return;
             }
         };
         let secs = started.elapsed().as_secs_f64();
+        m.duration.observe(started.elapsed());
+        if !matches!(ended, Some(End::Done) | Some(End::ClientError { .. })) {
+            m.error();
+        }
         match ended {
             Some(End::Done) => {
                 self.stats.completed.fetch_add(1, Ordering::Relaxed);
+                m.sent(size);
+                crate::timeline::record_with(|| {
+                    let ip = std::net::IpAddr::V4(*from.ip());
+                    crate::timeline::Event::now(
+                        crate::timeline::Who::Ip(ip),
+                        crate::timeline::Kind::Tftp,
+                        req.filename.clone(),
+                    )
+                    .file(size, started.elapsed())
+                    .peer(ip)
+                });
                 info!(
                     client = %from,
                     path = ?req.filename,
