@@ -188,6 +188,52 @@ fn dashboard_renders_searches_and_updates_live_in_chromium() {
         )),
         "200"
     );
+    // An xCAT user with a REST API token sees what policy lets them list, and their power
+    // buttons go through policy and the audit log.
+    bh.ok(&[
+        "tabch",
+        "tokenid=tok-dora",
+        "token.username=dora",
+        "token.expire=never",
+    ]);
+    bh.ok(&[
+        "tabch",
+        "priority=6",
+        "policy.name=dora",
+        "policy.commands=lsdef",
+        "policy.noderange=storage",
+        "policy.rule=allow",
+    ]);
+    let api = |path: &str| format!("http://{SERVER}/dashboard/api/{path}");
+    assert_eq!(code(&api("nodes?range=storage&token=tok-dora")), "200");
+    assert_eq!(code(&api("node/s1?token=tok-dora")), "200");
+    assert_eq!(code(&api("nodes?range=compute&token=tok-dora")), "403");
+    assert_eq!(code(&api("node/n01?token=tok-dora")), "403");
+    assert_eq!(code(&api("nodes?range=storage&token=tok-nobody")), "403");
+    let o = pair
+        .cli
+        .command("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "X-Bootherd: 1",
+            "-H",
+            "X-Auth-Token: tok-dora",
+        ])
+        .arg(api("node/s1/power/on"))
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "403 Permission denied for request\n\n403"
+    );
+    assert!(bh
+        .ok(&["tabdump", "-w", "userid==dora", "auditlog"])
+        .contains("\"dora\",\"10.99.95.50\",\"dashboard\",\"rpower\",\"s1\",\"s1 on\",\"Denied\""));
     sh(&[
         "ip",
         "-n",

@@ -9,8 +9,10 @@
 //! * `/dashboard/api/node/<node>`: a node's attributes, its lease and its boot timeline;
 //! * `POST /dashboard/api/node/<node>/power/<action>`: `rpower` (with an `X-Bootherd` header).
 //!
-//! Access: from loopback, or with `site.dashboardtoken` given as `?token=` (the pages pass it on)
-//! or `Authorization: Bearer`. Anyone else gets 403; with no token set, only loopback.
+//! Access: from loopback; with `site.dashboardtoken` given as `?token=` (the pages pass it on) or
+//! `Authorization: Bearer`; or with an xCAT token from the REST API (`POST /xcatws/tokens`, as
+//! `?token=` or `X-Auth-Token`), for which policy applies as to that user's `lsdef` (what they
+//! may see) and `rpower` (the power buttons, audited). Anyone else gets 403.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -102,24 +104,53 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Who is looking at the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Who {
+    /// This machine (loopback): as root at the console.
+    Local,
+    /// Someone with `site.dashboardtoken`.
+    SiteToken,
+    /// An xCAT user, by a token of the REST API (`POST /xcatws/tokens`): policy applies.
+    User(String),
+}
+
 impl Dashboard {
-    fn allowed(&self, req: &RequestInfo) -> bool {
+    fn who(&self, req: &RequestInfo) -> Option<Who> {
         if req.peer.ip().is_loopback() {
-            return true;
+            return Some(Who::Local);
         }
-        let Ok(Some(token)) = self.store.site("dashboardtoken") else {
-            return false;
-        };
-        let token = token.trim();
-        if token.is_empty() {
-            return false;
+        let given = query_param(req, "token")
+            .or_else(|| {
+                req.header("authorization")
+                    .and_then(|a| a.strip_prefix("Bearer "))
+                    .map(|t| t.trim().to_string())
+            })
+            .or_else(|| req.header("x-auth-token").map(|t| t.trim().to_string()))?;
+        if let Ok(Some(token)) = self.store.site("dashboardtoken") {
+            let token = token.trim();
+            if !token.is_empty() && constant_time_eq(given.as_bytes(), token.as_bytes()) {
+                return Some(Who::SiteToken);
+            }
         }
-        let given = query_param(req, "token").or_else(|| {
-            req.header("authorization")
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .map(|t| t.trim().to_string())
-        });
-        given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+        crate::xcatd::auth::verify_token(&self.store, &given).map(Who::User)
+    }
+
+    /// Whether policy lets an xCAT user see the dashboard's data (as `lsdef` of `nodes`).
+    fn may_read(&self, who: &Who, req: &RequestInfo, nodes: Option<&str>) -> bool {
+        let Who::User(user) = who else { return true };
+        let mut args = vec!["-t".to_string(), "node".to_string()];
+        if let Some(n) = nodes {
+            args.extend(["-o".to_string(), n.to_string()]);
+        }
+        crate::xcatd::server::permits(
+            &self.resolver,
+            user,
+            &req.peer.ip().to_string(),
+            "lsdef",
+            &args,
+            nodes,
+        )
     }
 
     fn overview(&self) -> Result<String, crate::store::StoreError> {
@@ -363,7 +394,7 @@ impl Dashboard {
     /// store) and answers its output. The custom `X-Bootherd` header the page sends makes a
     /// cross-site form or script unable to post here (it would need a CORS preflight, which is
     /// never answered).
-    fn power(&self, req: &RequestInfo, node: &str, action: &str) -> Response {
+    fn power(&self, req: &RequestInfo, who: &Who, node: &str, action: &str) -> Response {
         if req.method != "POST" {
             return Response::method_not_allowed("POST");
         }
@@ -383,6 +414,10 @@ impl Dashboard {
                 tracing::warn!("dashboard: {e}");
                 return Response::error(500);
             }
+        }
+        // An xCAT user: rpower as that user, through policy and the audit log, in this process.
+        if let Who::User(user) = who {
+            return self.power_as(req, user, node, action);
         }
         let exe = match std::env::current_exe() {
             Ok(e) => e,
@@ -424,19 +459,93 @@ impl Dashboard {
     }
 }
 
+impl Dashboard {
+    fn power_as(&self, req: &RequestInfo, user: &str, node: &str, action: &str) -> Response {
+        #[derive(Clone, Default)]
+        struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl crate::cli::request::Sink for Capture {
+            fn out_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+                if let Ok(mut g) = self.0.lock() {
+                    g.extend_from_slice(b);
+                }
+                Ok(())
+            }
+            fn err_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+                self.out_bytes(b)
+            }
+        }
+        let rules = crate::xcatd::server::rules_from(&self.resolver);
+        let host = req.peer.ip().to_string();
+        let args = vec![node.to_string(), action.to_string()];
+        let wire = args.clone();
+        let request = match crate::xcatd::server::authorize(
+            &self.store,
+            &self.resolver,
+            &rules,
+            crate::xcatd::server::Asking {
+                peername: Some(user),
+                user,
+                host: &host,
+                command: "rpower",
+                wire_args: &wire,
+                args,
+                noderange: Some(node.to_string()),
+                clienttype: "dashboard".into(),
+            },
+        ) {
+            Ok(r) => r,
+            Err(why) => return Response::text(403, format!("403 {why}\n")),
+        };
+        let db = crate::daemon::DB_URL
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.store.describe());
+        let cap = Capture::default();
+        let code = crate::cli::handle_remote(request, &db, Box::new(cap.clone()));
+        let text = cap
+            .0
+            .lock()
+            .map(|g| String::from_utf8_lossy(&g).into_owned())
+            .unwrap_or_default();
+        tracing::info!(node, action, user, peer = %req.peer.ip(), "dashboard: rpower");
+        json(format!(
+            "{{\"ok\":{},\"output\":{}}}",
+            code == std::process::ExitCode::SUCCESS,
+            js(text.trim_end())
+        ))
+    }
+}
+
 impl Handler for Dashboard {
     fn handle(&self, req: &RequestInfo) -> Option<Response> {
         let rest = req.under(&["dashboard"])?;
-        if !self.allowed(req) {
+        let Some(who) = self.who(req) else {
             return Some(Response::text(
                 403,
-                "403 Forbidden: the dashboard answers loopback, or ?token=<site.dashboardtoken>\n",
+                "403 Forbidden: the dashboard answers loopback, ?token=<site.dashboardtoken>, or an xCAT token (POST /xcatws/tokens)\n",
             ));
-        }
+        };
         if let [a, b, n, p, action] = rest {
             if a == "api" && b == "node" && p == "power" {
-                return Some(self.power(req, n, action));
+                return Some(self.power(req, &who, n, action));
             }
+        }
+        // An xCAT user sees what policy lets them list.
+        let denied = || Response::text(403, "403 Permission denied for request\n");
+        match rest {
+            [a, b] if a == "api" && b == "overview" && !self.may_read(&who, req, None) => {
+                return Some(denied())
+            }
+            [a, b] if a == "api" && b == "nodes" => {
+                let range = query_param(req, "range").filter(|r| !r.is_empty());
+                if !self.may_read(&who, req, Some(range.as_deref().unwrap_or("all"))) {
+                    return Some(denied());
+                }
+            }
+            [a, b, n] if a == "api" && b == "node" && !self.may_read(&who, req, Some(n)) => {
+                return Some(denied())
+            }
+            _ => {}
         }
         if !req.is_read() {
             return Some(Response::method_not_allowed("GET, HEAD"));

@@ -230,7 +230,8 @@ async fn run(ws: &Ws, user: &str, command: &str, args: Vec<String>) -> Result<Ca
         let rules = server::policy_rules(&ctx.store);
         let wire = args.clone();
         let request = server::authorize(
-            &ctx,
+            &ctx.store,
+            &ctx.resolver,
             &rules,
             Asking {
                 peername: Some(&user),

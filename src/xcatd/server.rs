@@ -535,7 +535,7 @@ fn decide(ctx: &Ctx, x: XcatRequest, cn: Option<String>, ip: IpAddr) -> Decided 
         noderange: x.noderange.clone(),
         clienttype: x.clienttype.clone().unwrap_or_else(|| "other".into()),
     };
-    match authorize(ctx, &rules, asked) {
+    match authorize(&ctx.store, &ctx.resolver, &rules, asked) {
         Ok(mut request) => {
             request.cwd = x.cwd.as_ref().map(PathBuf::from);
             request.stdin = x.stdin.clone();
@@ -575,19 +575,24 @@ pub struct Asking<'a> {
 }
 
 /// Policy for one request: the request to run, or xcatd's refusal (audited and logged).
-pub fn authorize(ctx: &Ctx, rules: &[policy::Rule], a: Asking<'_>) -> Result<Request, String> {
+pub fn authorize(
+    store: &Store,
+    resolver: &Resolver,
+    rules: &[policy::Rule],
+    a: Asking<'_>,
+) -> Result<Request, String> {
     let noderange = a
         .noderange
         .clone()
         .or_else(|| crate::cli::request_noderange(a.command, &a.args));
     let nodes = noderange.as_ref().map(|nr| {
-        ctx.resolver
+        resolver
             .noderange(nr, false)
             .map(|e| e.nodes)
             .unwrap_or_else(|_| vec![nr.clone()])
     });
     let expand = |nr: &str| -> Vec<String> {
-        ctx.resolver
+        resolver
             .noderange(nr, false)
             .map(|e| e.nodes)
             .unwrap_or_default()
@@ -616,7 +621,7 @@ pub fn authorize(ctx: &Ctx, rules: &[policy::Rule], a: Asking<'_>) -> Result<Req
             args: a.args.join(" "),
             status: "Denied".into(),
         };
-        if let Err(e) = ctx.store.audit_request(&audit) {
+        if let Err(e) = store.audit_request(&audit) {
             warn!("xcatd: cannot write the audit log: {e}");
         }
         static DENIED: Throttle = Throttle::burst(20, Duration::from_secs(1));
@@ -689,6 +694,47 @@ fn rules_of<'a>(
         rule: col(r, "rule"),
     })
     .collect()
+}
+
+/// The policy rules from the resolver's cached table.
+pub fn rules_from(resolver: &Resolver) -> Vec<policy::Rule> {
+    match resolver.table("policy") {
+        Ok(t) => rules_of(t.spec, t.rows.iter()),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Whether policy lets `user` (from `host`) run `command args` on `noderange`, without
+/// auditing or logging (for what a page polls).
+pub fn permits(
+    resolver: &Resolver,
+    user: &str,
+    host: &str,
+    command: &str,
+    args: &[String],
+    noderange: Option<&str>,
+) -> bool {
+    let rules = rules_from(resolver);
+    let expand = |nr: &str| -> Vec<String> {
+        resolver
+            .noderange(nr, false)
+            .map(|e| e.nodes)
+            .unwrap_or_default()
+    };
+    policy::validate(
+        &rules,
+        &Peer {
+            name: Some(user),
+            host: Some(host),
+        },
+        &Asked {
+            command,
+            args,
+            nodes: noderange.map(&expand),
+        },
+        &expand,
+    )
+    .allowed()
 }
 
 /// Whether policy lets `node` make the node request `command` (`getpostscript`, `getdestiny`,
