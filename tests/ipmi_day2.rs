@@ -402,10 +402,41 @@ fn rcons_shows_a_qemu_vms_serial_console_through_ipmi_sim() {
     let port = l.local_addr().expect("addr").port();
     drop(l);
     let mon = bh.path("qemu-monitor.sock");
-    // A VM with nothing to boot, stopped (-S) until the console is attached: its firmware's
-    // banner and "No bootable device." go to its serial port, which ipmi_sim's SOL connects to.
+    // A VM whose serial port is its console (ipmi_sim's SOL connects to it), stopped (-S) until
+    // the console is attached: a kernel whose initramfs runs a shell on that console, so what
+    // is typed through rcons can be seen to reach it.
+    let assets = common::vm::assets();
+    let root = bh.path("initramfs");
+    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(root.join("proc")).expect("mkdir");
+    std::fs::copy(assets.join("busybox"), root.join("bin/busybox")).expect("busybox");
+    std::fs::write(
+        root.join("init"),
+        "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\necho READY-FOR-INPUT\nexec sh\n",
+    )
+    .expect("init");
+    common::sh(&["chmod", "755", &root.join("init").display().to_string()]);
+    let cpio = bh.path("initramfs.cpio");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
+            root.display(),
+            cpio.display()
+        ))
+        .output()
+        .expect("cpio");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut vm = std::process::Command::new("qemu-system-x86_64")
-        .args(["-machine", "q35,graphics=off,accel=kvm:tcg", "-m", "128"])
+        .args(["-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", "256"])
+        .arg("-kernel")
+        .arg(assets.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(&cpio)
+        .args([
+            "-append",
+            "console=ttyS0,115200 rdinit=/init quiet panic=-1",
+        ])
         .args([
             "-display",
             "none",
@@ -477,16 +508,32 @@ fn rcons_shows_a_qemu_vms_serial_console_through_ipmi_sim() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let text = String::from_utf8_lossy(&seen.lock().expect("lock")).to_string();
-        if text.contains("SeaBIOS") && text.contains("No bootable device") {
+        if text.contains("READY-FOR-INPUT") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(60),
+            "no shell on the console: {text:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Typed input reaches the VM's shell, and its answer comes back.
+    let mut stdin = c.stdin.take().expect("stdin");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"echo MARK$((6*7))\r").expect("type");
+    stdin.flush().expect("flush");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = String::from_utf8_lossy(&seen.lock().expect("lock")).to_string();
+        if text.contains("MARK42") {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no firmware output on the console: {text:?}"
+            "the typed command did not reach the VM's shell: {text:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let mut stdin = c.stdin.take().expect("stdin");
     stdin.write_all(b"\r~.").expect("escape");
     stdin.flush().expect("flush");
     let t = std::time::Instant::now();
