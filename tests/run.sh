@@ -17,7 +17,7 @@ PKGS=(iproute2 libio-socket-ssl-perl libxml-simple-perl gcc make pkg-config isc-
   qemu-system-x86 ipxe-qemu pxelinux syslinux-common ipxe grub-efi-amd64-signed shim-signed cpio
   openipmi ipmitool libnfs-utils snmpsim snmp
   xorriso libarchive-tools mmdebstrap squashfs-tools pigz xz-utils zstd rpm createrepo-c dnf ovmf ndisc6
-  postgresql openssl)
+  postgresql openssl systemd-container)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

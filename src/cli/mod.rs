@@ -36,6 +36,7 @@ pub mod images;
 pub mod inventory;
 pub mod lite;
 pub mod lslite;
+pub mod man;
 pub mod net;
 pub mod nodes;
 pub mod nodeset;
@@ -204,6 +205,8 @@ enum Cmd {
     Imgcapture(images::ImgcaptureArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
+    /// Write the man pages (bootherd.1, one per command) into a directory
+    Man(man::ManArgs),
     /// Whole-store operations: `db copy <from-url> <to-url>` (SQLite ↔ PostgreSQL)
     Db(db::DbArgs),
     /// The appliance's certificate authority: issue or revoke users' client certificates
@@ -719,6 +722,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Imgimport(a) => images::imgimport(&db, a),
         Cmd::Imgcapture(a) => images::imgcapture(&db, a),
         Cmd::Links(a) => links(a),
+        Cmd::Man(a) => man::man(a),
         Cmd::Cert(c) => cert(&db, c),
     }
 }
