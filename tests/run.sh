@@ -17,7 +17,7 @@ PKGS=(iproute2 python3-prometheus-client chromium python3-websocket libio-socket
   qemu-system-x86 ipxe-qemu pxelinux syslinux-common ipxe grub-efi-amd64-signed shim-signed cpio
   openipmi ipmitool libnfs-utils snmpsim snmp bind9-dnsutils dnsmasq iputils-ping
   xorriso libarchive-tools mmdebstrap squashfs-tools pigz xz-utils zstd rpm createrepo-c dnf ovmf ndisc6
-  postgresql openssl)
+  postgresql openssl systemd-container)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -40,6 +40,7 @@ pub mod images;
 pub mod inventory;
 pub mod lite;
 pub mod lslite;
+pub mod man;
 pub mod monitor;
 pub mod net;
 pub mod nodes;
@@ -262,6 +263,8 @@ enum Cmd {
     Timeline(monitor::TimelineArgs),
     /// Create links named after every command (nodels, tabdump, …) in a directory
     Links(LinksArgs),
+    /// Write the man pages (bootherd.1, one per command) into a directory
+    Man(man::ManArgs),
     /// Whole-store operations: `db copy <from-url> <to-url>` (SQLite ↔ PostgreSQL)
     Db(db::DbArgs),
     /// The appliance's certificate authority: issue or revoke users' client certificates
@@ -876,6 +879,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Nodestat(a) => monitor::nodestat(&db, a),
         Cmd::Timeline(a) => monitor::timeline(&db, a),
         Cmd::Links(a) => links(a),
+        Cmd::Man(a) => man::man(a),
         Cmd::Cert(c) => cert(&db, c),
     }
 }
