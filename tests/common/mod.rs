@@ -55,6 +55,9 @@ impl Bh {
         let mut c = Command::new(bin());
         c.args(args)
             .env("BOOTHERD_DB", &self.db)
+            // The CA beside the test's store, whatever the backend (a PostgreSQL store would
+            // otherwise use /etc/bootherd/pki on this machine).
+            .env("BOOTHERD_PKI", self.dir.path().join("pki"))
             .env_remove("RUST_LOG");
         c
     }
@@ -252,6 +255,7 @@ impl Daemon {
         c.arg("serve")
             .args(extra)
             .env("BOOTHERD_DB", &bh.db)
+            .env("BOOTHERD_PKI", bh.dir.path().join("pki"))
             .env("RUST_LOG", rust_log);
         c.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
