@@ -427,7 +427,7 @@ fn rcons_shows_a_qemu_vms_serial_console_through_ipmi_sim() {
         .output()
         .expect("cpio");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut vm = std::process::Command::new("qemu-system-x86_64")
+    let vm = std::process::Command::new("qemu-system-x86_64")
         .args(["-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", "256"])
         .arg("-kernel")
         .arg(assets.join("vmlinuz"))
@@ -459,6 +459,15 @@ fn rcons_shows_a_qemu_vms_serial_console_through_ipmi_sim() {
         .stderr(std::fs::File::create(bh.path("qemu.log")).expect("qemu log"))
         .spawn()
         .expect("qemu");
+    // The VM goes when the test does, failed or not.
+    struct Vm(std::process::Child);
+    impl Drop for Vm {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut vm = Vm(vm);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !mon.exists() {
         assert!(std::time::Instant::now() < deadline, "qemu did not start");
@@ -502,7 +511,7 @@ fn rcons_shows_a_qemu_vms_serial_console_through_ipmi_sim() {
         o.status.success(),
         "{} (qemu: {:?}: {})",
         String::from_utf8_lossy(&o.stderr),
-        vm.try_wait(),
+        vm.0.try_wait(),
         std::fs::read_to_string(bh.path("qemu.log")).unwrap_or_default()
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -548,6 +557,5 @@ fn rcons_shows_a_qemu_vms_serial_console_through_ipmi_sim() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(status.success());
-    let _ = vm.kill();
-    let _ = vm.wait();
+    drop(vm);
 }
