@@ -85,11 +85,15 @@ fn the_appliance_image_boots_and_serves_a_second_vm() {
     std::fs::create_dir_all(&seed_dir).expect("seed dir");
     seed(&seed_dir);
 
+    let deb = common::build_test_deb(&out.join("deb"));
+    let t0 = std::time::Instant::now();
     let o = Command::new("bash")
         .arg(root.join("tools/appliance-image.sh"))
         .arg(&out)
         .arg("--seed")
         .arg(&seed_dir)
+        .arg("--deb")
+        .arg(&deb)
         .current_dir(root)
         .stdin(Stdio::null())
         .output()
@@ -100,6 +104,7 @@ fn the_appliance_image_boots_and_serves_a_second_vm() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    eprintln!("appliance image built in {:.0?}", t0.elapsed());
     for f in ["disk.img", "vmlinuz", "initrd.img", "run.sh"] {
         assert!(out.join(f).is_file(), "the image build made no {f}");
     }
@@ -153,6 +158,11 @@ fn the_appliance_image_boots_and_serves_a_second_vm() {
         "systemd did not start bootherd on the appliance:\n{console}"
     );
 
+    eprintln!(
+        "appliance VM up (bootherd started, login prompt) after {:.0?}",
+        t0.elapsed()
+    );
+
     // The second VM PXE-boots from the appliance.
     let nserial = out.join("node-console.txt");
     let mut node = vm::qemu_tap(&ns, "tap1", &nserial, MAC, 512, "", &[]);
@@ -161,6 +171,7 @@ fn the_appliance_image_boots_and_serves_a_second_vm() {
         "BOOTHERD-MARKER: /init reached",
         Duration::from_secs(300),
     );
+    eprintln!("second VM reached /init after {:.0?}", t0.elapsed());
     let _ = node.kill();
     let _ = node.wait();
     let nconsole =

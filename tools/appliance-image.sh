@@ -2,7 +2,7 @@
 # The appliance VM: a Debian 12 disk image with the bootherd package installed, whose first boot
 # brings bootherd up on its management interface.
 #
-#   tools/appliance-image.sh [OUTDIR] [--seed DIR]      (default OUTDIR: target/appliance)
+#   tools/appliance-image.sh [OUTDIR] [--seed DIR] [--deb FILE]   (default OUTDIR: target/appliance)
 #
 # Makes OUTDIR/disk.img (raw ext4 file system, 2 GiB sparse, label bootherd), OUTDIR/vmlinuz and
 # OUTDIR/initrd.img (Debian's kernel and initramfs from the image), and OUTDIR/run.sh which boots
@@ -10,20 +10,24 @@
 # command line), 10.214.0.1/24 by systemd-networkd (edit /etc/systemd/network/10-mgmt.network),
 # and the store says site.dhcpinterfaces=eth0. --seed DIR copies DIR into the image as /root/seed and
 # runs its seed.sh there (chroot, after the package is installed) to define a cluster in advance.
+# --deb FILE installs that package; without it, target/debian/bootherd_*.deb, built by
+# tools/build-deb.sh when there is none.
 # Not made: a partition table and a boot loader on the disk (the image boots with -kernel/-initrd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/appliance
 SEED=
+DEB=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) SEED=$(realpath "$2"); shift 2 ;;
+    --deb) DEB=$(realpath "$2"); shift 2 ;;
     *) OUT=$1; shift ;;
   esac
 done
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
-DEB=$(ls target/debian/bootherd_*.deb 2>/dev/null | head -1 || true)
+[ -n "$DEB" ] || DEB=$(ls target/debian/bootherd_*.deb 2>/dev/null | head -1 || true)
 if [ -z "$DEB" ]; then
   tools/build-deb.sh >/dev/null
   DEB=$(ls target/debian/bootherd_*.deb | head -1)

@@ -445,3 +445,33 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The Debian package of this build, made by `tools/build-deb.sh --dev` into `dir`: the debug
+/// binary the tests already built, packaged as the release one is (same files, unit, scripts),
+/// without a second, optimised build. Returns the .deb's path.
+pub fn build_test_deb(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("create the .deb directory");
+    let out = Command::new("bash")
+        .arg(root.join("tools/build-deb.sh"))
+        .arg("--dev")
+        .arg("-o")
+        .arg(format!("{}/", dir.display()))
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tools/build-deb.sh");
+    assert!(
+        out.status.success(),
+        "tools/build-deb.sh --dev failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_dir(dir)
+        .expect("read the .deb directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .unwrap_or_else(|| panic!("tools/build-deb.sh --dev made no .deb in {}", dir.display()))
+}
