@@ -362,11 +362,7 @@ impl Packet {
 
     /// The hardware address as `aa:bb:cc:dd:ee:ff`.
     pub fn mac_string(&self) -> String {
-        self.hwaddr()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        hex_joined(self.hwaddr(), Some(':'))
     }
 
     /// The broadcast bit of `flags`.
@@ -412,8 +408,33 @@ impl Packet {
     }
 }
 
+/// Bytes as lower-case hex, `sep` between them: one allocation (this runs for every packet).
+pub fn hex_joined(bytes: &[u8], sep: Option<char>) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            if let Some(c) = sep {
+                s.push(c);
+            }
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_joined_matches_the_formatting_it_replaces() {
+        let b = [0x00u8, 0x0a, 0xff, 0x52, 0x54];
+        let want: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+        assert_eq!(super::hex_joined(&b, Some(':')), want.join(":"));
+        assert_eq!(super::hex_joined(&b, None), want.concat());
+        assert_eq!(super::hex_joined(&[], Some(':')), "");
+    }
+
     use super::*;
 
     /// A DHCPDISCOVER as QEMU's iPXE ROM sends it (hand-assembled from RFC 2131 field offsets).

@@ -208,7 +208,7 @@ impl DhcpServer {
         }
         let client_id = p
             .get(opt::CLIENT_ID)
-            .map(|v| v.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            .map(|v| super::packet::hex_joined(v, None));
         match mtype {
             MessageType::Discover => {
                 let Some(ip) = self.address_for(&view, subnet, p, host, &mac, t) else {

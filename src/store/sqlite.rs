@@ -380,31 +380,106 @@ fn key_where(t: &TableSpec, first_param: usize) -> String {
         .join(" AND ")
 }
 
+/// Which statement of a table [`sql`] makes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Stmt {
+    SelectAll,
+    SelectKey,
+    Upsert,
+    DeleteKey,
+    /// UPDATE of the columns whose indexes are the set bits (tables have fewer than 128).
+    Update(u128),
+}
+
+/// The SQL text of a statement, made once per (table, statement) and kept: writing it costs more
+/// than running a cached prepared statement (the lease writer's commits spent a third of their
+/// time formatting the same INSERT). Tables are static, so the cache is bounded by the schema
+/// (UPDATEs by the column sets the code uses).
+fn sql(t: &TableSpec, stmt: Stmt) -> std::sync::Arc<str> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<(&'static str, Stmt), Arc<str>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(s) = cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&(t.name, stmt)).cloned())
+    {
+        return s;
+    }
+    let text: Arc<str> = match stmt {
+        Stmt::SelectAll => format!(
+            "SELECT {} FROM {} ORDER BY rowid",
+            col_list(t),
+            quote(t.name)
+        ),
+        Stmt::SelectKey => format!(
+            "SELECT {} FROM {} WHERE {}",
+            col_list(t),
+            quote(t.name),
+            key_where(t, 1)
+        ),
+        Stmt::Upsert => {
+            let placeholders: Vec<String> = (1..=t.cols.len()).map(|i| format!("?{i}")).collect();
+            let updates: Vec<String> = t
+                .cols
+                .iter()
+                .filter(|c| !t.keys.contains(c))
+                .map(|c| format!("{0} = excluded.{0}", quote(c)))
+                .collect();
+            let keys: Vec<String> = t.keys.iter().map(|k| quote(k)).collect();
+            format!(
+                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+                quote(t.name),
+                col_list(t),
+                placeholders.join(", "),
+                keys.join(", "),
+                updates.join(", ")
+            )
+        }
+        Stmt::DeleteKey => format!("DELETE FROM {} WHERE {}", quote(t.name), key_where(t, 1)),
+        Stmt::Update(mask) => {
+            let sets: Vec<String> = (0..t.cols.len().min(128))
+                .filter(|i| mask & (1u128 << i) != 0)
+                .enumerate()
+                .map(|(n, i)| format!("{} = ?{}", quote(t.cols[i]), n + 1))
+                .collect();
+            format!(
+                "UPDATE {} SET {} WHERE {}",
+                quote(t.name),
+                sets.join(", "),
+                key_where(t, sets.len() + 1)
+            )
+        }
+    }
+    .into();
+    if let Ok(mut c) = cache.lock() {
+        c.insert((t.name, stmt), text.clone());
+    }
+    text
+}
+
 fn read_row(r: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Row> {
     (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
 }
 
 impl BackendTx for SqliteTx<'_> {
     fn select_all(&mut self, t: &TableSpec) -> Result<Vec<Row>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY rowid",
-            col_list(t),
-            quote(t.name)
-        );
-        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&sql(t, Stmt::SelectAll))
+            .map_err(db_err)?;
         let n = t.cols.len();
         let rows = st.query_map([], |r| read_row(r, n)).map_err(db_err)?;
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
     fn select_key(&mut self, t: &TableSpec, key: &[&str]) -> Result<Option<Row>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {}",
-            col_list(t),
-            quote(t.name),
-            key_where(t, 1)
-        );
-        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&sql(t, Stmt::SelectKey))
+            .map_err(db_err)?;
         let n = t.cols.len();
         st.query_row(params_from_iter(key.iter()), |r| read_row(r, n))
             .optional()
@@ -413,23 +488,10 @@ impl BackendTx for SqliteTx<'_> {
 
     fn upsert(&mut self, t: &TableSpec, row: &Row) -> Result<(), StoreError> {
         self.wrote = true;
-        let placeholders: Vec<String> = (1..=t.cols.len()).map(|i| format!("?{i}")).collect();
-        let updates: Vec<String> = t
-            .cols
-            .iter()
-            .filter(|c| !t.keys.contains(c))
-            .map(|c| format!("{0} = excluded.{0}", quote(c)))
-            .collect();
-        let keys: Vec<String> = t.keys.iter().map(|k| quote(k)).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-            quote(t.name),
-            col_list(t),
-            placeholders.join(", "),
-            keys.join(", "),
-            updates.join(", ")
-        );
-        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&sql(t, Stmt::Upsert))
+            .map_err(db_err)?;
         st.execute(params_from_iter(row.iter())).map_err(db_err)?;
         Ok(())
     }
@@ -444,23 +506,27 @@ impl BackendTx for SqliteTx<'_> {
             return Ok(self.select_key(t, key)?.is_some());
         }
         self.wrote = true;
-        let mut sets = Vec::new();
-        for (i, (c, _)) in cols.iter().enumerate() {
-            let name = t
-                .cols
-                .get(*c)
-                .ok_or_else(|| StoreError::Backend(format!("column index {c} out of range")))?;
-            sets.push(format!("{} = ?{}", quote(name), i + 1));
+        // The statement sets the columns in index order: parameters follow that order.
+        let mut mask = 0u128;
+        for (c, _) in cols {
+            if *c >= t.cols.len() || *c >= 128 {
+                return Err(StoreError::Backend(format!(
+                    "column index {c} out of range"
+                )));
+            }
+            mask |= 1u128 << c;
         }
-        let sql = format!(
-            "UPDATE {} SET {} WHERE {}",
-            quote(t.name),
-            sets.join(", "),
-            key_where(t, cols.len() + 1)
-        );
-        let mut params: Vec<Option<&str>> = cols.iter().map(|(_, v)| v.as_deref()).collect();
+        // A column named twice takes its last value, as in SQL's own SET list.
+        let mut by_col: Vec<Option<Option<&str>>> = vec![None; t.cols.len()];
+        for (c, v) in cols {
+            by_col[*c] = Some(v.as_deref());
+        }
+        let mut params: Vec<Option<&str>> = by_col.into_iter().flatten().collect();
         params.extend(key.iter().map(|k| Some(*k)));
-        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&sql(t, Stmt::Update(mask)))
+            .map_err(db_err)?;
         let n = st
             .execute(params_from_iter(params.iter()))
             .map_err(db_err)?;
@@ -469,8 +535,10 @@ impl BackendTx for SqliteTx<'_> {
 
     fn delete_key(&mut self, t: &TableSpec, key: &[&str]) -> Result<bool, StoreError> {
         self.wrote = true;
-        let sql = format!("DELETE FROM {} WHERE {}", quote(t.name), key_where(t, 1));
-        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&sql(t, Stmt::DeleteKey))
+            .map_err(db_err)?;
         Ok(st.execute(params_from_iter(key.iter())).map_err(db_err)? > 0)
     }
 
