@@ -3,7 +3,12 @@
 # (memfile) and dnsmasq in one run, on the same subnets and pools, each server pinned to one core and
 # perfdhcp to the other.
 #
-#   bench/dhcp.sh [SERVERS...]          SERVERS ⊂ {bootherd, kea, dnsmasq}, default all three. Run as root.
+#   bench/dhcp.sh [SERVERS...]          SERVERS ⊂ {bootherd, kea, dnsmasq, bootherd-pg, kea-pg}, default the
+#                                       first three. Run as root. The -pg servers keep their leases in PostgreSQL 15
+#                                       (Debian's package; a throwaway cluster started here, fsync and synchronous
+#                                       commit on, pinned to the server's core): bootherd with --db postgres://…,
+#                                       Kea with its PostgreSQL lease backend (schema from kea-admin's scripts). The
+#                                       cluster's CPU (every postgres process) counts as the server's.
 #
 # environment (defaults in brackets):
 #   RATES ["5000 15000 30000 100000"]   offered rates (perfdhcp -r, new exchanges/s) for bootherd and Kea
@@ -34,7 +39,7 @@ ROOT=$PWD
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=(bootherd kea dnsmasq)
 for s in "${SERVERS[@]}"; do
-    case $s in bootherd | kea | dnsmasq) ;; *) echo "unknown server '$s' (bootherd, kea, dnsmasq)" >&2; exit 2 ;; esac
+    case $s in bootherd | kea | dnsmasq | bootherd-pg | kea-pg) ;; *) echo "unknown server '$s' (bootherd, kea, dnsmasq, bootherd-pg, kea-pg)" >&2; exit 2 ;; esac
 done
 [ "$(id -u)" = 0 ] || { echo "$0: run as root (network namespaces, port 67)" >&2; exit 1; }
 
@@ -75,8 +80,16 @@ autogroup_nice() { # PID...
 }
 
 PIDS=()
+PGBIN=/usr/lib/postgresql/15/bin PGDIR= PGPORT=5441 PGPID=
+stop_pg() {
+    [ -n "$PGDIR" ] || return 0
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop > /dev/null 2>&1 || true
+    rm -rf "$PGDIR"
+    PGDIR=
+}
 cleanup() {
     local p n
+    stop_pg
     for p in "${PIDS[@]}"; do kill "$p" 2> /dev/null || true; done
     sleep 0.3
     for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done
@@ -95,9 +108,10 @@ need=()
 command -v perfdhcp > /dev/null || need+=(kea-admin)
 for s in "${SERVERS[@]}"; do
     case $s in
-    kea) command -v kea-dhcp4 > /dev/null || need+=(kea-dhcp4-server) ;;
+    kea | kea-pg) command -v kea-dhcp4 > /dev/null || need+=(kea-dhcp4-server) ;;
     dnsmasq) command -v dnsmasq > /dev/null || need+=(dnsmasq) ;;
     esac
+    case $s in *-pg) [ -x $PGBIN/initdb ] && command -v psql > /dev/null || need+=(postgresql postgresql-client) ;; esac
 done
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
@@ -108,7 +122,7 @@ if [ ${#need[@]} -gt 0 ]; then
     done
 fi
 B=${BOOTHERD_BIN:-$ROOT/target/release/bootherd}
-if [[ " ${SERVERS[*]} " == *" bootherd "* ]] && [ -z "${BOOTHERD_BIN:-}" ]; then
+if [[ " ${SERVERS[*]} " == *" bootherd"* ]] && [ -z "${BOOTHERD_BIN:-}" ]; then
     log "building bootherd (release)"
     cargo build --release --quiet
 fi
@@ -140,12 +154,13 @@ start_kea() {
     # memfile, persist=true: one CSV line appended per lease change (write(2), no fsync); kea-lfc off.
     # WARN logging (INFO costs Kea about half its rate). Kea 2.2 as Debian ships it: single-threaded.
     # UDP sockets for relayed traffic (what Kea recommends there); raw sockets where clients have no address yet.
-    local stype=udp
+    local stype=udp leasedb=${KEA_LEASE_DB:-}
     [ "$MODE" = direct ] && stype=raw
+    [ -n "$leasedb" ] || leasedb='{ "type": "memfile", "persist": true, "name": "'"$W"'/kea-leases4.csv", "lfc-interval": 0 }'
     cat > "$W/kea-dhcp4.json" << EOF
 { "Dhcp4": {
   "interfaces-config": { "interfaces": [ "$R_SRV_IF", "$D_SRV_IF" ], "dhcp-socket-type": "$stype" },
-  "lease-database": { "type": "memfile", "persist": true, "name": "$W/kea-leases4.csv", "lfc-interval": 0 },
+  "lease-database": $leasedb,
   "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1800,
   "subnet4": [ { "id": 1, "subnet": "$R_NET/$R_LEN", "pools": [ { "pool": "$R_LO - $R_HI" } ],
                  "option-data": [ { "name": "routers", "data": "$GIADDR" } ] },
@@ -174,7 +189,7 @@ start_dnsmasq() {
 }
 start_bootherd() {
     # a throwaway store; the same networks and pools, defined with bootherd's own commands
-    export BOOTHERD_DB=sqlite:$W/bootherd.db
+    export BOOTHERD_DB=${BOOTHERD_DB_URL:-sqlite:$W/bootherd.db} BOOTHERD_PKI=$W/pki
     rm -f "$W"/bootherd.db*
     {
         "$B" mkdef -t network -o relaylink net=10.97.0.0 mask=255.255.255.0 mgtifname=$R_SRV_IF
@@ -188,6 +203,41 @@ start_bootherd() {
     (cd "$W" && RUST_LOG=warn exec ip netns exec $SRV_NS $(pin "$SERVER_CPU") "$B" serve > "$W/bootherd.log" 2>&1) &
     SPID=$!
     PIDS+=("$SPID")
+}
+# The PostgreSQL cluster of the -pg servers: started once, on the server's core, reached over a unix socket.
+start_pg() {
+    [ -z "$PGDIR" ] || return 0
+    PGDIR=$(mktemp -d /tmp/bootherd-bench-pg.XXXXXX)
+    chown postgres "$PGDIR"
+    runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth-local=trust -N > /dev/null
+    $(pin "$SERVER_CPU") runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+        -o "-k $PGDIR -p $PGPORT -c listen_addresses=''" start > /dev/null
+    PGPID=$(head -1 "$PGDIR/data/postmaster.pid")
+    autogroup_nice "$PGPID" $(pgrep -P "$PGPID")
+}
+pg_fresh_db() { # NAME: an empty database
+    psql -h "$PGDIR" -p $PGPORT -U postgres -qAt -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" postgres > /dev/null
+}
+pg_ticks() { # utime+stime of every process of the cluster
+    local t=0 p s
+    [ -n "$PGPID" ] || { echo 0; return; }
+    for p in $PGPID $(pgrep -P "$PGPID"); do
+        s=$(sed 's/.*) //' "/proc/$p/stat" 2> /dev/null) || continue
+        read -r -a s <<< "$s"
+        t=$((t + s[11] + s[12]))
+    done
+    echo $t
+}
+start_kea-pg() {
+    start_pg
+    pg_fresh_db kea
+    psql -h "$PGDIR" -p $PGPORT -U postgres -qAt -d kea -f /usr/share/kea/scripts/pgsql/dhcpdb_create.pgsql > /dev/null
+    KEA_LEASE_DB='{ "type": "postgresql", "name": "kea", "user": "postgres", "host": "'"$PGDIR"'", "port": '$PGPORT' }' start_kea
+}
+start_bootherd-pg() {
+    start_pg
+    pg_fresh_db bh
+    BOOTHERD_DB_URL="postgres://postgres@${PGDIR//\//%2F}:$PGPORT/bh" start_bootherd
 }
 start_server() {
     "start_$1"
@@ -206,8 +256,9 @@ stop_server() {
     kill -9 "$SPID" 2> /dev/null || true
     wait "$SPID" 2> /dev/null || true
 }
-cpu_ticks() { # utime+stime of every process in the server namespace
-    local t=0 p s
+cpu_ticks() { # utime+stime of every process in the server namespace, and of the PostgreSQL cluster
+    local t p s
+    t=$(pg_ticks)
     for p in $(ip netns pids $SRV_NS); do
         s=$(sed 's/.*) //' "/proc/$p/stat" 2> /dev/null) || continue
         read -r -a s <<< "$s"
@@ -317,10 +368,12 @@ fmt() { awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); o = ""; while (length(s) 
     echo "$CLIENTS client MACs (perfdhcp -R), $DUR s per run, $ROUNDS rounds (median, min–max), server pinned to CPU ${SERVER_CPU:-any},"
     echo "perfdhcp to CPU ${GEN_CPU:-any}, both at nice ${BENCH_NICE:-0}. Command: \`sudo bench/dhcp.sh\` (settings above in its header)."
     echo
-    echo "| mode | scenario | server | offered/s | exchanges/s (min–max) | DISCOVER drops | REQUEST drops | renewals/s (drops) | OFFER / ACK ms | server CPU µs per exchange (min–max) | Kea CPU ÷ this | socket drops server / perfdhcp | other load |"
+    echo "| mode | scenario | server | offered/s | exchanges/s (min–max) | DISCOVER drops | REQUEST drops | renewals/s (drops) | OFFER / ACK ms | server CPU µs per exchange (min–max) | Kea CPU ÷ this (-pg: Kea PostgreSQL's) | socket drops server / perfdhcp | other load |"
     echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     while IFS=, read -r srv mode scen rate cnt mx xl xh mc cl ch d q rn rnd lo la oth sx gx; do
-        kc=$(awk -F, -v m="$mode" -v s="$scen" -v r="$rate" '$1 == "kea" && $2 == m && $3 == s && $4 == r { print $9 }' "$OUT/summary.csv")
+        anchor=kea
+        [[ $srv == *-pg ]] && anchor=kea-pg
+        kc=$(awk -F, -v a="$anchor" -v m="$mode" -v s="$scen" -v r="$rate" '$1 == a && $2 == m && $3 == s && $4 == r { print $9 }' "$OUT/summary.csv")
         ratio="–"
         [ -n "$kc" ] && ratio=$(awk -v a="$kc" -v b="$mc" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "–" }')
         rens="–"
@@ -338,7 +391,8 @@ fmt() { awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); o = ""; while (length(s) 
     echo "- other load: CPU used meanwhile by everything but the server (perfdhcp included), as % of all cores."
     echo "- Durability: Kea memfile appends a CSV line per lease change (write(2), no fsync); dnsmasq rewrites and fsyncs"
     echo "  its lease file per change; bootherd commits every ACKed lease to SQLite (WAL, synchronous=FULL) before the ACK"
-    echo "  leaves, one commit (one fsync) for all ACKs decided within 5 ms."
+    echo "  leaves, one commit (one fsync) for all ACKs decided within 5 ms. -pg: leases in PostgreSQL 15 (fsync and"
+    echo "  synchronous_commit on): Kea writes each lease in its own transaction; bootherd one transaction per 5 ms batch."
     echo "- All runs: bench/out/dhcp/runs.csv; perfdhcp's own reports: bench/out/dhcp/scratch/perfdhcp-*.txt."
 } > "$OUT/results.md"
 cat "$OUT/results.md"
