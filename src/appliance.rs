@@ -140,6 +140,51 @@ pub fn role_of(
     }
 }
 
+/// The master a node is told to take (`updatenode`'s `-m`, and `-M` with `-s`): its
+/// `xcatmaster` when set; else, for a node of service nodes, the first appliance of its
+/// `servicenode` list that is alive in `registry` (the first listed when none is), by that
+/// appliance's address nearest the node's (longest common prefix), else its `hosts.ip`
+/// (`hosts_ip`), else its name. `None`: a node of the management node (the caller's address
+/// facing the node).
+pub fn master_of_node(
+    servicenode: Option<&str>,
+    xcatmaster: Option<&str>,
+    node_ip: Option<Ipv4Addr>,
+    registry: &[Appliance],
+    hosts_ip: &dyn Fn(&str) -> Option<Ipv4Addr>,
+    now: u64,
+) -> Option<String> {
+    if let Some(m) = xcatmaster.map(str::trim).filter(|m| !m.is_empty()) {
+        return Some(m.to_string());
+    }
+    let sns = entries(servicenode);
+    let find = |n: &str| registry.iter().find(|a| a.name == n);
+    let chosen = sns
+        .iter()
+        .find(|n| find(n).is_some_and(|a| a.alive(now)))
+        .or(sns.first())?;
+    let addrs: Vec<Ipv4Addr> = find(chosen)
+        .map(|a| {
+            a.addresses
+                .split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let near = match node_ip {
+        Some(nip) => addrs
+            .iter()
+            .max_by_key(|a| (u32::from(**a) ^ u32::from(nip)).leading_zeros())
+            .copied(),
+        None => addrs.first().copied(),
+    };
+    Some(
+        near.or_else(|| hosts_ip(chosen))
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| chosen.to_string()),
+    )
+}
+
 /// This machine's IPv4 addresses (loopback excluded).
 pub fn local_addrs() -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
@@ -525,5 +570,49 @@ mod tests {
         assert!(l[0].alive(now()));
         stopped(&store, "sn1").expect("stop");
         assert!(!list(&store).expect("list")[0].alive(now()));
+    }
+
+    #[test]
+    fn a_nodes_master_is_its_first_live_service_node_facing_it() {
+        let reg = |name: &str, addrs: &str, hb: u64| Appliance {
+            name: name.into(),
+            role: "SN".into(),
+            addresses: addrs.into(),
+            version: String::new(),
+            started: 0,
+            heartbeat: hb,
+            interval: 5,
+            state: "running".into(),
+        };
+        let registry = [
+            reg("sn1", "192.168.0.11,10.1.0.11", 100),
+            reg("sn2", "192.168.0.12,10.1.0.12", 1000),
+        ];
+        let node = Some(Ipv4Addr::new(10, 1, 0, 50));
+        let none = |_: &str| None;
+        let m = |sn: Option<&str>, xm: Option<&str>| {
+            master_of_node(sn, xm, node, &registry, &none, 1000)
+        };
+        assert_eq!(
+            m(Some("sn1,sn2"), Some("sn1-eth1")).as_deref(),
+            Some("sn1-eth1")
+        );
+        // sn1 has not beaten for 900 s: sn2, by its address on the node's network.
+        assert_eq!(m(Some("sn1,sn2"), None).as_deref(), Some("10.1.0.12"));
+        assert_eq!(m(Some("sn2"), Some("")).as_deref(), Some("10.1.0.12"));
+        // None alive: the first listed.
+        assert_eq!(
+            master_of_node(Some("sn1"), None, node, &registry, &none, 5000).as_deref(),
+            Some("10.1.0.11")
+        );
+        // Not in the registry: its hosts.ip, else its name.
+        let hip = |n: &str| (n == "sn7").then_some(Ipv4Addr::new(10, 1, 0, 17));
+        assert_eq!(
+            master_of_node(Some("sn7"), None, node, &registry, &hip, 1000).as_deref(),
+            Some("10.1.0.17")
+        );
+        assert_eq!(m(Some("sn8"), None).as_deref(), Some("sn8"));
+        // The management node's node.
+        assert_eq!(m(None, None), None);
     }
 }
