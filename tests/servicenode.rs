@@ -167,6 +167,11 @@ impl Lab {
 
     /// `bootherd serve` as sn1 (named on the command line) or sn2 (found by its address).
     fn serve(&self, which: usize) -> Daemon {
+        self.serve_on(which, &self.bh)
+    }
+
+    /// [`Lab::serve`] on `bh`'s store URL (another role).
+    fn serve_on(&self, which: usize, bh: &Bh) -> Daemon {
         let mut args = vec![
             "--no-nfs",
             "--no-rest",
@@ -178,7 +183,7 @@ impl Lab {
         if which == 0 {
             args.extend(["--name", "sn1"]);
         }
-        let d = Daemon::start(&self.bh, &self.ns[which], &args);
+        let d = Daemon::start(bh, &self.ns[which], &args);
         assert!(d.wait_for("DHCP listening", 10), "{}", d.dump());
         d
     }
@@ -594,4 +599,69 @@ fn two_hundred_unknown_clients_over_two_appliances_never_share_an_address() {
         took.as_secs_f64(),
         holder.len()
     );
+}
+
+#[test]
+fn a_service_node_runs_with_the_restricted_role_of_contrib() {
+    let lab = Lab::new("sr", &format!("{NET}.100-{NET}.150"));
+    // The role of contrib/postgresql/servicenode-role.sql, as the README says to make it.
+    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib/postgresql/servicenode-role.sql");
+    lab._pg
+        .psql_file("bootherd", &sql, &[("snpw", "sn-secret")]);
+    let mut sn = Bh::new();
+    sn.db = lab._pg.socket_url_as("bootherd_sn", "bootherd");
+    let sn1 = lab.serve_on(0, &sn);
+    // It registers, answers its pool's node and records the lease.
+    let l = status_of(&lab.bh, "sn1");
+    assert!(l.contains(" alive "), "{l}");
+    let acked = in_netns(&lab.sw, || {
+        let mut c = Client::new();
+        let offers = c.offers(POOL_MAC, Duration::from_millis(1500));
+        let o = offers.get(&SN1).cloned();
+        o.and_then(|o| c.request(POOL_MAC, SN1, o.yiaddr))
+    });
+    let acked = acked.unwrap_or_else(|| panic!("no ACK from sn1:\n{}", sn1.dump()));
+    assert_eq!(
+        (acked.mtype, acked.yiaddr),
+        (MessageType::Ack, Ipv4Addr::new(10, 99, 91, 50))
+    );
+    let leases = lab.bh.ok(&["tabdump", "dhcpleases"]);
+    assert!(
+        leases.contains(&format!("\"10.99.91.50\",\"{}\"", mac_str(POOL_MAC))),
+        "{leases}"
+    );
+    // Site settings and what only the management node defines (hardware management, networks)
+    // are not the service node's to change.
+    for args in [
+        &["chtab", "key=master", "site.value=10.9.9.9"][..],
+        &["chdef", "pn", "mgt=ipmi"],
+        &[
+            "mkdef",
+            "-t",
+            "network",
+            "-o",
+            "x",
+            "net=10.9.9.0",
+            "mask=255.255.255.0",
+        ],
+    ] {
+        let o = sn.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("permission denied"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        lab.bh.ok(&["gettab", "key=master", "site.value"]),
+        format!("{NET}.1\n")
+    );
+    assert!(!lab
+        .bh
+        .ok(&["lsdef", "pn", "-i", "mgt"])
+        .contains("mgt=ipmi"));
+    // Its clean stop is recorded too.
+    assert!(sn1.stop().success());
+    assert!(status_of(&lab.bh, "sn1").contains("stopped"));
 }
