@@ -313,7 +313,27 @@ impl Client {
 
 /// GET `path` from `server` (HTTP/1.1, one request per connection); (status, body).
 fn http_get(server: Ipv4Addr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect((server, 80)).expect("connect to the appliance's HTTP");
+    http_get_from(None, server, path)
+}
+
+/// [`http_get`] from source address `from` (a node's callbacks are known by their address).
+fn http_get_from(from: Option<Ipv4Addr>, server: Ipv4Addr, path: &str) -> (u16, String) {
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .expect("socket");
+    if let Some(a) = from {
+        sock.bind(&SocketAddr::from((a, 0)).into())
+            .expect("bind the source address");
+    }
+    sock.connect_timeout(
+        &SocketAddr::from((server, 80)).into(),
+        Duration::from_secs(5),
+    )
+    .expect("connect to the appliance's HTTP");
+    let mut s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     write!(
@@ -345,6 +365,9 @@ fn status_of(bh: &Bh, name: &str) -> String {
 #[test]
 fn a_pool_of_two_service_nodes_answers_its_nodes_from_either_and_fails_over() {
     let lab = Lab::new("sp", &format!("{NET}.100-{NET}.150"));
+    // The pool's node's own address, for its callbacks (getpostscript).
+    lab.sw
+        .exec(&["ip", "addr", "add", "10.99.91.50/24", "dev", "br0"]);
     let sn1 = lab.serve(0);
     let sn2 = lab.serve(1);
 
@@ -372,7 +395,7 @@ fn a_pool_of_two_service_nodes_answers_its_nodes_from_either_and_fails_over() {
         "This is a Service Node\n"
     );
 
-    let (offers, acked, boot_files, only1, mnn, changed) = in_netns(&lab.sw, || {
+    let (offers, acked, boot_files, posts, only1, mnn, changed) = in_netns(&lab.sw, || {
         let mut c = Client::new();
         // (a) The pool's node: an OFFER from each, each naming itself as next-server.
         let offers = c.offers(POOL_MAC, Duration::from_millis(1500));
@@ -382,6 +405,18 @@ fn a_pool_of_two_service_nodes_answers_its_nodes_from_either_and_fails_over() {
         let boot_files: Vec<(u16, String)> = [SN1, SN2]
             .iter()
             .map(|s| http_get(*s, "/tftpboot/xcat/xnba/nodes/pn"))
+            .collect();
+        // Its postscripts name the appliance that answers as MASTER (xcatmaster is empty): what
+        // the node's runner records as XCATSERVER in its xcatinfo.
+        let posts: Vec<(u16, String)> = [SN1, SN2]
+            .iter()
+            .map(|s| {
+                http_get_from(
+                    Some(Ipv4Addr::new(10, 99, 91, 50)),
+                    *s,
+                    "/xcat/node/getpostscript",
+                )
+            })
             .collect();
         // A node of sn1 alone, and a node of the management node (neither runs it).
         let only1 = c.offers(SN1_ONLY_MAC, Duration::from_millis(1500));
@@ -400,7 +435,7 @@ fn a_pool_of_two_service_nodes_answers_its_nodes_from_either_and_fails_over() {
             let o = c.offers(POOL_MAC, Duration::from_millis(1000));
             changed.push((i, want, ret, o));
         }
-        (offers, acked, boot_files, only1, mnn, changed)
+        (offers, acked, boot_files, posts, only1, mnn, changed)
     });
     assert_eq!(offers.len(), 2, "both appliances offer: {offers:?}");
     for s in [SN1, SN2] {
@@ -427,6 +462,13 @@ fn a_pool_of_two_service_nodes_answers_its_nodes_from_either_and_fails_over() {
         );
         let other = if s == SN1 { SN2 } else { SN1 };
         assert!(!body.contains(&other.to_string()), "{body}");
+    }
+    for ((status, body), s) in posts.iter().zip([SN1, SN2]) {
+        assert_eq!(*status, 200, "{body}");
+        assert!(
+            body.contains(&format!("export MASTER='{s}'\n")),
+            "{s}'s mypostscript names {s} as MASTER: {body}"
+        );
     }
     assert_eq!(
         only1.keys().copied().collect::<Vec<_>>(),
