@@ -337,16 +337,29 @@ fn lease_of(row: &[Option<String>]) -> Option<Lease> {
 fn write_batch(store: &Store, leases: &[Lease]) -> Result<Vec<Refused>, StoreError> {
     let t = now();
     store.write(None, |tx| {
+        // The store's view of the dynamic leases' addresses, in one statement.
+        let dynamic: Vec<String> = leases
+            .iter()
+            .filter(|l| l.node.is_none())
+            .map(|l| l.ip.to_string())
+            .collect();
+        let keys: Vec<&str> = dynamic.iter().map(String::as_str).collect();
+        let stored: std::collections::HashMap<Ipv4Addr, Lease> = tx
+            .get_many("dhcpleases", &keys)?
+            .iter()
+            .filter_map(|row| lease_of(row))
+            .map(|l| (l.ip, l))
+            .collect();
         let mut refused = Vec::new();
         for (index, l) in leases.iter().enumerate() {
             let ip = l.ip.to_string();
             if l.node.is_none() {
-                let held = tx
-                    .get("dhcpleases", &[&ip])?
-                    .and_then(|row| lease_of(&row))
-                    .filter(|h| h.mac != l.mac && h.holds(t));
+                let held = stored.get(&l.ip).filter(|h| h.mac != l.mac && h.holds(t));
                 if let Some(holder) = held {
-                    refused.push(Refused { index, holder });
+                    refused.push(Refused {
+                        index,
+                        holder: holder.clone(),
+                    });
                     continue;
                 }
             }
