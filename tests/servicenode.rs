@@ -362,6 +362,72 @@ fn status_of(bh: &Bh, name: &str) -> String {
         .to_string()
 }
 
+/// Mac → (server, address) once ACKed.
+type Bound = HashMap<[u8; 6], (Ipv4Addr, Ipv4Addr)>;
+
+/// Binds every client of `macs` (DISCOVER, REQUEST; again from the start for those without an
+/// ACK) until all are bound or `limit` passed; (bound, every ACK seen, rounds). Each client takes
+/// the offer of "its" appliance (even MACs sn1, odd sn2) when there is one, so both hand out
+/// addresses. Runs on the calling thread (in the bridge's namespace).
+fn bind_all(macs: &[[u8; 6]], limit: Duration) -> (Bound, Vec<Reply>, usize) {
+    let started = Instant::now();
+    let mut c = Client::new();
+    let mut bound = Bound::new();
+    let mut acks: Vec<Reply> = Vec::new();
+    let mut rounds = 0;
+    while bound.len() < macs.len() && started.elapsed() < limit {
+        rounds += 1;
+        let mut xids = HashSet::new();
+        for m in macs.iter().filter(|m| !bound.contains_key(*m)) {
+            xids.insert(c.send(*m, MessageType::Discover, None));
+        }
+        let replies = c.collect(Duration::from_millis(600));
+        let mut choice: HashMap<[u8; 6], Reply> = HashMap::new();
+        for r in replies
+            .into_iter()
+            .filter(|r| r.mtype == MessageType::Offer && xids.contains(&r.xid))
+        {
+            let want = if r.mac[5] % 2 == 0 { SN1 } else { SN2 };
+            let better = choice
+                .get(&r.mac)
+                .is_none_or(|c| c.server != want && r.server == want);
+            if better {
+                choice.insert(r.mac, r);
+            }
+        }
+        let mut req = HashSet::new();
+        for (m, o) in &choice {
+            req.insert(c.send(*m, MessageType::Request, Some((o.server, o.yiaddr))));
+        }
+        for r in c.collect(Duration::from_millis(800)) {
+            if !req.contains(&r.xid) || r.mtype != MessageType::Ack {
+                continue;
+            }
+            acks.push(r.clone());
+            bound.insert(r.mac, (r.server, r.yiaddr));
+        }
+    }
+    (bound, acks, rounds)
+}
+
+/// Fails when an address was ACKed to two clients; the number of distinct addresses.
+fn no_address_twice(acks: &[Reply]) -> usize {
+    let mut holder: HashMap<Ipv4Addr, [u8; 6]> = HashMap::new();
+    for a in acks {
+        if let Some(prev) = holder.insert(a.yiaddr, a.mac) {
+            assert_eq!(
+                prev,
+                a.mac,
+                "{} ACKed to {} and to {}",
+                a.yiaddr,
+                mac_str(prev),
+                mac_str(a.mac)
+            );
+        }
+    }
+    holder.len()
+}
+
 #[test]
 fn a_pool_of_two_service_nodes_answers_its_nodes_from_either_and_fails_over() {
     let lab = Lab::new("sp", &format!("{NET}.100-{NET}.150"));
@@ -547,53 +613,7 @@ fn two_hundred_unknown_clients_over_two_appliances_never_share_an_address() {
         .map(|i| [0x52, 0x54, 0x01, 0x91, (i >> 8) as u8, i as u8])
         .collect();
     let started = Instant::now();
-    let (bound, acks, rounds) = in_netns(&lab.sw, || {
-        let mut c = Client::new();
-        // mac → (server, ip) once ACKed; every ACK seen, to catch an address given twice.
-        let mut bound: HashMap<[u8; 6], (Ipv4Addr, Ipv4Addr)> = HashMap::new();
-        let mut acks: Vec<Reply> = Vec::new();
-        let mut rounds = 0;
-        while bound.len() < N && started.elapsed() < Duration::from_secs(60) {
-            rounds += 1;
-            let todo: Vec<[u8; 6]> = macs
-                .iter()
-                .copied()
-                .filter(|m| !bound.contains_key(m))
-                .collect();
-            let mut xids = HashSet::new();
-            for m in &todo {
-                xids.insert(c.send(*m, MessageType::Discover, None));
-            }
-            let replies = c.collect(Duration::from_millis(600));
-            // Each client takes the offer of "its" appliance (even MACs sn1, odd sn2) when
-            // there is one, so both appliances hand out addresses.
-            let mut choice: HashMap<[u8; 6], Reply> = HashMap::new();
-            for r in replies
-                .into_iter()
-                .filter(|r| r.mtype == MessageType::Offer && xids.contains(&r.xid))
-            {
-                let want = if r.mac[5] % 2 == 0 { SN1 } else { SN2 };
-                let better = choice
-                    .get(&r.mac)
-                    .is_none_or(|c| c.server != want && r.server == want);
-                if better {
-                    choice.insert(r.mac, r);
-                }
-            }
-            let mut req = HashSet::new();
-            for (m, o) in &choice {
-                req.insert(c.send(*m, MessageType::Request, Some((o.server, o.yiaddr))));
-            }
-            for r in c.collect(Duration::from_millis(800)) {
-                if !req.contains(&r.xid) || r.mtype != MessageType::Ack {
-                    continue;
-                }
-                acks.push(r.clone());
-                bound.insert(r.mac, (r.server, r.yiaddr));
-            }
-        }
-        (bound, acks, rounds)
-    });
+    let (bound, acks, rounds) = in_netns(&lab.sw, || bind_all(&macs, Duration::from_secs(60)));
     let took = started.elapsed();
     assert_eq!(
         bound.len(),
@@ -604,19 +624,7 @@ fn two_hundred_unknown_clients_over_two_appliances_never_share_an_address() {
         sn2.dump()
     );
     // No address ACKed to two clients, by either appliance.
-    let mut holder: HashMap<Ipv4Addr, [u8; 6]> = HashMap::new();
-    for a in &acks {
-        if let Some(prev) = holder.insert(a.yiaddr, a.mac) {
-            assert_eq!(
-                prev,
-                a.mac,
-                "{} ACKed to {} and to {}",
-                a.yiaddr,
-                mac_str(prev),
-                mac_str(a.mac)
-            );
-        }
-    }
+    let addresses = no_address_twice(&acks);
     let by1 = bound.values().filter(|(s, _)| *s == SN1).count();
     let by2 = bound.values().filter(|(s, _)| *s == SN2).count();
     assert!(
@@ -639,7 +647,7 @@ fn two_hundred_unknown_clients_over_two_appliances_never_share_an_address() {
     eprintln!(
         "{N} unknown clients over two appliances: all bound in {:.1} s ({rounds} rounds), sn1 {by1}, sn2 {by2}, {} addresses, none twice; conflicts refused by the store (logged, throttled): {refused}",
         took.as_secs_f64(),
-        holder.len()
+        addresses
     );
 }
 
@@ -706,4 +714,68 @@ fn a_service_node_runs_with_the_restricted_role_of_contrib() {
     // Its clean stop is recorded too.
     assert!(sn1.stop().success());
     assert!(status_of(&lab.bh, "sn1").contains("stopped"));
+}
+
+#[test]
+fn both_appliances_ride_out_a_postgresql_restart_under_load() {
+    const N: usize = 80;
+    let lab = Lab::new("sg", &format!("{NET}.100-{NET}.199"));
+    let sn1 = lab.serve(0);
+    let sn2 = lab.serve(1);
+    let macs: Vec<[u8; 6]> = (0..N)
+        .map(|i| [0x52, 0x54, 0x02, 0x91, 0, i as u8])
+        .collect();
+    // Clients keep asking while the server restarts under them (pg_ctl restart -m fast: every
+    // connection cut).
+    let started = Instant::now();
+    let (bound, acks, rounds) = std::thread::scope(|s| {
+        let clients = s.spawn(|| in_netns(&lab.sw, || bind_all(&macs, Duration::from_secs(60))));
+        std::thread::sleep(Duration::from_millis(300));
+        lab._pg.restart();
+        clients.join().expect("clients")
+    });
+    let took = started.elapsed();
+    assert_eq!(
+        bound.len(),
+        N,
+        "every client bound ({} of {N} after {rounds} rounds)\nsn1:\n{}\nsn2:\n{}",
+        bound.len(),
+        sn1.dump(),
+        sn2.dump()
+    );
+    no_address_twice(&acks);
+    let dump = lab.bh.ok(&["tabdump", "dhcpleases"]);
+    for (m, (_, ip)) in &bound {
+        let row = format!("\"{ip}\",\"{}\"", mac_str(*m));
+        assert!(
+            dump.contains(&row),
+            "{row} missing from dhcpleases:\n{dump}"
+        );
+    }
+    // Heartbeats resumed; both follow the store's changes again (a chdef is in both answers).
+    let t = Instant::now();
+    while !["sn1", "sn2"]
+        .iter()
+        .all(|n| status_of(&lab.bh, n).contains(" alive "))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{}",
+            lab.bh.ok(&["status"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.bh.ok(&["chdef", "pn", "netboot=pxe"]);
+    let offers = in_netns(&lab.sw, || {
+        Client::new().offers(POOL_MAC, Duration::from_millis(1500))
+    });
+    assert_eq!(offers.len(), 2, "{offers:?}");
+    assert!(
+        offers.values().all(|o| o.file == "pxelinux.0"),
+        "{offers:?}"
+    );
+    eprintln!(
+        "PostgreSQL restarted under {N} clients over two appliances: all bound in {:.1} s ({rounds} rounds), no address twice, every lease in the store, both alive again",
+        took.as_secs_f64()
+    );
 }

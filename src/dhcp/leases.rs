@@ -221,6 +221,25 @@ impl LeaseBook {
         ips.len()
     }
 
+    /// Drops `mac`'s offer, if it has one (not an active lease): the client chose another server
+    /// (RFC 2131 §3.1.4), so the address goes back to the pool at once instead of after
+    /// [`OFFER_HOLD_SECS`]. True when there was one.
+    pub fn withdraw_offer(&mut self, mac: &str) -> bool {
+        let Some(ip) = self.by_mac.get(mac).copied() else {
+            return false;
+        };
+        if self
+            .by_ip
+            .get(&ip)
+            .is_some_and(|l| l.mac == mac && l.state == LeaseState::Offered)
+        {
+            self.by_ip.remove(&ip);
+            self.by_mac.remove(mac);
+            return true;
+        }
+        false
+    }
+
     /// Drops `mac`'s lease on `ip` (RELEASE): the address goes back to the pool.
     pub fn release(&mut self, mac: &str, ip: Ipv4Addr, now: u64) -> Option<Lease> {
         let l = self.by_ip.get_mut(&ip).filter(|l| l.mac == mac)?;
@@ -517,5 +536,26 @@ mod tests {
         let pb = b.pick("bb", &range, &|_| false, 0);
         assert!(pa.is_some() && pb.is_some());
         assert_ne!(pa, pb);
+    }
+
+    #[test]
+    fn an_offer_is_withdrawn_when_the_client_chooses_another_server() {
+        let mut b = LeaseBook::default();
+        let range = [(Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 10))];
+        b.insert(lease([10, 0, 0, 10], "aa", LeaseState::Offered, 1000));
+        assert_eq!(
+            b.pick("bb", &range, &|_| false, 10),
+            None,
+            "held by the offer"
+        );
+        assert!(b.withdraw_offer("aa"));
+        assert_eq!(
+            b.pick("bb", &range, &|_| false, 10),
+            Some(Ipv4Addr::new(10, 0, 0, 10))
+        );
+        // An active lease is not an offer.
+        b.insert(lease([10, 0, 0, 10], "cc", LeaseState::Active, 1000));
+        assert!(!b.withdraw_offer("cc"));
+        assert!(b.by_mac("cc").is_some());
     }
 }

@@ -248,6 +248,9 @@ impl DhcpServer {
                 if let Some(sid) = p.get_ip(opt::SERVER_ID) {
                     if sid != iface.addr {
                         // The client chose another server; forget our offer.
+                        if let Ok(mut b) = self.book.lock() {
+                            b.withdraw_offer(&mac);
+                        }
                         return Decision::Drop("request for another server");
                     }
                 }
