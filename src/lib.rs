@@ -4,6 +4,7 @@
 //! commands (multi-call, like busybox); [`daemon`] is `bootherd serve`, which runs the network
 //! services and follows the store's change log.
 
+pub mod appliance;
 pub mod boot;
 pub mod cli;
 pub mod daemon;

@@ -123,6 +123,40 @@ fn updatenode_runs_the_postscripts_and_s_makes_us_the_master() {
     assert!(std::fs::read_to_string(&info)
         .unwrap_or_default()
         .contains("XCATSERVER=10.99.83.1\n"));
+    // Moving the node to a service node: noderes.servicenode names it, xcatmaster is emptied,
+    // and `updatenode -s` makes the node take it. Service node sn9 is this same daemon on a
+    // second address, as the registry records it (a live appliance at 10.99.83.5).
+    pair.srv
+        .exec(&["ip", "addr", "add", "10.99.83.5/24", "dev", "bhs0"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    bh.ok(&[
+        "chtab",
+        "name=sn9",
+        "appliances.role=SN",
+        "appliances.addresses=192.168.77.9,10.99.83.5",
+        &format!("appliances.heartbeat={now}"),
+        "appliances.interval=600",
+        "appliances.state=running",
+    ]);
+    bh.ok(&["chdef", "n1", "servicenode=sn9", "xcatmaster="]);
+    let o = run(&["-s"]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&info)
+            .unwrap_or_default()
+            .contains("XCATSERVER=10.99.83.5\n"),
+        "the node takes its service node, by the address facing it: {}",
+        std::fs::read_to_string(&info).unwrap_or_default()
+    );
+    bh.ok(&["chdef", "n1", "servicenode=", "xcatmaster=10.99.83.1"]);
     // -P runs only the named scripts; an unreachable node is a per-node error and exit 1.
     bh.ok(&[
         "mkdef",
@@ -156,11 +190,12 @@ fn updatenode_runs_the_postscripts_and_s_makes_us_the_master() {
         "{out}"
     );
     assert_eq!(o.status.code(), Some(1));
+    // Four runs on n1 (plain, -s, -s to sn9, -P), none on n2.
     assert_eq!(
         std::fs::read_to_string(&marker)
             .unwrap_or_default()
             .lines()
             .count(),
-        3
+        4
     );
 }

@@ -220,7 +220,8 @@ fn every_admin_command_answers_remotely_as_it_does_locally() {
         (&["tabprune", "eventlog", "-a"], None),
         (&["nodels", "compute"], None),
         (&["chdef", "-t", "nosuchtype", "-o", "x"], None),
-        (&["lsxcatd", "-a"], None),
+        (&["lsxcatd", "-t"], None),
+        (&["lsxcatd", "-d"], None),
         (&["lsxcatd"], None),
         (&["lslite", "cn01"], None),
         (&["litetree", "cn01"], None),
@@ -264,6 +265,15 @@ fn every_admin_command_answers_remotely_as_it_does_locally() {
             args.join(" ")
         );
     }
+    // lsxcatd -a: xCAT's lines alike, then the appliances sharing each store: the serving
+    // appliance (the management node) on the remote one, none on the local one.
+    let l = show(&lab.local(&["lsxcatd", "-a"], None));
+    let r = show(&lab.remote(home, &["lsxcatd", "-a"], None));
+    let (extra, rest): (Vec<&str>, Vec<&str>) =
+        r.lines().partition(|x| x.starts_with("appliance="));
+    assert_eq!(rest.join("\n") + "\n", l, "lsxcatd -a remotely:\n{r}");
+    assert_eq!(extra.len(), 1, "{r}");
+    assert!(extra[0].contains(" role=MN alive=yes "), "{r}");
     // The writes made remotely left the appliance's store as the local ones left the local store.
     assert_eq!(lab.remote.snapshot(), lab.local.snapshot());
 

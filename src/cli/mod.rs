@@ -267,6 +267,8 @@ enum Cmd {
     Man(man::ManArgs),
     /// Whole-store operations: `db copy <from-url> <to-url>` (SQLite ↔ PostgreSQL)
     Db(db::DbArgs),
+    /// The appliances (management and service nodes) sharing this store, and whether each is alive
+    Status(xcatdb::StatusArgs),
     /// The appliance's certificate authority: issue or revoke users' client certificates
     #[command(subcommand)]
     Cert(CertCmd),
@@ -804,6 +806,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve(a) => crate::daemon::run(&db, a),
         Cmd::Db(a) => db::db(&db, a),
+        Cmd::Status(a) => xcatdb::status(&db, a),
         Cmd::Tabdump(a) => tables::tabdump(&db, a),
         Cmd::Tabrestore(a) => tables::tabrestore(&db, a),
         Cmd::Tabch(a) => tables::tabch(&db, a),

@@ -1,6 +1,8 @@
 //! `updatenode <noderange> [-P scripts] [-s]`: runs the postscript runner on nodes over ssh.
 //! Each node downloads `xcatdsklspost` from this appliance and runs it; `-s` makes the node take
-//! this appliance as its master (recorded in its /opt/xcat/xcatinfo), as xCAT's `updatenode -s`.
+//! this appliance as its master (recorded in its /opt/xcat/xcatinfo), as xCAT's `updatenode -s`;
+//! a node of service nodes takes its service node instead (`noderes.xcatmaster`, else the first
+//! live appliance of `noderes.servicenode`): `chdef` it to another one, then `updatenode -s` moves it.
 
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
@@ -53,11 +55,30 @@ pub fn updatenode(db: &DbOpt, a: UpdatenodeArgs) -> anyhow::Result<ExitCode> {
     }
     let port = r.site("httpport")?.unwrap_or_else(|| "80".into());
     let master = r.site_master()?;
+    // A node of service nodes is pointed at its (live) service node, as xCAT's updatenode does.
+    let registry = crate::appliance::list(r.store())?;
+    let now = crate::appliance::now();
+    let hosts_ip = |h: &str| {
+        r.attr(h, "hosts", "ip")
+            .ok()
+            .flatten()
+            .and_then(|s| s.trim().parse().ok())
+    };
     let mut jobs = Vec::new();
     for n in &exp.nodes {
         let ip = r.attr(n, "hosts", "ip")?;
         let addr = ip.clone().unwrap_or_else(|| n.clone());
-        let me = match r.attr(n, "noderes", "xcatmaster")? {
+        let sn = r.attr(n, "noderes", "servicenode")?;
+        let xm = r.attr(n, "noderes", "xcatmaster")?;
+        let nip = ip.as_deref().and_then(|i| i.trim().parse().ok());
+        let me = match crate::appliance::master_of_node(
+            sn.as_deref(),
+            xm.as_deref(),
+            nip,
+            &registry,
+            &hosts_ip,
+            now,
+        ) {
             Some(x) => x,
             None => my_ip_for(
                 ip.as_deref().and_then(|i| i.parse().ok()),

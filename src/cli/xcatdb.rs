@@ -645,15 +645,54 @@ pub fn lsxcatd(db: &DbOpt, a: LsxcatdArgs) -> anyhow::Result<ExitCode> {
     if a.all {
         crate::outln!("{}", super::usage::version());
     }
-    if a.nodetype || a.all {
-        // One appliance is the management node; service nodes come with the shared store.
-        crate::outln!("This is a Management Node");
+    let store = if a.nodetype || a.all {
+        Some(db.open_existing()?)
+    } else {
+        None
+    };
+    if let Some(store) = store.as_ref().filter(|_| a.nodetype || a.all) {
+        match crate::appliance::local_role(store) {
+            crate::appliance::Role::Mn => crate::outln!("This is a Management Node"),
+            crate::appliance::Role::Sn => crate::outln!("This is a Service Node"),
+        }
     }
     if a.database || a.all {
         for l in database_lines(&db.db) {
             crate::outln!("{l}");
         }
     }
+    // bootherd's addition: every appliance sharing the store.
+    if let Some(store) = store.as_ref().filter(|_| a.all) {
+        let list = crate::appliance::list(store)?;
+        for l in crate::appliance::lsxcatd_lines(&list, crate::appliance::now()) {
+            crate::outln!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+/// `bootherd status`: every appliance sharing the store, whether it is alive (a heartbeat within
+/// three of its intervals), its role and addresses.
+pub fn status(db: &DbOpt, _a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open_existing()?;
+    let list = crate::appliance::list(&store)?;
+    let now = crate::appliance::now();
+    let mut out = super::stdout();
+    use std::io::Write;
+    if list.is_empty() {
+        writeln!(
+            out,
+            "No appliance has served this store yet (bootherd serve records itself)."
+        )?;
+    } else {
+        for l in crate::appliance::status_lines(&list, now) {
+            writeln!(out, "{l}")?;
+        }
+    }
+    super::finish(out)?;
     Ok(ExitCode::SUCCESS)
 }
 

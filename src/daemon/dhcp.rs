@@ -59,13 +59,15 @@ async fn build_view(keeper: Arc<ViewKeeper>) -> anyhow::Result<DhcpView> {
 pub async fn start(
     store: Arc<Store>,
     resolver: Arc<Resolver>,
+    me: Arc<crate::appliance::Identity>,
     mut changes: broadcast::Receiver<Arc<crate::store::watch::ChangeBatch>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(Task, Vec<String>)>> {
-    let keeper = ViewKeeper::new(resolver.clone(), hostname());
+    let keeper = ViewKeeper::for_appliance(resolver.clone(), hostname(), Some(me.clone()));
     let view = build_view(keeper.clone()).await?;
     let s = store.clone();
-    let book = tokio::task::spawn_blocking(move || LeaseBook::load(&s)).await??;
+    let mut book = tokio::task::spawn_blocking(move || LeaseBook::load(&s)).await??;
+    book.spread(&me.name);
     let addrs = interface_addrs();
     let chosen: Vec<Iface> = match &view.interfaces {
         Some(list) => {

@@ -23,6 +23,7 @@ use crate::store::resolver::Resolver;
 use crate::store::watch::ChangeBatch;
 use crate::store::Store;
 
+pub mod appliances;
 pub mod dhcp;
 pub mod notify;
 pub mod ra;
@@ -70,6 +71,13 @@ pub struct ServeArgs {
     /// The DNS port (UDP and TCP)
     #[arg(long, default_value_t = crate::dns::PORT, value_name = "PORT")]
     dns_port: u16,
+    /// This appliance's name among those sharing the store (env BOOTHERD_NAME; default: the
+    /// node whose hosts.ip is one of this machine's addresses, else the node named like the host)
+    #[arg(long, value_name = "NODE")]
+    name: Option<String>,
+    /// Seconds between this appliance's heartbeats in the appliances table
+    #[arg(long, default_value_t = crate::appliance::DEFAULT_INTERVAL, value_name = "SECS")]
+    heartbeat: u64,
 }
 
 /// How long services get to finish in-flight work after a shutdown signal.
@@ -119,6 +127,8 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(open_store(&db.db).await?);
     let resolver = Arc::new(Resolver::new(store.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Who this appliance is among those sharing the store (the nodes it answers follow).
+    let me = Arc::new(appliances::start(&store, &resolver, &a).await?);
     // Every batch of changed table names goes to each service that cares.
     let (changes_tx, _) = broadcast::channel::<Arc<ChangeBatch>>(64);
 
@@ -161,6 +171,7 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         let dhcp = dhcp::start(
             store.clone(),
             resolver.clone(),
+            me.clone(),
             changes_tx.subscribe(),
             shutdown_rx.clone(),
         )
@@ -288,6 +299,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
         warn!("cannot read the change log: {e}");
     }
     resolver.on_change(announce(changes_tx));
+    services.spawn(appliances::beat(
+        store.clone(),
+        me.name.clone(),
+        a.heartbeat,
+        shutdown_rx.clone(),
+    ));
     services.spawn(follow_changes(
         resolver.clone(),
         Duration::from_millis(a.poll_ms.max(10)),
@@ -308,6 +325,12 @@ async fn serve(db: DbOpt, a: ServeArgs) -> anyhow::Result<()> {
     .await;
     if drained.is_err() {
         warn!("services did not stop within {:?}; exiting anyway", DRAIN);
+    }
+    let (s, name) = (store.clone(), me.name.clone());
+    if let Ok(Err(e)) =
+        tokio::task::spawn_blocking(move || crate::appliance::stopped(&s, &name)).await
+    {
+        warn!("cannot record this appliance as stopped: {e}");
     }
     info!("stopped");
     Ok(())
@@ -366,12 +389,15 @@ async fn wait_for_signal() {
 /// Logs each batch of changes and passes it on to the services that listen.
 fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
     Box::new(move |batch: &ChangeBatch| {
-        // The boot timeline's own rows are the daemon's record, not admin changes: debug only.
-        let quiet = |t: &str| t == "bootevents";
+        // The boot timeline and heartbeats are the daemons' own record, not admin changes: debug only.
+        let quiet = |t: &str| t == "bootevents" || t == "appliances";
         if batch.reset {
             info!("change log moved past us; reloading everything");
         } else if batch.changes.iter().all(|c| quiet(&c.table)) {
-            debug!(count = batch.changes.len(), "boot timeline rows written");
+            debug!(
+                count = batch.changes.len(),
+                "boot timeline or heartbeat rows written"
+            );
         } else if batch.changes.len() <= LOG_EACH_UP_TO {
             for c in batch.changes.iter().filter(|c| !quiet(&c.table)) {
                 // Every admin request appends an audit row: those are not news.

@@ -96,6 +96,9 @@ pub struct DhcpView {
     pub site_dns: Vec<Option<Ipv4Addr>>,
     /// Problems found while building (logged by the server, reported by makedhcp -n).
     pub problems: Vec<String>,
+    /// MACs of nodes another appliance answers (`noderes.servicenode`/`xcatmaster`): this one
+    /// stays silent for them instead of treating them as unknown clients.
+    pub elsewhere: HashSet<String>,
 }
 
 /// An address, `<xcatmaster>` (None), or a host name resolved now.
@@ -216,6 +219,18 @@ pub fn parse_interfaces(value: &str, hostname: &str) -> Vec<InterfaceSpec> {
 
 /// Builds the view from the store. Errors only for store failures; bad rows become `problems`.
 pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
+    build_for(r, hostname, None)
+}
+
+/// The view of appliance `me` among several sharing the store: only the nodes it serves
+/// ([`crate::appliance::serves`]) are its hosts, the others' MACs go to
+/// [`DhcpView::elsewhere`], and a network whose `dhcpserver` names another appliance gets no
+/// dynamic addresses from it. `None`: one appliance answering every node ([`build`]).
+pub fn build_for(
+    r: &Resolver,
+    hostname: &str,
+    me: Option<&crate::appliance::Identity>,
+) -> Result<DhcpView, StoreError> {
     r.preload(DEPENDS_ON)?;
     let mut lease_problem = None;
     let lease_time = match r.site("dhcplease")?.filter(|s| !s.trim().is_empty()) {
@@ -271,7 +286,11 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
                 .push(format!("network '{name}': mask {mask} is not contiguous"));
             continue;
         };
+        // xCAT's networks.dhcpserver: the one DHCP server of a network (pooled service nodes).
+        let theirs = me
+            .is_some_and(|me| get("dhcpserver").is_some_and(|d| !me.is(&d, &|h| resolve_name(h))));
         let ranges = match get("dynamicrange").map(|s| parse_ranges(&s)).transpose() {
+            Ok(_) if theirs => Vec::new(),
             Ok(r) => r.unwrap_or_default(),
             Err(e) => {
                 v.problems
@@ -310,6 +329,24 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
     let netboot = r.column("noderes", "netboot")?;
     let tftp = r.column("noderes", "tftpserver")?;
     let state = r.column("chain", "currstate")?;
+    let servicenode = r.column("noderes", "servicenode")?;
+    let xcatmaster = r.column("noderes", "xcatmaster")?;
+    // Appliance names in servicenode/xcatmaster → addresses: their node's hosts.ip, else the
+    // system resolver; each name looked up once per build.
+    let seen_names: std::cell::RefCell<HashMap<String, Option<Ipv4Addr>>> = Default::default();
+    let lookup = |h: &str| -> Option<Ipv4Addr> {
+        if let Some(a) = seen_names.borrow().get(h) {
+            return *a;
+        }
+        let a = ip
+            .get(h)
+            .ok()
+            .flatten()
+            .and_then(|s| s.trim().parse().ok())
+            .or_else(|| resolve_name(h));
+        seen_names.borrow_mut().insert(h.to_string(), a);
+        a
+    };
     // Nodes whose host entry `makedhcp -d` removed: their addresses stay reserved (nobody else
     // gets them), but their MACs are answered as unknown clients.
     let excluded: HashSet<String> = {
@@ -369,6 +406,11 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
             .flatten()
             .is_some_and(|s| s.trim() == "boot" || s.starts_with("boot "));
         let other_ifs = others.get(node).ok().flatten().unwrap_or_default();
+        let mine = me.is_none_or(|me| {
+            let sn = servicenode.get(node).ok().flatten();
+            let xm = xcatmaster.get(node).ok().flatten();
+            crate::appliance::serves(me, sn.as_deref(), xm.as_deref(), &lookup)
+        });
         for entry in macs.split('|').map(str::trim).filter(|e| !e.is_empty()) {
             let (mac_s, host) = match entry.split_once('!') {
                 Some((m, h)) => (m.trim(), Some(h.trim())),
@@ -395,6 +437,10 @@ pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
                 v.reserved.insert(a, node.clone());
             }
             if excluded.contains(node) {
+                continue;
+            }
+            if !mine {
+                v.elsewhere.insert(mac_norm);
                 continue;
             }
             if let Some(prev) = v.hosts.get(&mac_norm) {
@@ -697,5 +743,77 @@ mod tests {
         );
         assert_eq!(v.lease_time, 43200);
         assert!(v.problems.is_empty(), "{:?}", v.problems);
+    }
+
+    #[test]
+    fn each_appliance_answers_only_its_nodes() {
+        use crate::appliance::{Identity, Role};
+        let s = std::sync::Arc::new(crate::store::Store::open_in_memory().expect("store"));
+        s.write(None, |tx| {
+            tx.set(
+                "networks",
+                &["10.0.0.0", "255.255.255.0"],
+                &[
+                    ("netname", Some("mgmt")),
+                    ("dynamicrange", Some("10.0.0.200-10.0.0.210")),
+                ],
+            )?;
+            tx.set(
+                "networks",
+                &["10.0.1.0", "255.255.255.0"],
+                &[
+                    ("netname", Some("other")),
+                    ("dynamicrange", Some("10.0.1.200-10.0.1.210")),
+                    ("dhcpserver", Some("sn2")),
+                ],
+            )?;
+            for (n, sn, xm) in [
+                ("pool", Some("sn1,sn2"), None),
+                ("only2", Some("sn1,sn2"), Some("sn2")),
+                ("mns", None, None),
+            ] {
+                tx.set("nodelist", &[n], &[("groups", Some("all"))])?;
+                tx.set("noderes", &[n], &[("servicenode", sn), ("xcatmaster", xm)])?;
+            }
+            tx.set("hosts", &["sn2"], &[("ip", Some("10.0.0.12"))])?;
+            tx.set("mac", &["pool"], &[("mac", Some("52:54:00:00:00:01"))])?;
+            tx.set("mac", &["only2"], &[("mac", Some("52:54:00:00:00:02"))])?;
+            tx.set("mac", &["mns"], &[("mac", Some("52:54:00:00:00:03"))])
+        })
+        .expect("seed");
+        let r = Resolver::new(s);
+        let me = |name: &str, a: [u8; 4], role| Identity {
+            name: name.into(),
+            addrs: vec![a.into()],
+            role,
+        };
+        let sn1 = build_for(&r, "x", Some(&me("sn1", [10, 0, 0, 11], Role::Sn))).expect("view");
+        let sn2 = build_for(&r, "x", Some(&me("sn2", [10, 0, 0, 12], Role::Sn))).expect("view");
+        let mn = build_for(&r, "x", Some(&me("mn", [10, 0, 0, 1], Role::Mn))).expect("view");
+        let keys = |v: &DhcpView| {
+            let mut k: Vec<&str> = v.hosts.values().map(|h| h.node.as_str()).collect();
+            k.sort();
+            k.join(",")
+        };
+        assert_eq!(keys(&sn1), "pool");
+        assert_eq!(keys(&sn2), "only2,pool");
+        assert_eq!(keys(&mn), "mns");
+        // The others' MACs are known, not unknown clients.
+        assert!(sn1.elsewhere.contains("52:54:00:00:00:02"));
+        assert!(sn1.elsewhere.contains("52:54:00:00:00:03"));
+        assert!(mn.elsewhere.contains("52:54:00:00:00:01"));
+        // Every node's address stays reserved on every appliance.
+        assert_eq!(sn1.reserved.len(), mn.reserved.len());
+        // networks.dhcpserver=sn2: only sn2 hands out that network's dynamic addresses.
+        let other = |v: &DhcpView| {
+            v.subnets
+                .iter()
+                .find(|s| s.name == "other")
+                .map(|s| s.ranges.len())
+        };
+        assert_eq!(other(&sn1), Some(0));
+        assert_eq!(other(&sn2), Some(1));
+        // Without an identity (one appliance): every node.
+        assert_eq!(keys(&build(&r, "x").expect("view")), "mns,only2,pool");
     }
 }

@@ -16,6 +16,8 @@ use crate::store::watch::ChangeBatch;
 pub struct ViewKeeper {
     resolver: Arc<Resolver>,
     host: String,
+    /// The appliance whose view this is (`None`: it answers every node).
+    me: Option<Arc<crate::appliance::Identity>>,
     /// Bumped by [`ViewKeeper::changed`] for each batch touching [`config::DEPENDS_ON`].
     wanted: AtomicU64,
     /// The value of `wanted` the view in use was built for.
@@ -34,9 +36,19 @@ impl ViewKeeper {
 impl ViewKeeper {
     /// `host`: this machine's name (for `site.master` defaults in the view).
     pub fn new(resolver: Arc<Resolver>, host: String) -> Arc<ViewKeeper> {
+        ViewKeeper::for_appliance(resolver, host, None)
+    }
+
+    /// The keeper of appliance `me`'s view: only the nodes it serves are answered.
+    pub fn for_appliance(
+        resolver: Arc<Resolver>,
+        host: String,
+        me: Option<Arc<crate::appliance::Identity>>,
+    ) -> Arc<ViewKeeper> {
         let k = Arc::new(ViewKeeper {
             resolver: resolver.clone(),
             host,
+            me,
             wanted: AtomicU64::new(0),
             built: AtomicU64::new(0),
             rebuilding: tokio::sync::Mutex::new(()),
@@ -59,7 +71,7 @@ impl ViewKeeper {
 
     /// Builds a view now (blocking: call from the blocking pool). Logs its problems.
     pub fn build(&self) -> Result<DhcpView, crate::store::StoreError> {
-        let view = config::build(&self.resolver, &self.host)?;
+        let view = config::build_for(&self.resolver, &self.host, self.me.as_deref())?;
         for p in &view.problems {
             warn!("DHCP configuration: {p}");
         }

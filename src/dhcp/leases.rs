@@ -80,6 +80,9 @@ pub struct LeaseBook {
     by_mac: HashMap<String, Ipv4Addr>,
     /// Where the next search for a free address starts, per range start (keeps allocation O(1) on average).
     cursor: HashMap<Ipv4Addr, u32>,
+    /// Where searches start before the first pick of a range: appliances sharing a store start
+    /// at different places of a range ([`LeaseBook::spread`]), so they seldom pick one address.
+    seed: u32,
 }
 
 impl LeaseBook {
@@ -87,29 +90,25 @@ impl LeaseBook {
     pub fn load(store: &Store) -> Result<LeaseBook, StoreError> {
         let mut b = LeaseBook::default();
         for row in store.rows("dhcpleases")? {
-            let get = |i: usize| row.get(i).cloned().flatten();
-            let (Some(ip), Some(mac)) = (get(0).and_then(|s| s.parse().ok()), get(1)) else {
-                continue;
-            };
-            let Some(state) = get(7).as_deref().and_then(LeaseState::parse) else {
-                continue;
-            };
-            b.insert(Lease {
-                ip,
-                mac,
-                client_id: get(2),
-                hostname: get(3),
-                node: get(4),
-                starts: get(5).and_then(|s| s.parse().ok()).unwrap_or(0),
-                ends: get(6).and_then(|s| s.parse().ok()).unwrap_or(0),
-                state,
-            });
+            if let Some(l) = lease_of(&row) {
+                b.insert(l);
+            }
         }
         Ok(b)
     }
 
     pub fn len(&self) -> usize {
         self.by_ip.len()
+    }
+
+    /// Starts this appliance's searches at a place of each range chosen by its name.
+    pub fn spread(&mut self, appliance: &str) {
+        // FNV-1a: stable across runs and builds.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in appliance.bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        self.seed = h;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -177,7 +176,7 @@ impl LeaseBook {
         for (a, b) in ranges {
             let (lo, hi) = (u32::from(*a), u32::from(*b));
             let size = hi - lo + 1;
-            let start = self.cursor.get(a).copied().unwrap_or(0) % size;
+            let start = self.cursor.get(a).copied().unwrap_or(self.seed) % size;
             for k in 0..size {
                 let off = (start + k) % size;
                 let ip = Ipv4Addr::from(lo + off);
@@ -220,6 +219,25 @@ impl LeaseBook {
             }
         }
         ips.len()
+    }
+
+    /// Drops `mac`'s offer, if it has one (not an active lease): the client chose another server
+    /// (RFC 2131 §3.1.4), so the address goes back to the pool at once instead of after
+    /// [`OFFER_HOLD_SECS`]. True when there was one.
+    pub fn withdraw_offer(&mut self, mac: &str) -> bool {
+        let Some(ip) = self.by_mac.get(mac).copied() else {
+            return false;
+        };
+        if self
+            .by_ip
+            .get(&ip)
+            .is_some_and(|l| l.mac == mac && l.state == LeaseState::Offered)
+        {
+            self.by_ip.remove(&ip);
+            self.by_mac.remove(mac);
+            return true;
+        }
+        false
     }
 
     /// Drops `mac`'s lease on `ip` (RELEASE): the address goes back to the pool.
@@ -270,8 +288,18 @@ impl LeaseWriter {
                 if let Err(e) = &result {
                     tracing::error!("leases not saved: {e}");
                 }
-                for r in batch {
-                    let _ = r.done.send(result.clone());
+                for (i, r) in batch.into_iter().enumerate() {
+                    let mine = match &result {
+                        Err(e) => Err(e.clone()),
+                        Ok(refused) => match refused.iter().find(|x| x.index == i) {
+                            Some(x) => Err(format!(
+                                "{} is held by {} (another appliance's lease)",
+                                x.holder.ip, x.holder.mac
+                            )),
+                            None => Ok(()),
+                        },
+                    };
+                    let _ = r.done.send(mine);
                 }
             }
         });
@@ -280,7 +308,8 @@ impl LeaseWriter {
 
     /// Makes `leases` durable in one transaction (one fsync), on the calling thread: for a thread
     /// that gathered a round of requests and sends their ACKs once this returns `Ok`.
-    pub fn commit_blocking(&self, leases: &[Lease]) -> Result<(), String> {
+    /// The leases another appliance's hold kept out come back as [`Refused`].
+    pub fn commit_blocking(&self, leases: &[Lease]) -> Result<Vec<Refused>, String> {
         write_batch(&self.store, leases).map_err(|e| e.to_string())
     }
 
@@ -295,10 +324,64 @@ impl LeaseWriter {
     }
 }
 
-fn write_batch(store: &Store, leases: &[Lease]) -> Result<(), StoreError> {
+/// A lease the store refused because another appliance sharing it holds the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Index of the refused lease in the batch.
+    pub index: usize,
+    /// The lease that holds the address, as the store has it.
+    pub holder: Lease,
+}
+
+/// The lease a `dhcpleases` row holds.
+fn lease_of(row: &[Option<String>]) -> Option<Lease> {
+    let get = |i: usize| row.get(i).cloned().flatten();
+    Some(Lease {
+        ip: get(0)?.parse().ok()?,
+        mac: get(1)?,
+        client_id: get(2),
+        hostname: get(3),
+        node: get(4),
+        starts: get(5).and_then(|s| s.parse().ok()).unwrap_or(0),
+        ends: get(6).and_then(|s| s.parse().ok()).unwrap_or(0),
+        state: get(7).as_deref().and_then(LeaseState::parse)?,
+    })
+}
+
+/// Writes `leases` in one transaction. A dynamic lease (no node) whose address the store shows
+/// held by another client — another appliance gave it out — is not written: it comes back as
+/// [`Refused`], so the caller sends no ACK and learns the holder. The writers of one store are
+/// serialised (SQLite's write lock, PostgreSQL's advisory lock), so the check and the write
+/// are atomic. A node's lease is its reserved address and always written.
+fn write_batch(store: &Store, leases: &[Lease]) -> Result<Vec<Refused>, StoreError> {
+    let t = now();
     store.write(None, |tx| {
-        for l in leases {
+        // The store's view of the dynamic leases' addresses, in one statement.
+        let dynamic: Vec<String> = leases
+            .iter()
+            .filter(|l| l.node.is_none())
+            .map(|l| l.ip.to_string())
+            .collect();
+        let keys: Vec<&str> = dynamic.iter().map(String::as_str).collect();
+        let stored: std::collections::HashMap<Ipv4Addr, Lease> = tx
+            .get_many("dhcpleases", &keys)?
+            .iter()
+            .filter_map(|row| lease_of(row))
+            .map(|l| (l.ip, l))
+            .collect();
+        let mut refused = Vec::new();
+        for (index, l) in leases.iter().enumerate() {
             let ip = l.ip.to_string();
+            if l.node.is_none() {
+                let held = stored.get(&l.ip).filter(|h| h.mac != l.mac && h.holds(t));
+                if let Some(holder) = held {
+                    refused.push(Refused {
+                        index,
+                        holder: holder.clone(),
+                    });
+                    continue;
+                }
+            }
             let (s, e) = (l.starts.to_string(), l.ends.to_string());
             tx.set(
                 "dhcpleases",
@@ -314,7 +397,7 @@ fn write_batch(store: &Store, leases: &[Lease]) -> Result<(), StoreError> {
                 ],
             )?;
         }
-        Ok(())
+        Ok(refused)
     })
 }
 
@@ -395,5 +478,84 @@ mod tests {
             b.by_mac("52:54:00:00:00:07").map(|l| l.ip),
             Some(Ipv4Addr::new(10, 0, 1, 7))
         );
+    }
+
+    #[test]
+    fn an_address_another_appliance_holds_is_refused_not_overwritten() {
+        let store = Store::open_test().expect("store");
+        let t = now();
+        // sn1 gave 10.0.2.5 to aa.
+        let mine = lease([10, 0, 2, 5], "aa", LeaseState::Active, t + 600);
+        assert_eq!(
+            write_batch(&store, std::slice::from_ref(&mine)).expect("write"),
+            vec![]
+        );
+        // sn2, not knowing, gives it to bb; a free address to cc in the same batch.
+        let theirs = lease([10, 0, 2, 5], "bb", LeaseState::Active, t + 600);
+        let free = lease([10, 0, 2, 6], "cc", LeaseState::Active, t + 600);
+        let refused = write_batch(&store, &[theirs, free]).expect("write");
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            (refused[0].index, refused[0].holder.mac.as_str()),
+            (0, "aa")
+        );
+        let b = LeaseBook::load(&store).expect("load");
+        assert_eq!(
+            b.by_ip(Ipv4Addr::new(10, 0, 2, 5)).map(|l| l.mac.as_str()),
+            Some("aa")
+        );
+        assert_eq!(
+            b.by_ip(Ipv4Addr::new(10, 0, 2, 6)).map(|l| l.mac.as_str()),
+            Some("cc")
+        );
+        // A RELEASE from a stale book does not free another client's address either.
+        let stale = lease([10, 0, 2, 5], "bb", LeaseState::Released, t);
+        assert_eq!(write_batch(&store, &[stale]).expect("write").len(), 1);
+        // The holder renews; an expired hold is taken over; a node's lease is its own address.
+        assert!(write_batch(&store, &[mine]).expect("write").is_empty());
+        let expired = lease([10, 0, 2, 6], "cc", LeaseState::Active, 1);
+        assert!(write_batch(&store, &[expired]).expect("write").is_empty());
+        assert!(write_batch(
+            &store,
+            &[lease([10, 0, 2, 6], "dd", LeaseState::Active, t + 9)]
+        )
+        .expect("write")
+        .is_empty());
+        let mut node = lease([10, 0, 2, 5], "ee", LeaseState::Active, t + 600);
+        node.node = Some("n5".into());
+        assert!(write_batch(&store, &[node]).expect("write").is_empty());
+    }
+
+    #[test]
+    fn appliances_start_their_searches_apart() {
+        let range = [(Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 209))];
+        let (mut a, mut b) = (LeaseBook::default(), LeaseBook::default());
+        a.spread("sn1");
+        b.spread("sn2");
+        let pa = a.pick("aa", &range, &|_| false, 0);
+        let pb = b.pick("bb", &range, &|_| false, 0);
+        assert!(pa.is_some() && pb.is_some());
+        assert_ne!(pa, pb);
+    }
+
+    #[test]
+    fn an_offer_is_withdrawn_when_the_client_chooses_another_server() {
+        let mut b = LeaseBook::default();
+        let range = [(Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 10))];
+        b.insert(lease([10, 0, 0, 10], "aa", LeaseState::Offered, 1000));
+        assert_eq!(
+            b.pick("bb", &range, &|_| false, 10),
+            None,
+            "held by the offer"
+        );
+        assert!(b.withdraw_offer("aa"));
+        assert_eq!(
+            b.pick("bb", &range, &|_| false, 10),
+            Some(Ipv4Addr::new(10, 0, 0, 10))
+        );
+        // An active lease is not an offer.
+        b.insert(lease([10, 0, 0, 10], "cc", LeaseState::Active, 1000));
+        assert!(!b.withdraw_offer("cc"));
+        assert!(b.by_mac("cc").is_some());
     }
 }

@@ -197,6 +197,9 @@ impl DhcpServer {
             return Decision::Drop("no subnet");
         };
         let host = view.hosts.get(&mac);
+        if host.is_none() && view.elsewhere.contains(&mac) {
+            return Decision::Drop("a node another appliance serves");
+        }
         if host.is_some_and(|h| h.noip) {
             return Decision::Drop("*NOIP* (deny booting)");
         }
@@ -245,6 +248,9 @@ impl DhcpServer {
                 if let Some(sid) = p.get_ip(opt::SERVER_ID) {
                     if sid != iface.addr {
                         // The client chose another server; forget our offer.
+                        if let Ok(mut b) = self.book.lock() {
+                            b.withdraw_offer(&mac);
+                        }
                         return Decision::Drop("request for another server");
                     }
                 }
@@ -774,25 +780,72 @@ impl DhcpServer {
         if round.acked.is_empty() && round.records.is_empty() {
             return Vec::new();
         }
-        let n = round.acked.len();
-        let events = std::mem::take(&mut round.ack_events);
+        let mut n = round.acked.len();
+        let mut events = std::mem::take(&mut round.ack_events);
         let mut leases = std::mem::take(&mut round.acked);
         leases.append(&mut round.records);
         let acks = std::mem::take(&mut round.acks);
         let saved = self.writer.commit_blocking(&leases);
         let mut claimed = self.claimed.lock().ok();
-        if let Err(e) = saved {
-            if n > 0 {
-                warn!("no ACK for {n} request(s): leases not saved: {e}");
-            } else {
-                warn!("lease change not saved: {e}");
+        let refused = match saved {
+            Ok(r) => r,
+            Err(e) => {
+                if n > 0 {
+                    warn!("no ACK for {n} request(s): leases not saved: {e}");
+                } else {
+                    warn!("lease change not saved: {e}");
+                }
+                if let Some(c) = claimed.as_mut() {
+                    for l in &leases[..n] {
+                        c.remove(&l.ip);
+                    }
+                }
+                return Vec::new();
             }
-            if let Some(c) = claimed.as_mut() {
-                for l in &leases[..n] {
-                    c.remove(&l.ip);
+        };
+        // Addresses another appliance sharing the store holds: no ACK (the client retries and
+        // is NAKed or offered another address), and the book learns the holder.
+        let mut acks = acks;
+        if !refused.is_empty() {
+            static TAKEN: Throttle = Throttle::new();
+            if let Some(suppressed) = TAKEN.check() {
+                for r in refused.iter().take(3) {
+                    info!(
+                        suppressed,
+                        "{} for {} not ACKed: another appliance gave it to {}",
+                        r.holder.ip,
+                        leases[r.index].mac,
+                        r.holder.mac
+                    );
                 }
             }
-            return Vec::new();
+            let out: std::collections::HashSet<usize> = refused.iter().map(|r| r.index).collect();
+            let mut k = 0;
+            acks.retain(|_| {
+                k += 1;
+                !out.contains(&(k - 1))
+            });
+            if events.len() == n {
+                let mut k = 0;
+                events.retain(|_| {
+                    k += 1;
+                    !out.contains(&(k - 1))
+                });
+            }
+            if let Ok(mut b) = self.book.lock() {
+                for r in &refused {
+                    if let Some(c) = claimed.as_mut() {
+                        c.remove(&leases[r.index].ip);
+                    }
+                    b.insert(r.holder.clone());
+                }
+            }
+            let mut k = 0;
+            leases.retain(|_| {
+                k += 1;
+                !out.contains(&(k - 1))
+            });
+            n -= out.iter().filter(|i| **i < n).count();
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             for (l, (_, to)) in leases[..n].iter().zip(&acks) {

@@ -94,6 +94,17 @@ pub trait BackendTx {
     fn select_all(&mut self, table: &TableSpec) -> Result<Vec<Row>, StoreError>;
     /// The row whose key columns equal `key` (values in [`TableSpec::keys`] order).
     fn select_key(&mut self, table: &TableSpec, key: &[&str]) -> Result<Option<Row>, StoreError>;
+    /// The rows of a single-key table whose key is one of `keys` (any order, missing ones left
+    /// out): one statement where the backend can (PostgreSQL: `= ANY($1)`), else one per key.
+    fn select_keys(&mut self, table: &TableSpec, keys: &[&str]) -> Result<Vec<Row>, StoreError> {
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(r) = self.select_key(table, &[k])? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
     /// Insert `row`, or replace the row with the same key in place (keeping its position).
     fn upsert(&mut self, table: &TableSpec, row: &Row) -> Result<(), StoreError>;
     /// Set some columns (by index) of the row with `key`; false when there is no such row.

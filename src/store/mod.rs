@@ -611,6 +611,23 @@ impl Txn<'_> {
         self.tx.select_key(spec, key)
     }
 
+    /// The rows of single-key table `table` whose key is one of `keys` (in one statement where
+    /// the backend can; missing keys are left out, order not kept).
+    pub fn get_many(&mut self, table: &str, keys: &[&str]) -> Result<Vec<Row>, StoreError> {
+        let spec = table_spec(table)?;
+        if spec.keys.len() != 1 {
+            return Err(StoreError::Invalid(format!(
+                "table '{}' has {} key columns; get_many takes single-key tables",
+                spec.name,
+                spec.keys.len()
+            )));
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.tx.select_keys(spec, keys)
+    }
+
     /// Inserts or replaces a whole row (one value per column, schema order). An auto-increment
     /// column left empty gets the next number.
     pub fn put(&mut self, table: &str, mut row: Row) -> Result<(), StoreError> {

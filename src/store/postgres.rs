@@ -1121,6 +1121,30 @@ impl BackendTx for PgTx<'_> {
         self.q(&sql, &[])?.iter().map(|r| read_row(r, n)).collect()
     }
 
+    fn select_keys(&mut self, t: &TableSpec, keys: &[&str]) -> Result<Vec<Row>, StoreError> {
+        let n = t.cols.len();
+        let [key] = t.keys else {
+            let mut out = Vec::new();
+            for k in keys {
+                if let Some(r) = self.select_key(t, &[k])? {
+                    out.push(r);
+                }
+            }
+            return Ok(out);
+        };
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ANY($1)",
+            col_list(t),
+            quote(t.name),
+            quote(key)
+        );
+        let arr: Vec<&str> = keys.to_vec();
+        self.q(&sql, &[&arr])?
+            .iter()
+            .map(|r| read_row(r, n))
+            .collect()
+    }
+
     fn select_key(&mut self, t: &TableSpec, key: &[&str]) -> Result<Option<Row>, StoreError> {
         let sql = format!(
             "SELECT {} FROM {} WHERE {}",

@@ -74,6 +74,38 @@ pub static NODECOL: &[(&str, &str)] = &[
 
 /// Every xCAT table, sorted by name.
 pub static TABLES: &[TableSpec] = &[
+    // bootherd's own table (see BOOTHERD_TABLES): xCAT knows its service nodes only as nodes
+    // (servicenode table, /etc/xCATSN); this is the registry of running appliances.
+    TableSpec {
+        name: "appliances",
+        keys: &["name"],
+        cols: &[
+            "name",
+            "role",
+            "addresses",
+            "version",
+            "started",
+            "heartbeat",
+            "interval",
+            "state",
+            "comments",
+            "disable",
+        ],
+        descriptions: &[
+            "The appliance's name (bootherd serve --name; the node it is, or its host name).",
+            "MN (the management node, site.master) or SN (a service node).",
+            "Its IPv4 addresses, comma-separated.",
+            "The bootherd version it runs.",
+            "When it started (seconds since the epoch).",
+            "Its last heartbeat (seconds since the epoch).",
+            "Seconds between heartbeats; it counts as alive while its last one is at most three intervals old.",
+            "running, or stopped after a clean shutdown.",
+            "Free-form notes.",
+            "Set to yes or 1 to disable (comment out) this row.",
+        ],
+        table_desc: "Appliances (bootherd serve) sharing this store, as each records itself (bootherd status, lsxcatd -a; bootherd's own).",
+        autoinc: None,
+    },
     TableSpec {
         name: "auditlog",
         keys: &["recid"],
@@ -2148,6 +2180,7 @@ pub static TABLES: &[TableSpec] = &[
 
 /// Tables that are bootherd's own, not xCAT's (listed by tabdump like the others).
 pub static BOOTHERD_TABLES: &[&str] = &[
+    "appliances",
     "bootevents",
     "dhcpexcluded",
     "dhcpleases",

@@ -251,6 +251,62 @@ impl PgCluster {
         )
     }
 
+    /// A URL over the unix socket (trust) as role `user`, for database `db`.
+    pub fn socket_url_as(&self, user: &str, db: &str) -> String {
+        format!(
+            "postgres://{user}@{}:{}/{db}",
+            self.dir.path().display().to_string().replace('/', "%2F"),
+            self.port
+        )
+    }
+
+    /// Runs the SQL file `file` in database `db` with psql over the socket, with psql variables
+    /// `vars` (`-v name=value`), stopping at the first error; returns stdout.
+    pub fn psql_file(&self, db: &str, file: &Path, vars: &[(&str, &str)]) -> String {
+        // The postgres user must be able to read it: pass it on stdin instead of by path.
+        let sql = std::fs::read_to_string(file).expect("read the SQL file");
+        let mut c = if nix::unistd::geteuid().is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "/usr/bin/psql"]);
+            c
+        } else {
+            Command::new("/usr/bin/psql")
+        };
+        c.args([
+            "-h",
+            &self.dir.path().display().to_string(),
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            db,
+        ]);
+        for (k, v) in vars {
+            c.arg("-v").arg(format!("{k}={v}"));
+        }
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("run psql");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(sql.as_bytes()).expect("write SQL");
+        }
+        let o = child.wait_with_output().expect("psql");
+        assert!(
+            o.status.success(),
+            "psql -f {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
     /// Runs SQL in database `db` with psql over the socket; returns stdout.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let o = as_postgres(
