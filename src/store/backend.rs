@@ -86,6 +86,11 @@ pub trait Backend: Send + Sync {
     }
     /// A human-readable description of where the data lives (for logs; no secrets).
     fn describe(&self) -> String;
+    /// Whether several appliances may share this store (PostgreSQL: service nodes). An SQLite
+    /// store serves one appliance, whose memory already knows every lease it gave out.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Row-level operations inside one transaction. Callers go through [`super::Txn`], which validates

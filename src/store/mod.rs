@@ -273,6 +273,11 @@ impl Store {
         self.backend.describe()
     }
 
+    /// Whether several appliances may write this store (see [`backend::Backend::shared`]).
+    pub fn shared(&self) -> bool {
+        self.backend.shared()
+    }
+
     /// xCAT's `initDB` site defaults (xcatconfig), for a store created just now.
     fn seed_defaults(&self) -> Result<(), StoreError> {
         let host = nix::unistd::gethostname()

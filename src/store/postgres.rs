@@ -902,6 +902,10 @@ impl Backend for PgBackend {
     fn describe(&self) -> String {
         self.shown.clone()
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 fn change_of(r: &tokio_postgres::Row) -> Result<Change, StoreError> {

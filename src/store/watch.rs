@@ -125,23 +125,32 @@ impl ChangeFollower {
 
     /// Everything after the last entry delivered, up to the newest one committed when this is
     /// called (no data-version shortcut: the caller already knows something was committed).
+    /// The log's bounds are read only when what follows our position is not the next entry (a
+    /// gap, or nothing): the log was pruned past us or replaced (a reset), or the commit wrote
+    /// no entry. Entries that follow on are the common case (a daemon catching up after every
+    /// lease commit), and they need the one query.
     pub fn drain(&mut self, store: &Store) -> Result<Followed, StoreError> {
-        let (oldest, newest) = store.change_bounds()?;
-        if newest < self.last_seq
-            || (oldest > self.last_seq.saturating_add(1) && self.last_seq != 0)
-        {
-            self.last_seq = newest;
-            return Ok(Followed::Reset);
-        }
         let mut all = Vec::new();
         loop {
             let changes = store.changes_since(self.last_seq, BATCH)?;
+            let follows_on = changes
+                .first()
+                .is_some_and(|c| c.seq == self.last_seq.saturating_add(1));
+            if !follows_on {
+                let (oldest, newest) = store.change_bounds()?;
+                if newest < self.last_seq
+                    || (oldest > self.last_seq.saturating_add(1) && self.last_seq != 0)
+                {
+                    self.last_seq = newest;
+                    return Ok(Followed::Reset);
+                }
+            }
             let full = changes.len() >= BATCH;
             if let Some(c) = changes.last() {
                 self.last_seq = c.seq;
             }
             all.extend(changes);
-            if !full || self.last_seq >= newest {
+            if !full {
                 break;
             }
         }
