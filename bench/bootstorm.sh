@@ -10,6 +10,11 @@
 #   environment: NODES ("100 500 1000")        storm sizes for the xNBA flavour (iPXE: kernel+initrd by HTTP)
 #                PXELINUX_NODES ("100")         storm sizes for the pxelinux flavour (everything by TFTP,
 #                                               lockstep: 48 MB × N in 1408-byte blocks; "" to skip)
+#                STATELITE_NODES ("100 500 1000") storm sizes for the statelite variant ("" to skip): each node
+#                                               mounts the image root over NFS from its own address and reads the
+#                                               files a boot reads (STATELITE_FILES files, STATELITE_MB in all),
+#                                               against bootherd's NFS and nfs-ganesha 4 (FSAL_VFS), the same tree
+#                STATELITE_FILES (400) STATELITE_MB (32)
 #                SPREAD (10)                    seconds over which the N nodes power on
 #                KERNEL_MB (8) INITRD_MB (40)   the synthetic kernel and initrd
 #                ROUNDS (1)                     storms per stack and size (interleaved)
@@ -38,12 +43,15 @@ done
 [ "$(id -u)" = 0 ] || { echo "$0: run as root (network namespaces, ports 67, 69, 80)" >&2; exit 1; }
 NODES=${NODES-100 500 1000}
 PXELINUX_NODES=${PXELINUX_NODES-100}
+STATELITE_NODES=${STATELITE_NODES-100 500 1000}
+STATELITE_FILES=${STATELITE_FILES:-400}
+STATELITE_MB=${STATELITE_MB:-32}
 SPREAD=${SPREAD:-10}
 KERNEL_MB=${KERNEL_MB:-8}
 INITRD_MB=${INITRD_MB:-40}
 ROUNDS=${ROUNDS:-1}
 MAXN=0
-for n in $NODES $PXELINUX_NODES; do
+for n in $NODES $PXELINUX_NODES $STATELITE_NODES; do
     [[ $n =~ ^[0-9]+$ ]] && [ "$n" -le 2500 ] || { echo "node counts: numbers up to 2500" >&2; exit 2; }
     [ "$n" -gt $MAXN ] && MAXN=$n
 done
@@ -88,12 +96,16 @@ for s in "${STACKS[@]}"; do
     esac
     [ "$s" != bootherd ] && ! command -v nginx > /dev/null && [ ! -x /usr/sbin/nginx ] && need+=(nginx)
 done
+if [ -n "$STATELITE_NODES" ]; then
+    command -v ganesha.nfsd > /dev/null || need+=(nfs-ganesha nfs-ganesha-vfs)
+    command -v rpcbind > /dev/null || need+=(rpcbind)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) > /dev/null
     if [ -d /run/systemd/system ]; then
-        for svc in dnsmasq isc-dhcp-server nginx; do systemctl disable --now "$svc" > /dev/null 2>&1 || true; done
+        for svc in dnsmasq isc-dhcp-server nginx nfs-ganesha rpcbind rpcbind.socket; do systemctl disable --now "$svc" > /dev/null 2>&1 || true; done
     fi
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -175,9 +187,34 @@ export BOOTHERD_DB=sqlite:$W/bootherd.db
     "$B" chtab key=dhcpinterfaces site.value=$SRV_IF
     "$B" mkdef -t network -o stormnet net=10.98.0.0 mask=255.255.0.0 mgtifname=$SRV_IF
     "$B" mkdef -t osimage -o img imagetype=linux provmethod=install osvers=rhels8.6 osarch=x86_64 profile=compute
-    "$B" nodeadd "$(node_name 0)-$(node_name $((MAXN - 1)))" groups=compute,all noderes.netboot=xnba
+    for ((r = 0; r * 100 < MAXN; r++)); do # a rack at a time: rNNn00-rNNn99 is a noderange, r00n00-r09n99 is not
+        last=$((MAXN - 1 < r * 100 + 99 ? MAXN - 1 : r * 100 + 99))
+        "$B" nodeadd "$(node_name $((r * 100)))-$(node_name $last)" groups=compute,all noderes.netboot=xnba
+    done
     "$B" chtab node=compute 'hosts.ip=|r(\d+)n(\d+)|10.98.($1+1).($2+1)|' 'mac.mac=|r(\d+)n(\d+)|02:00:00:00:($1):($2)|'
 } > "$W/bootherd-setup.log" 2>&1 || { cat "$W/bootherd-setup.log" >&2; exit 1; }
+# the statelite image root: directories and files of the sizes a boot reads (a few large binaries and
+# libraries, many small configuration and unit files), the same tree for both NFS servers
+EXP=$W/netboot/compute/rootimg
+if [ -n "$STATELITE_NODES" ]; then
+    mkdir -p "$EXP"
+    awk -v n="$STATELITE_FILES" -v mb="$STATELITE_MB" 'BEGIN {
+        srand(14); dirs[0] = "usr/bin"; dirs[1] = "usr/lib/x86_64-linux-gnu"; dirs[2] = "usr/lib/systemd/system"
+        dirs[3] = "etc"; dirs[4] = "etc/systemd/system"; dirs[5] = "usr/sbin"; dirs[6] = "usr/lib/modules/6.1/kernel/drivers/net"
+        dirs[7] = "usr/share/locale"; total = 0
+        for (i = 0; i < n; i++) { r = rand(); w[i] = (r < 0.6) ? 1 : (r < 0.9 ? 16 : 256); total += w[i] }
+        for (i = 0; i < n; i++) printf "%s/f%04d %d\n", dirs[i % 8], i, int(w[i] / total * mb * 1048576)
+    }' > "$W/bootfiles"
+    while read -r f size; do
+        mkdir -p "$EXP/$(dirname "$f")"
+        head -c "$size" /dev/urandom > "$EXP/$f"
+    done < "$W/bootfiles"
+    chmod -R a+rX "$W/netboot"
+    "$B" mkdef -t osimage -o lite provmethod=statelite rootimgdir="$W/netboot/compute" osvers=rhels8.6 osarch=x86_64 \
+        profile=compute imagetype=linux > /dev/null
+fi
+defined=$("$B" nodels compute | wc -l)
+[ "$defined" = "$MAXN" ] || { echo "$0: $defined nodes defined in bootherd's store, not $MAXN" >&2; exit 1; }
 
 # the classic stacks' files for one flavour: what bootherd renders, written where xCAT would write it
 write_classic_files() { # FLAVOUR(xnba|pxe)
@@ -289,6 +326,28 @@ start_dhcpd() { # FLAVOUR: dhcpd.conf as xCAT's makedhcp writes it (per-host fil
     start_nginx dhcpd
 }
 
+start_bootherd-nfs() {
+    (cd "$W" && in_cg bootherd-nfs env "RUST_LOG=${BOOTHERD_BENCH_LOG:-warn}" "$B" serve --no-dhcp --no-tftp --no-http \
+        --no-status-port --no-portmapper > "$OUT/bootherd-nfs.log" 2>&1) &
+    PIDS+=($!)
+}
+
+start_ganesha() { # rpcbind and ganesha in a private mount namespace (their /run), as bench/nfs.sh
+    mkdir -p "$W/ganesha/recov"
+    cat > "$W/ganesha/ganesha.conf" << CONF
+NFS_CORE_PARAM { NFS_Port = 12049; MNT_Port = 12048; NLM_Port = 12047; Rquota_Port = 12046;
+                 Enable_NLM = false; Enable_RQUOTA = false; Protocols = 3; }
+NFSv4 { Graceless = true; RecoveryRoot = "$W/ganesha/recov"; }
+EXPORT { Export_Id = 1; Path = "$EXP"; Pseudo = "$EXP"; Access_Type = RO;
+         Squash = No_Root_Squash; SecType = sys; Protocols = 3; Transports = TCP; FSAL { Name = VFS; } }
+LOG { Default_Log_Level = EVENT; }
+CONF
+    in_cg ganesha unshare -m --propagation private sh -c "
+        mount -t tmpfs bhb-run /run && mkdir -p /run/rpcbind && (rpcbind -f &) && sleep 0.5
+        exec ganesha.nfsd -F -L '$OUT/ganesha.log' -f '$W/ganesha/ganesha.conf' -p '$W/ganesha/pid' -N NIV_EVENT" &
+    PIDS+=($!)
+}
+
 listening() { # PROTO PORT
     ip netns exec $SRV_NS ss -Hln -A "$1" "sport = :$2" | grep -q .
 }
@@ -297,10 +356,14 @@ start_stack() { # STACK FLAVOUR
     local i
     "start_$1" "$2"
     for i in $(seq 100); do
-        listening udp 67 && listening udp 69 && listening tcp 80 && return 0
+        case $1 in
+        bootherd-nfs) listening tcp 2049 && return 0 ;;
+        ganesha) listening tcp 12049 && listening tcp 12048 && return 0 ;;
+        *) listening udp 67 && listening udp 69 && listening tcp 80 && return 0 ;;
+        esac
         sleep 0.2
     done
-    log "$1 did not open ports 67, 69 and 80 (see $OUT)"
+    log "$1 did not open its ports (see $OUT)"
     return 1
 }
 
@@ -317,6 +380,7 @@ stop_stack() {
 CSV=$OUT/runs.csv
 echo "flavour,nodes,stack,round,booted,failed,all_booted_s,p50_s,p99_s,max_s,lease_max,nbp_max,config_max,files_max,nodes_with_retransmissions,server_cpu_s,client_cpu_s,server_udp_drops,client_udp_drops,failures" > "$CSV"
 
+NFS_ARGS=()
 storm() { # STACK FLAVOUR N ROUND
     local stack=$1 fl=$2 n=$3 round=$4 c0 c1 k0 k1 x0 x1 y0 y1 line tag=$1-$2-$3-$4
     stop_stack
@@ -326,7 +390,7 @@ storm() { # STACK FLAVOUR N ROUND
     mkdir -p "$CG/client"
     c0=$(cg_ns "$stack") k0=$(cg_ns client) x0=$(rcvbuf_errors $SRV_NS) y0=$(rcvbuf_errors $CLI_NS)
     line=$(sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/client" ip netns exec $CLI_NS \
-        timeout 900 "$SIM" --iface $CLI_IF --nodes "$W/nodes" --spread "$SPREAD" --out "$OUT/timeline-$tag.csv") || true
+        timeout 900 "$SIM" --iface $CLI_IF --nodes "$W/nodes" --spread "$SPREAD" --out "$OUT/timeline-$tag.csv" "${NFS_ARGS[@]}") || true
     c1=$(cg_ns "$stack") k1=$(cg_ns client) x1=$(rcvbuf_errors $SRV_NS) y1=$(rcvbuf_errors $CLI_NS)
     stop_stack
     cp "$OUT/$stack.log" "$OUT/$tag.log" 2> /dev/null || true
@@ -359,6 +423,16 @@ for fl in xnba pxe; do
         done
     done
 done
+for n in $STATELITE_NODES; do
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for s in bootherd-nfs ganesha; do
+            if [ $s = ganesha ]; then NFS_ARGS=(--nfs "$SRV_IP:12048:12049:$EXP" --files "$W/bootfiles")
+            else NFS_ARGS=(--nfs "$SRV_IP:2049:2049:$EXP" --files "$W/bootfiles"); fi
+            storm $s statelite "$n" "$round"
+        done
+    done
+done
+NFS_ARGS=()
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------------------------
@@ -373,12 +447,13 @@ label() { case $1 in bootherd) echo "bootherd" ;; dnsmasq) echo "dnsmasq + nginx
     echo "| boot | nodes | stack | booted | failed | all booted (s) | per node p50 / p99 / max (s) | slowest lease / boot file / config / kernel+initrd (s) | nodes that retransmitted | server CPU (s) | clients' CPU (s) | UDP drops server / clients |"
     echo "|---|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|"
     awk -F, 'NR > 1 {
-        fl = ($1 == "xnba") ? "xNBA: TFTP + HTTP" : "pxelinux: TFTP"
+        fl = ($1 == "xnba") ? "xNBA: TFTP + HTTP" : ($1 == "pxe" ? "pxelinux: TFTP" : "statelite: NFS root")
         printf "| %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s / %s | %s | %s | %s | %s / %s |\n", fl, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
-    }' "$CSV" | sed "s/| bootherd |/| bootherd |/; s/| dnsmasq |/| $(label dnsmasq) |/; s/| dhcpd |/| $(label dhcpd) |/"
+    }' "$CSV" | sed "s/| bootherd-nfs |/| bootherd (NFS) |/; s/| ganesha |/| nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2> /dev/null) |/; s/| dnsmasq |/| $(label dnsmasq) |/; s/| dhcpd |/| $(label dhcpd) |/"
     echo
     echo "Per node: from power-on to the initrd's last byte. Slowest phases: the longest lease (power-on → ROM's ACK),"
     echo "boot file (→ NBP received), config (→ xNBA script or pxelinux config), kernel+initrd (config → done)."
+    [ -n "$STATELITE_NODES" ] && echo "Statelite: power-on → export mounted (config column) → every file read (${STATELITE_FILES} files, ${STATELITE_MB} MiB: LOOKUP per new directory, GETATTR and 64 KiB READs per file)."
     echo "Failures by reason, every storm's timeline: bench/out/bootstorm/runs.csv, timeline-*.csv."
 } > "$OUT/results.md"
 echo

@@ -41,7 +41,11 @@ pub fn build(a: &Ask) -> Vec<u8> {
     b.extend_from_slice(&a.mac);
     b.resize(OPTIONS_AT - 4, 0);
     b.extend_from_slice(&MAGIC);
-    let t = if a.select.is_some() { REQUEST } else { DISCOVER };
+    let t = if a.select.is_some() {
+        REQUEST
+    } else {
+        DISCOVER
+    };
     b.extend_from_slice(&[53, 1, t]);
     b.extend_from_slice(&[57, 2, 0x05, 0xc0]); // max message size 1472
     if let Some((ip, server)) = a.select {

@@ -51,7 +51,10 @@ impl Conn {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "no connection"));
         };
         if self.have == self.buf.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "header too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "header too long",
+            ));
         }
         let n = s.read(&mut self.buf[self.have..])?;
         self.have += n;
@@ -84,12 +87,18 @@ impl Conn {
             "GET {path} HTTP/1.1\r\nConnection: keep-alive\r\nUser-Agent: iPXE/1.21.1+ (g988d2)\r\nHost: {}\r\n\r\n",
             self.server.ip()
         );
-        let s = self.stream.as_mut().ok_or(("no connection".to_string(), true))?;
+        let s = self
+            .stream
+            .as_mut()
+            .ok_or(("no connection".to_string(), true))?;
         s.write_all(req.as_bytes())
             .map_err(|e| (e.to_string(), true))?;
         // the head
         let head_end = loop {
-            if let Some(p) = self.buf[..self.have].windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(p) = self.buf[..self.have]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+            {
                 break p + 4;
             }
             let before = self.have;
@@ -132,11 +141,19 @@ impl Conn {
         self.have -= used;
         let mut left = len - in_buf as u64;
         while left > 0 {
-            let s = self.stream.as_mut().ok_or(("no connection".to_string(), false))?;
+            let s = self
+                .stream
+                .as_mut()
+                .ok_or(("no connection".to_string(), false))?;
             let want = (self.buf.len() as u64).min(left) as usize;
-            let n = s.read(&mut self.buf[..want]).map_err(|e| (e.to_string(), false))?;
+            let n = s
+                .read(&mut self.buf[..want])
+                .map_err(|e| (e.to_string(), false))?;
             if n == 0 {
-                return Err((format!("closed with {left} bytes of the body missing"), false));
+                return Err((
+                    format!("closed with {left} bytes of the body missing"),
+                    false,
+                ));
             }
             if keep {
                 body.extend_from_slice(&self.buf[..n]);

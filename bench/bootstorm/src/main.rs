@@ -13,13 +13,19 @@
 //!    of ldlinux.c32, the config file (pxelinux.cfg/<UUID>, 01-<mac>, hex IP, … as pxelinux
 //!    searches), then the kernel and initrd that config names.
 //!
-//! Usage: bootstorm --iface IF --nodes FILE [--spread SECS] [--out CSV]
+//! With `--nfs SERVER:MOUNTPORT:NFSPORT:/export --files LIST` each node instead does what a
+//! statelite node's initramfs and early boot do to its NFS root: MOUNT the export from its own
+//! address (a reserved port, AUTH_UNIX), then LOOKUP, GETATTR and READ (64 KiB at a time) every
+//! file of LIST (`path size` a line: the files a boot reads), directories looked up once.
+//!
+//! Usage: bootstorm --iface IF --nodes FILE [--spread SECS] [--out CSV] [--nfs … --files LIST]
 //!   FILE: one node a line, `name mac ip` (the address must be on IF, so the node can use it).
 //! Prints one `key=value …` summary line; the CSV has every node's timeline (seconds from the
 //! storm's start) and its retransmissions.
 
 mod dhcp;
 mod http;
+mod nfs;
 mod tftp;
 
 use std::collections::HashMap;
@@ -90,7 +96,16 @@ struct Rec {
     bytes: u64,
 }
 
+struct NfsJob {
+    server: Ipv4Addr,
+    mount_port: u16,
+    nfs_port: u16,
+    export: String,
+    files: Vec<(String, u64)>,
+}
+
 struct Ctx {
+    nfs: Option<NfsJob>,
     hub: Arc<Hub>,
     epoch: Instant,
     rom: tftp::Schedule,
@@ -149,10 +164,7 @@ fn dora(
                             answer = Some(r);
                             break 'tries;
                         }
-                        Ok(r)
-                            if phase == 1
-                                && matches!(r.msg_type, dhcp::ACK | dhcp::NAK) =>
-                        {
+                        Ok(r) if phase == 1 && matches!(r.msg_type, dhcp::ACK | dhcp::NAK) => {
                             answer = Some(r);
                             break 'tries;
                         }
@@ -226,7 +238,15 @@ fn boot(ctx: &Ctx, idx: u32, node: &Node, rec: &mut Rec) -> Result<(), String> {
     uuid[..4].copy_from_slice(&idx.to_be_bytes());
     uuid[10..].copy_from_slice(&node.mac);
     let xid = 0x5000_0000 | (idx << 4);
-    let ack = dora(ctx, node, &uuid, xid, dhcp::Asker::Rom, &[4, 8, 16, 32], rec)?;
+    let ack = dora(
+        ctx,
+        node,
+        &uuid,
+        xid,
+        dhcp::Asker::Rom,
+        &[4, 8, 16, 32],
+        rec,
+    )?;
     rec.lease = Some(ctx.now());
     if ack.yiaddr != node.ip {
         return Err(format!("leased {}, defined {}", ack.yiaddr, node.ip));
@@ -254,10 +274,16 @@ fn boot(ctx: &Ctx, idx: u32, node: &Node, rec: &mut Rec) -> Result<(), String> {
     if let tftp::Got::NotFound(m) = tftp::get(&probe, &mut rec.tftp)? {
         return Err(format!("TFTP {}: {m}", ack.file));
     }
-    need(tget(ctx, ip, server, &ack.file, false, false, rec)?, &ack.file)?;
+    need(
+        tget(ctx, ip, server, &ack.file, false, false, rec)?,
+        &ack.file,
+    )?;
     rec.nbp = Some(ctx.now());
     let (kernel, initrd) = if ack.file.ends_with("pxelinux.0") {
-        need(tget(ctx, ip, server, "ldlinux.c32", true, false, rec)?, "ldlinux.c32")?;
+        need(
+            tget(ctx, ip, server, "ldlinux.c32", true, false, rec)?,
+            "ldlinux.c32",
+        )?;
         let mac = node
             .mac
             .iter()
@@ -274,7 +300,10 @@ fn boot(ctx: &Ctx, idx: u32, node: &Node, rec: &mut Rec) -> Result<(), String> {
             &u[20..32]
         );
         let hex = format!("{:08X}", u32::from(ip));
-        let mut names = vec![format!("pxelinux.cfg/{uuid_name}"), format!("pxelinux.cfg/01-{mac}")];
+        let mut names = vec![
+            format!("pxelinux.cfg/{uuid_name}"),
+            format!("pxelinux.cfg/01-{mac}"),
+        ];
         for l in (1..=8).rev() {
             names.push(format!("pxelinux.cfg/{}", &hex[..l]));
         }
@@ -313,7 +342,15 @@ fn boot(ctx: &Ctx, idx: u32, node: &Node, rec: &mut Rec) -> Result<(), String> {
         (k, i)
     } else {
         // iPXE: DHCP again, then the script and what it names over HTTP
-        let ack2 = dora(ctx, node, &uuid, xid | 1, dhcp::Asker::Ipxe, &[1, 2, 4, 8, 10], rec)?;
+        let ack2 = dora(
+            ctx,
+            node,
+            &uuid,
+            xid | 1,
+            dhcp::Asker::Ipxe,
+            &[1, 2, 4, 8, 10],
+            rec,
+        )?;
         rec.lease2 = Some(ctx.now());
         let url = ack2.file;
         let rest = url
@@ -359,7 +396,10 @@ fn boot(ctx: &Ctx, idx: u32, node: &Node, rec: &mut Rec) -> Result<(), String> {
         }
         rec.config = Some(ctx.now());
         if urls.len() < 2 {
-            return Err(format!("the iPXE script names {} files, not kernel and initrd", urls.len()));
+            return Err(format!(
+                "the iPXE script names {} files, not kernel and initrd",
+                urls.len()
+            ));
         }
         for (j, u) in urls.iter().enumerate() {
             let p = u
@@ -379,6 +419,30 @@ fn boot(ctx: &Ctx, idx: u32, node: &Node, rec: &mut Rec) -> Result<(), String> {
         (urls[0].clone(), urls[1].clone())
     };
     let _ = (kernel, initrd);
+    rec.done = Some(ctx.now());
+    Ok(())
+}
+
+/// The statelite variant: mount the root, read what a boot reads.
+fn nfs_boot(ctx: &Ctx, job: &NfsJob, node: &Node, rec: &mut Rec) -> Result<(), String> {
+    let mut m = nfs::Rpc::connect(node.ip, SocketAddrV4::new(job.server, job.mount_port))?;
+    let root = m.mount(&job.export)?;
+    let rpc = if job.nfs_port == job.mount_port {
+        m
+    } else {
+        nfs::Rpc::connect(node.ip, SocketAddrV4::new(job.server, job.nfs_port))?
+    };
+    rec.config = Some(ctx.now());
+    let mut c = nfs::Client::new(rpc, root);
+    for (path, size) in &job.files {
+        let fh = c.resolve(path)?;
+        let n = c.read_all(&fh, 65536)?;
+        if n != *size {
+            return Err(format!("{path}: read {n} bytes, the file has {size}"));
+        }
+    }
+    rec.bytes = c.bytes;
+    rec.http_connects = c.rpc.calls.min(u64::from(u32::MAX)) as u32;
     rec.done = Some(ctx.now());
     Ok(())
 }
@@ -405,6 +469,8 @@ fn main() {
     let mut nodes_file = String::new();
     let mut spread = 10.0f64;
     let mut out = String::from("bootstorm.csv");
+    let mut nfs_arg = String::new();
+    let mut files_arg = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_default();
@@ -413,6 +479,8 @@ fn main() {
             "--nodes" => nodes_file = val(),
             "--spread" => spread = val().parse().unwrap_or(10.0),
             "--out" => out = val(),
+            "--nfs" => nfs_arg = val(),
+            "--files" => files_arg = val(),
             _ => {
                 eprintln!("usage: bootstorm --iface IF --nodes FILE [--spread SECS] [--out CSV]");
                 std::process::exit(2);
@@ -429,7 +497,11 @@ fn main() {
         if w.is_empty() {
             continue;
         }
-        match (w.len(), w.get(1).and_then(|m| parse_mac(m)), w.get(2).and_then(|i| i.parse().ok())) {
+        match (
+            w.len(),
+            w.get(1).and_then(|m| parse_mac(m)),
+            w.get(2).and_then(|i| i.parse().ok()),
+        ) {
             (3, Some(mac), Some(ip)) => nodes.push(Node {
                 name: w[0].to_string(),
                 mac,
@@ -441,11 +513,41 @@ fn main() {
             }
         }
     }
+    let nfs_job = if nfs_arg.is_empty() {
+        None
+    } else {
+        let p: Vec<&str> = nfs_arg.splitn(4, ':').collect();
+        let parsed = (|| {
+            let files = std::fs::read_to_string(&files_arg).ok()?;
+            let files = files
+                .lines()
+                .filter_map(|l| {
+                    let (p, s) = l.rsplit_once(' ')?;
+                    Some((p.to_string(), s.trim().parse().ok()?))
+                })
+                .collect();
+            Some(NfsJob {
+                server: p.first()?.parse().ok()?,
+                mount_port: p.get(1)?.parse().ok()?,
+                nfs_port: p.get(2)?.parse().ok()?,
+                export: p.get(3)?.to_string(),
+                files,
+            })
+        })();
+        match parsed {
+            Some(j) => Some(j),
+            None => {
+                eprintln!("bootstorm: --nfs SERVER:MOUNTPORT:NFSPORT:/export --files LIST (path size a line)");
+                std::process::exit(2);
+            }
+        }
+    };
     let hub = Hub::open(&iface).unwrap_or_else(|e| {
         eprintln!("bootstorm: DHCP socket on {iface}: {e}");
         std::process::exit(1)
     });
     let ctx = Arc::new(Ctx {
+        nfs: nfs_job,
         hub,
         epoch: Instant::now(),
         rom: tftp::Schedule::rom(),
@@ -470,7 +572,11 @@ fn main() {
                     start: ctx.now(),
                     ..Rec::default()
                 };
-                if let Err(e) = boot(&ctx, i as u32, &nodes[i], &mut rec) {
+                let r = match &ctx.nfs {
+                    Some(job) => nfs_boot(&ctx, job, &nodes[i], &mut rec),
+                    None => boot(&ctx, i as u32, &nodes[i], &mut rec),
+                };
+                if let Err(e) = r {
                     rec.fail = Some(e);
                 }
                 rec
@@ -485,10 +591,12 @@ fn main() {
     }
     let recs: Vec<Rec> = threads
         .into_iter()
-        .map(|t| t.join().unwrap_or_else(|_| Rec {
-            fail: Some("thread panicked".into()),
-            ..Rec::default()
-        }))
+        .map(|t| {
+            t.join().unwrap_or_else(|_| Rec {
+                fail: Some("thread panicked".into()),
+                ..Rec::default()
+            })
+        })
         .collect();
     let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_default();
     let mut csv = String::from(

@@ -26,7 +26,12 @@ impl Schedule {
     /// A PXE ROM: 1 s, doubling, four tries (the PXE spec leaves TFTP timeouts to the ROM; this is
     /// the common Intel/EDK2 behaviour).
     pub fn rom() -> Schedule {
-        Schedule([1, 2, 4, 8].iter().map(|&s| Duration::from_secs(s)).collect())
+        Schedule(
+            [1, 2, 4, 8]
+                .iter()
+                .map(|&s| Duration::from_secs(s))
+                .collect(),
+        )
     }
 }
 
@@ -82,7 +87,12 @@ fn wait(sock: &UdpSocket, buf: &mut [u8], d: Duration) -> io::Result<Option<(usi
     sock.set_read_timeout(Some(d.max(Duration::from_millis(1))))?;
     match sock.recv_from(buf) {
         Ok(x) => Ok(Some(x)),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e),
@@ -200,7 +210,8 @@ pub fn get(a: &Ask, counts: &mut Counts) -> Result<Got, String> {
                 None => {
                     counts.ack_resent += 1;
                     step += 1;
-                    sock.send(&ack(last_ack)).map_err(|e| format!("send: {e}"))?;
+                    sock.send(&ack(last_ack))
+                        .map_err(|e| format!("send: {e}"))?;
                 }
                 Some((n, _)) if n >= 4 => {
                     let op = u16::from_be_bytes([buf[0], buf[1]]);
