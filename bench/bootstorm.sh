@@ -243,6 +243,15 @@ in_cg() { # CGROUP CMD...: run CMD in the server namespace inside cgroup CGROUP
     sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$g" ip netns exec $SRV_NS "$@"
 }
 cg_ns() { cat "$CG/$1/cpuacct.usage"; }
+threads_cpu() { # CPU seconds by thread name of every process in the server namespace (living threads only)
+    local p
+    for p in $(ip netns pids $SRV_NS); do
+        for t in /proc/$p/task/*; do
+            printf '%s %s\n' "$(tr ' ' _ < "$t/comm" 2> /dev/null)" "$(sed 's/.*) //' "$t/stat" 2> /dev/null | awk '{ print $12 + $13 }')"
+        done
+    done | awk -v hz="$(getconf CLK_TCK)" '$2 != "" { sub(/-[0-9]+$/, "", $1); c[$1] += $2 }
+        END { for (k in c) if (c[k] > 0) printf "%s=%.2f ", k, c[k] / hz }'
+}
 rcvbuf_errors() { # NS: UDP datagrams the namespace's kernel dropped on a full socket receive buffer
     ip netns exec "$1" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
 }
@@ -392,6 +401,7 @@ storm() { # STACK FLAVOUR N ROUND
     line=$(sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/client" ip netns exec $CLI_NS \
         timeout 900 "$SIM" --iface $CLI_IF --nodes "$W/nodes" --spread "$SPREAD" --out "$OUT/timeline-$tag.csv" "${NFS_ARGS[@]}") || true
     c1=$(cg_ns "$stack") k1=$(cg_ns client) x1=$(rcvbuf_errors $SRV_NS) y1=$(rcvbuf_errors $CLI_NS)
+    [[ $stack == bootherd* ]] && echo "$tag: $(threads_cpu)" >> "$OUT/bootherd-threads.txt"
     stop_stack
     cp "$OUT/$stack.log" "$OUT/$tag.log" 2> /dev/null || true
     local kv
