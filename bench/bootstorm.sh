@@ -451,7 +451,7 @@ label() { case $1 in bootherd) echo "bootherd" ;; dnsmasq) echo "dnsmasq + nginx
     echo "# Boot storm: bootherd vs the classic stacks"
     echo
     echo "$START, $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), load average $LOAD0 before, $LOAD1 after."
-    echo "bootherd $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo '?'); dnsmasq $(dnsmasq --version 2> /dev/null | head -1 | awk '{ print $3 }'); ISC dhcpd $(dhcpd --version 2>&1 | awk '{ print $NF }'); $([ -x "$NGINX" ] && "$NGINX" -v 2>&1 | sed 's|.*: ||'); tftpd-hpa $([ -n "$TFTPD_HPA" ] && "$TFTPD_HPA" -V 2>&1 | awk '{ print $2 }')."
+    echo "bootherd $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo '?'); dnsmasq $(dnsmasq --version 2> /dev/null | head -1 | awk '{ print $3 }'); ISC dhcpd $(dhcpd --version 2>&1 | awk '{ print $NF }'); $([ -x "$NGINX" ] && "$NGINX" -v 2>&1 | sed 's|.*: ||'); tftpd-hpa $([ -n "$TFTPD_HPA" ] && "$TFTPD_HPA" -V 2>&1 | awk '{ sub(/,$/, "", $2); print $2 }')."
     echo "Nodes power on evenly over ${SPREAD} s; kernel ${KERNEL_MB} MiB, initrd ${INITRD_MB} MiB; clients and servers share the machine's CPUs."
     echo
     echo "| boot | nodes | stack | booted | failed | all booted (s) | per node p50 / p99 / max (s) | slowest lease / boot file / config / kernel+initrd (s) | nodes that retransmitted | server CPU (s) | clients' CPU (s) | UDP drops server / clients |"
@@ -459,7 +459,7 @@ label() { case $1 in bootherd) echo "bootherd" ;; dnsmasq) echo "dnsmasq + nginx
     awk -F, 'NR > 1 {
         fl = ($1 == "xnba") ? "xNBA: TFTP + HTTP" : ($1 == "pxe" ? "pxelinux: TFTP" : "statelite: NFS root")
         printf "| %s | %s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s / %s | %s | %s | %s | %s / %s |\n", fl, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
-    }' "$CSV" | sed "s/| bootherd-nfs |/| bootherd (NFS) |/; s/| ganesha |/| nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2> /dev/null) |/; s/| dnsmasq |/| $(label dnsmasq) |/; s/| dhcpd |/| $(label dhcpd) |/"
+    }' "$CSV" | sed "s/NaN/–/g; s/| bootherd-nfs |/| bootherd (NFS) |/; s/| ganesha |/| nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2> /dev/null) |/; s/| dnsmasq |/| $(label dnsmasq) |/; s/| dhcpd |/| $(label dhcpd) |/"
     echo
     echo "Per node: from power-on to the initrd's last byte. Slowest phases: the longest lease (power-on → ROM's ACK),"
     echo "boot file (→ NBP received), config (→ xNBA script or pxelinux config), kernel+initrd (config → done)."

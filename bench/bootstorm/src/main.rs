@@ -427,9 +427,11 @@ fn boot(ctx: &Ctx, idx: u32, node: &Node, rec: &mut Rec) -> Result<(), String> {
 fn nfs_boot(ctx: &Ctx, job: &NfsJob, node: &Node, rec: &mut Rec) -> Result<(), String> {
     let mut m = nfs::Rpc::connect(node.ip, SocketAddrV4::new(job.server, job.mount_port))?;
     let root = m.mount(&job.export)?;
+    // mount.nfs closes its MOUNT connection once it has the handle; the NFS one stays
     let rpc = if job.nfs_port == job.mount_port {
         m
     } else {
+        drop(m);
         nfs::Rpc::connect(node.ip, SocketAddrV4::new(job.server, job.nfs_port))?
     };
     rec.config = Some(ctx.now());
