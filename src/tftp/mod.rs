@@ -3,8 +3,8 @@
 //!
 //! Rooms: [`packet`] (the wire codec and option negotiation, pure), [`source`] (where file content
 //! comes from, and the path rules that keep every name inside the root), [`server`] (the listener
-//! and one task per transfer), [`rendered`] (per-node boot files rendered from the store).
-//! [`start`] is the daemon's wiring.
+//! and one task per transfer, on the service's own threads), [`rendered`] (per-node boot files
+//! rendered from the store). [`start`] is the daemon's wiring.
 
 pub mod packet;
 pub mod rendered;
@@ -62,7 +62,7 @@ pub async fn start(
         // Not fatal: the root is opened per request, so creating it later is enough.
         warn!(root = %root.display(), "TFTP root (site.tftpdir) is not a directory; requests fail until it is");
     }
-    let sock = server::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT))
+    let sock = server::bind_std(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT))
         .with_context(|| format!("cannot bind TFTP port {PORT}"))?;
     info!(root = %root.display(), port = PORT, "TFTP listening");
     // Rendered boot files first (they shadow nothing on disk that xCAT would not have overwritten),
@@ -76,5 +76,15 @@ pub async fn start(
         Arc::new(source::Layered::new(layers)),
         config,
     ));
-    Ok(Some(server::run(server, sock, shutdown)))
+    // On threads of its own (see `server::TftpRuntime`): a busy HTTP service in a boot storm
+    // must not delay the next block of a lockstep transfer.
+    let rt = server::TftpRuntime::new().context("cannot start the TFTP threads")?;
+    let task = rt.serve(server, sock, shutdown);
+    Ok(Some(async move {
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        // The transfers have ended (run waits for them); the threads go with the runtime.
+        drop(rt);
+    }))
 }
