@@ -1,15 +1,17 @@
 //! sysclone end to end in QEMU. The **golden node** is a VM booting Debian 12 from its own
 //! partitioned virtio disk (GPT: BIOS boot partition, EFI system partition on /boot/efi, root
 //! ext4, swap): the disk is built by the test from a genimage'd root (kernel, initramfs-tools,
-//! grub-pc, grub-efi-amd64-bin, openssh-server, rsync), as an admin would install and tune a node. `imgcapture golden -t sysclone -o goldimg` copies it over ssh/rsync
-//! and records its layout; a re-capture copies only what changed. Then **blank VMs** (two by
-//! default; `SYSCLONE_CLONES=N` for the benchmark) are set to the image and PXE-boot at the same
-//! time into genesis, which partitions their disks, streams the image over HTTP, gives each its
+//! grub-pc, grub-efi-amd64-bin, openssh-server, rsync), as an admin would install and tune a
+//! node. `imgcapture golden -t sysclone -o goldimg` copies it over ssh/rsync and records its
+//! layout; a re-capture copies only what changed. Then **blank VMs** (two by default;
+//! `SYSCLONE_CLONES=N` for the benchmark, `SYSCLONE_STREAM_BENCH=1` adds rsync vs tar over HTTP)
+//! are set to the image and PXE-boot at the same time into genesis, which partitions their
+//! disks, streams the image over HTTP, gives each its
 //! identity and boot loader and reboots them; they come up from their own disks with their own
 //! host names, addresses and ssh host keys, run their postscript and report `booted`. Another VM
 //! whose disk is too small is refused and its disk is not touched. Then the image gets a
 //! `linuximage.partitionfile` (an sfdisk script: a smaller root and an extra partition) and a
-//! **UEFI VM** (OVMF, EDK2's own PXE) is cloned with it while the BIOS clones boot: genesis
+//! **UEFI VM** (OVMF, EDK2's own PXE) is cloned with it beside the BIOS clones: genesis
 //! partitions from the file, grub is installed for UEFI on the ESP, and the clone boots from its
 //! disk under OVMF to `booted`. Captures from an unreachable node and without ssh access fail
 //! clearly and change nothing.
@@ -259,8 +261,9 @@ fn stream_bench(bh: &Bh, ns: &Netns, tree: &Path) {
         rsyncd.0.try_wait().ok().flatten().is_none(),
         "rsync --daemon runs"
     );
-    let http = format!("http://{NET}.1/install/sysclone/images/goldimg.tar");
-    let rsync_url = format!("rsync://{NET}.1:8873/goldimg/");
+    // Over the namespace's loopback (the HTTP service serves images to nodes and this machine).
+    let http = "http://127.0.0.1/install/sysclone/images/goldimg.tar";
+    let rsync_url = "rsync://127.0.0.1:8873/goldimg/";
     let dest = |k: usize| bh.path(&format!("stream{k}"));
     let cmd = |way: &str, k: usize| -> Command {
         let d = dest(k);
@@ -282,10 +285,20 @@ fn stream_bench(bh: &Bh, ns: &Netns, tree: &Path) {
     let timed = |way: &str, n: usize| -> f64 {
         let t = Instant::now();
         let kids: Vec<_> = (0..n)
-            .map(|k| cmd(way, k).spawn().expect("stream"))
+            .map(|k| {
+                cmd(way, k)
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("stream")
+            })
             .collect();
-        for mut c in kids {
-            assert!(c.wait().expect("wait").success(), "{way} stream failed");
+        for c in kids {
+            let o = c.wait_with_output().expect("wait");
+            assert!(
+                o.status.success(),
+                "{way} stream failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         t.elapsed().as_secs_f64()
     };
@@ -780,6 +793,55 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
             &["-drive", &disk_arg(disk), "-device", "virtio-rng-pci"],
         )
     };
+    // --- A UEFI node with its own layout: linuximage.partitionfile, an sfdisk script (a smaller
+    // root, a smaller swap, the rest of the disk a scratch partition the image knows nothing of).
+    // It is started once the BIOS clones have read the image's partitioning (the golden
+    // node's) and the small disk was refused, so it deploys beside them and boots while they do.
+    let pfile = bh.file(
+        "uefi.sfdisk",
+        "label: gpt\n\
+         size=1MiB, type=21686148-6449-6E6F-744E-656564454649\n\
+         size=100MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI system\"\n\
+         size=1400MiB, type=0FC63DAF-8483-4772-8E79-3D69ED477DE4, name=\"root\"\n\
+         size=64MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n\
+         type=0FC63DAF-8483-4772-8E79-3D69ED477DE4, name=\"scratch\"\n",
+    );
+    vm::add_tap(&ns, "tapu");
+    let fw = vm::ovmf(&bh);
+    let udisk = blank_disk(&bh, "u1.img", 2048);
+    let start_uefi = |serial: &Path| {
+        let mut args: Vec<String> = fw.clone();
+        args.extend([
+            "-drive".to_string(),
+            disk_arg(&udisk),
+            "-device".into(),
+            "virtio-rng-pci".into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Without the NIC's iPXE ROM: EDK2's own UEFI PXE, as on a real UEFI node.
+        vm::qemu_tap(&ns, "tapu", serial, UEFI_MAC, 768, ",romfile=", &args)
+    };
+    let userial = bh.path("serial-deploy-u1.txt");
+    let launch_u1 = || {
+        bh.ok(&[
+            "chdef",
+            "-t",
+            "osimage",
+            "-o",
+            "goldimg",
+            &format!("partitionfile={pfile}"),
+        ]);
+        bh.ok(&["nodeset", "u1", "osimage=goldimg"]);
+        let staged = std::fs::read_to_string(install.join("sysclone/scripts/goldimg.partitions"))
+            .expect("nodeset staged the partition file");
+        assert!(
+            staged.starts_with("#bootherd-partitions sfdisk\nlabel: gpt\n"),
+            "{staged}"
+        );
+        (Instant::now(), Vm(start_uefi(&userial)))
+    };
+    let mut uefi: Option<(Instant, Vm)> = None;
+
     let t = Instant::now();
     let mut deploys: Vec<std::process::Child> = Vec::new();
     for (i, ((_, mac, _), disk)) in clones.iter().zip(&disks).enumerate() {
@@ -811,8 +873,18 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
                 let _ = v.wait();
             }
         }
+        if uefi.is_none()
+            && smallvm.is_none()
+            && (0..clones.len()).all(|i| {
+                std::fs::read_to_string(bh.path(&format!("serial-deploy{i}.txt")))
+                    .is_ok_and(|c| c.contains("partitioning /dev/vda"))
+            })
+        {
+            uefi = Some(launch_u1());
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
+    let (tu, mut uvm) = uefi.unwrap_or_else(launch_u1);
     let small_refused = vm::wait_serial(
         &small_serial,
         "the disk was not touched",
@@ -865,52 +937,6 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         head.iter().all(|&b| b == 0),
         "the small disk was not written"
     );
-
-    // --- A UEFI node with its own layout: linuximage.partitionfile, an sfdisk script (a smaller
-    // root, a smaller swap, the rest of the disk a scratch partition the image knows nothing of).
-    // It is cloned while the BIOS clones boot from their disks.
-    let pfile = bh.file(
-        "uefi.sfdisk",
-        "label: gpt\n\
-         size=1MiB, type=21686148-6449-6E6F-744E-656564454649\n\
-         size=100MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI system\"\n\
-         size=1400MiB, type=0FC63DAF-8483-4772-8E79-3D69ED477DE4, name=\"root\"\n\
-         size=64MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n\
-         type=0FC63DAF-8483-4772-8E79-3D69ED477DE4, name=\"scratch\"\n",
-    );
-    bh.ok(&[
-        "chdef",
-        "-t",
-        "osimage",
-        "-o",
-        "goldimg",
-        &format!("partitionfile={pfile}"),
-    ]);
-    bh.ok(&["nodeset", "u1", "osimage=goldimg"]);
-    let staged = std::fs::read_to_string(install.join("sysclone/scripts/goldimg.partitions"))
-        .expect("nodeset staged the partition file");
-    assert!(
-        staged.starts_with("#bootherd-partitions sfdisk\nlabel: gpt\n"),
-        "{staged}"
-    );
-    vm::add_tap(&ns, "tapu");
-    let fw = vm::ovmf(&bh);
-    let udisk = blank_disk(&bh, "u1.img", 2048);
-    let start_uefi = |serial: &Path| {
-        let mut args: Vec<String> = fw.clone();
-        args.extend([
-            "-drive".to_string(),
-            disk_arg(&udisk),
-            "-device".into(),
-            "virtio-rng-pci".into(),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        // Without the NIC's iPXE ROM: EDK2's own UEFI PXE, as on a real UEFI node.
-        vm::qemu_tap(&ns, "tapu", serial, UEFI_MAC, 768, ",romfile=", &args)
-    };
-    let userial = bh.path("serial-deploy-u1.txt");
-    let tu = Instant::now();
-    let mut uvm = Vm(start_uefi(&userial));
 
     // --- First boot from their own disks, both at once.
     let t = Instant::now();
