@@ -1,14 +1,20 @@
 //! sysclone end to end in QEMU. The **golden node** is a VM booting Debian 12 from its own
-//! partitioned virtio disk (root ext4 + swap, MBR): the disk is built by the test from a
-//! genimage'd root (kernel, initramfs-tools, grub-pc, openssh-server, rsync), as an admin would
-//! install and tune a node. `imgcapture golden -t sysclone -o goldimg` copies it over ssh/rsync
-//! and records its layout; a re-capture copies only what changed. Then **blank VMs** (two by
-//! default; `SYSCLONE_CLONES=N` for the benchmark) are set to the image and PXE-boot at the same
-//! time into genesis, which partitions their disks, streams the image over HTTP, gives each its
+//! partitioned virtio disk (GPT: BIOS boot partition, EFI system partition on /boot/efi, root
+//! ext4, swap): the disk is built by the test from a genimage'd root (kernel, initramfs-tools,
+//! grub-pc, grub-efi-amd64-bin, openssh-server, rsync), as an admin would install and tune a
+//! node. `imgcapture golden -t sysclone -o goldimg` copies it over ssh/rsync and records its
+//! layout; a re-capture copies only what changed. Then **blank VMs** (two by default;
+//! `SYSCLONE_CLONES=N` for the benchmark, `SYSCLONE_STREAM_BENCH=1` adds rsync vs tar over HTTP)
+//! are set to the image and PXE-boot at the same time into genesis, which partitions their
+//! disks, streams the image over HTTP, gives each its
 //! identity and boot loader and reboots them; they come up from their own disks with their own
 //! host names, addresses and ssh host keys, run their postscript and report `booted`. Another VM
-//! whose disk is too small is refused and its disk is not touched. Captures from an unreachable
-//! node and without ssh access fail clearly and change nothing.
+//! whose disk is too small is refused and its disk is not touched. Then the image gets a
+//! `linuximage.partitionfile` (an sfdisk script: a smaller root and an extra partition) and a
+//! **UEFI VM** (OVMF, EDK2's own PXE) is cloned with it beside the BIOS clones: genesis
+//! partitions from the file, grub is installed for UEFI on the ESP, and the clone boots from its
+//! disk under OVMF to `booted`. Captures from an unreachable node and without ssh access fail
+//! clearly and change nothing.
 
 mod common;
 use common::vm;
@@ -38,6 +44,11 @@ fn clones() -> Vec<(String, String, String)> {
         .collect()
 }
 const SMALL_MAC: &str = "52:54:00:99:75:13";
+/// The UEFI clone.
+const UEFI_MAC: &str = "52:54:00:99:75:30";
+const UEFI_IP: &str = "10.99.75.30";
+const ESP_ID: &str = "ABCD-1234";
+const ESP_MIB: u64 = 64;
 const ROOT_UUID: &str = "5a1c10ae-0000-4000-8000-00000000600d";
 const SWAP_UUID: &str = "5a1c10ae-0000-4000-8000-00000000face";
 const MIB: u64 = 1024 * 1024;
@@ -103,8 +114,9 @@ fn bh_in(bh: &Bh, ns: &Netns, args: &[&str]) -> std::process::Output {
         .expect("bootherd in the namespace")
 }
 
-/// A raw disk image: 1 MiB for the table, the root filesystem (made by mke2fs -d from `root`,
-/// no mounting needed), then swap; partitioned with sfdisk.
+/// A raw disk image, GPT as a distribution installer makes it for BIOS and UEFI: a BIOS boot
+/// partition (1 MiB at 1 MiB), the EFI system partition (vfat, empty), the root filesystem (made
+/// by mke2fs -d from `root`, no mounting needed), then swap; partitioned with sfdisk.
 fn golden_disk(bh: &Bh, root: &Path) -> PathBuf {
     let fs = bh.path("root.ext4");
     run(Command::new("mke2fs")
@@ -114,6 +126,11 @@ fn golden_disk(bh: &Bh, root: &Path) -> PathBuf {
         .arg(root)
         .arg(&fs)
         .arg(format!("{ROOT_MIB}M")));
+    let esp = bh.path("esp.img");
+    run(Command::new("mkfs.vfat")
+        .args(["-i", &ESP_ID.replace('-', ""), "-n", "ESP", "-C"])
+        .arg(&esp)
+        .arg((ESP_MIB * 1024).to_string()));
     let swap = bh.path("swap.img");
     run(Command::new("truncate")
         .args(["-s", &format!("{SWAP_MIB}M")])
@@ -122,10 +139,11 @@ fn golden_disk(bh: &Bh, root: &Path) -> PathBuf {
         .args(["-q", "-L", "goldswap", "-U", SWAP_UUID])
         .arg(&swap));
     let disk = bh.path("golden.img");
+    let root_at = 2 + ESP_MIB;
     run(Command::new("truncate")
-        .args(["-s", &format!("{}M", 1 + ROOT_MIB + SWAP_MIB)])
+        .args(["-s", &format!("{}M", root_at + ROOT_MIB + SWAP_MIB + 1)])
         .arg(&disk));
-    for (src, at) in [(&fs, 1), (&swap, 1 + ROOT_MIB)] {
+    for (src, at) in [(&esp, 2), (&fs, root_at), (&swap, root_at + ROOT_MIB)] {
         run(Command::new("dd")
             .arg(format!("if={}", src.display()))
             .arg(format!("of={}", disk.display()))
@@ -137,11 +155,15 @@ fn golden_disk(bh: &Bh, root: &Path) -> PathBuf {
             ]));
     }
     let _ = std::fs::remove_file(&fs);
+    let _ = std::fs::remove_file(&esp);
+    let s = |mib: u64| mib * MIB / 512;
     let table = format!(
-        "label: dos\nunit: sectors\nstart=2048, size={}, type=83, bootable\nstart={}, size={}, type=82\n",
-        ROOT_MIB * MIB / 512,
-        (1 + ROOT_MIB) * MIB / 512,
-        SWAP_MIB * MIB / 512
+        "label: gpt\nunit: sectors\nstart=2048, size=2048, type=21686148-6449-6E6F-744E-656564454649, name=\"biosgrub\"\nstart=4096, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI\"\nstart={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69ED477DE4, name=\"root\"\nstart={}, size={}, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F, name=\"swap\"\n",
+        s(ESP_MIB),
+        s(root_at),
+        s(ROOT_MIB),
+        s(root_at + ROOT_MIB),
+        s(SWAP_MIB)
     );
     let mut c = Command::new("sfdisk");
     c.args(["-q"])
@@ -155,6 +177,16 @@ fn golden_disk(bh: &Bh, root: &Path) -> PathBuf {
     }
     assert!(child.wait().expect("sfdisk").success(), "sfdisk failed");
     disk
+}
+
+/// A VM killed when the test ends, failed or not.
+struct Vm(std::process::Child);
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn blank_disk(bh: &Bh, name: &str, mib: u64) -> PathBuf {
@@ -204,6 +236,95 @@ fn keyscan(ns: &Netns, ip: &str) -> String {
         .to_string()
 }
 
+/// The benchmark `SYSCLONE_STREAM_BENCH=1` runs (not in CI): the captured image streamed into
+/// blank directories, outside QEMU, one and two at once, by the deploy's way (`wget | tar -x` from
+/// bootherd's HTTP service) and by xCAT's (`rsync` from an `rsync --daemon` serving the tree),
+/// plus rsync onto a copy that already holds the image (re-imaging) and onto one with 1 file
+/// changed. Prints wall times.
+fn stream_bench(bh: &Bh, ns: &Netns, tree: &Path) {
+    let conf = bh.file(
+        "rsyncd.conf",
+        &format!(
+            "pid file = {}\nuse chroot = no\nnumeric ids = yes\nmax connections = 16\n[goldimg]\n    path = {}\n    read only = yes\n    uid = root\n    gid = root\n",
+            bh.path("rsyncd.pid").display(),
+            tree.display()
+        ),
+    );
+    let mut rsyncd = Vm(ns
+        .command("rsync")
+        .args(["--daemon", "--no-detach", "--port", "8873", "--config"])
+        .arg(&conf)
+        .spawn()
+        .expect("rsync --daemon"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        rsyncd.0.try_wait().ok().flatten().is_none(),
+        "rsync --daemon runs"
+    );
+    // Over the namespace's loopback (the HTTP service serves images to nodes and this machine).
+    let http = "http://127.0.0.1/install/sysclone/images/goldimg.tar";
+    let rsync_url = "rsync://127.0.0.1:8873/goldimg/";
+    let dest = |k: usize| bh.path(&format!("stream{k}"));
+    let cmd = |way: &str, k: usize| -> Command {
+        let d = dest(k);
+        let mut c = ns.command("sh");
+        c.arg("-c");
+        if way == "http" {
+            c.arg(format!(
+                "mkdir -p {d} && wget -q -O - {http} | tar -C {d} --numeric-owner --xattrs --xattrs-include='*' -xpf -",
+                d = d.display()
+            ));
+        } else {
+            c.arg(format!(
+                "mkdir -p {d} && rsync -aHAX --numeric-ids --delete {rsync_url} {d}/",
+                d = d.display()
+            ));
+        }
+        c
+    };
+    let timed = |way: &str, n: usize| -> f64 {
+        let t = Instant::now();
+        let kids: Vec<_> = (0..n)
+            .map(|k| {
+                cmd(way, k)
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("stream")
+            })
+            .collect();
+        for c in kids {
+            let o = c.wait_with_output().expect("wait");
+            assert!(
+                o.status.success(),
+                "{way} stream failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        t.elapsed().as_secs_f64()
+    };
+    let clear = |n: usize| {
+        for k in 0..n {
+            let _ = std::fs::remove_dir_all(dest(k));
+        }
+        run(&mut Command::new("sync"));
+    };
+    for n in [1usize, 2] {
+        for way in ["http", "rsync"] {
+            clear(n);
+            let secs = timed(way, n);
+            eprintln!("STREAM {way} x{n} into empty directories: {secs:.1} s");
+        }
+        // rsync onto copies that already hold the image: re-imaging.
+        let secs = timed("rsync", n);
+        eprintln!("STREAM rsync x{n} onto an identical copy: {secs:.1} s");
+        std::fs::write(dest(0).join("root/golden-marker2"), "changed\n").expect("change");
+        let secs = timed("rsync", 1);
+        eprintln!("STREAM rsync x1 onto a copy with one file changed: {secs:.1} s");
+    }
+    clear(2);
+    drop(rsyncd);
+}
+
 #[test]
 fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     common::need(&[
@@ -242,7 +363,7 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("netboot-templates/netboot/debian");
     let pkglist = bh.file(
         "golden.pkglist",
-        "systemd\nsystemd-sysv\nudev\nkmod\niproute2\nnetbase\nprocps\nopenssh-server\nwget\nrsync\nfdisk\ne2fsprogs\ninitramfs-tools\nlinux-image-amd64\ngrub-pc\n",
+        "systemd\nsystemd-sysv\nudev\nkmod\niproute2\nnetbase\nprocps\nopenssh-server\nwget\nrsync\nfdisk\ne2fsprogs\ninitramfs-tools\nlinux-image-amd64\ngrub-pc\ngrub-efi-amd64-bin\n",
     );
     let rootimgdir = install.join("netboot/golden");
     bh.ok(&[
@@ -290,7 +411,7 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     w(
         "etc/fstab",
         &format!(
-            "UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\nUUID={SWAP_UUID} none swap sw 0 0\n"
+            "UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\nUUID={ESP_ID} /boot/efi vfat defaults 0 0\nUUID={SWAP_UUID} none swap sw 0 0\n"
         ),
     );
     w("etc/hostname", "golden\n");
@@ -361,7 +482,10 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
                 .iter()
                 .map(|(n, m, i)| (n.as_str(), m.as_str(), i.clone())),
         )
-        .chain([("small", SMALL_MAC, format!("{NET}.13"))])
+        .chain([
+            ("small", SMALL_MAC, format!("{NET}.13")),
+            ("u1", UEFI_MAC, UEFI_IP.to_string()),
+        ])
     {
         bh.ok(&[
             "mkdef",
@@ -372,7 +496,12 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
             "groups=all",
             &format!("mac={mac}"),
             &format!("ip={ip}"),
-            "netboot=pxe",
+            // UEFI firmware boots xNBA's EFI build; pxelinux is BIOS only.
+            if n == "u1" {
+                "netboot=xnba"
+            } else {
+                "netboot=pxe"
+            },
             "serialport=0",
             "serialspeed=115200",
         ]);
@@ -551,13 +680,23 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         std::fs::read_to_string(install.join("sysclone/scripts/goldimg.layout")).expect("layout");
     assert!(
         layout.contains(&format!(
-            "1 2048 {} 83,bootable ext4 {ROOT_UUID} goldroot /",
+            "3 {} {} 0FC63DAF-8483-4772-8E79-3D69ED477DE4 ext4 {ROOT_UUID} goldroot /",
+            (2 + ESP_MIB) * 2048,
             ROOT_MIB * 2048
         )),
         "{layout}"
     );
     assert!(
-        layout.contains(&format!("82 swap {SWAP_UUID} goldswap")),
+        layout.contains(&format!(
+            "2 4096 {} C12A7328-F81F-11D2-BA4B-00A0C93EC93B vfat {ESP_ID} ESP /boot/efi",
+            ESP_MIB * 2048
+        )),
+        "{layout}"
+    );
+    assert!(
+        layout.contains(&format!(
+            "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F swap {SWAP_UUID} goldswap swap"
+        )),
         "{layout}"
     );
 
@@ -594,6 +733,9 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     );
     let _ = goldvm.kill();
     let _ = goldvm.wait();
+    if std::env::var("SYSCLONE_STREAM_BENCH").is_ok_and(|v| v == "1") {
+        stream_bench(&bh, &ns, &tree);
+    }
 
     // --- Genesis and the clones.
     let s = |p: &str| a.join(p).display().to_string();
@@ -611,7 +753,7 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     std::fs::write(
         install.join("postscripts/clonecheck"),
         "#!/bin/sh\n\
-         echo \"CLONE-CHECK node=$NODE host=$(hostname) addr=$(ip -4 -o addr show scope global | awk '{print $4}' | head -n 1) root=$(findmnt -n -o SOURCE /) marker=[$(cat /root/golden-marker2)] machineid=$(cat /etc/machine-id)\" > /dev/console\n\
+         echo \"CLONE-CHECK node=$NODE host=$(hostname) addr=$(ip -4 -o addr show scope global | awk '{print $4}' | head -n 1) root=$(findmnt -n -o SOURCE /) marker=[$(cat /root/golden-marker2)] machineid=$(cat /etc/machine-id) efi=$([ -d /sys/firmware/efi ] && echo yes || echo no) esp=$(findmnt -n -o SOURCE /boot/efi) p3=$(cat /sys/class/block/vda3/size) p5=$(cat /sys/class/block/vda5/size 2>/dev/null || echo none)\" > /dev/console\n\
          exit 0\n",
     )
     .expect("postscript");
@@ -620,7 +762,7 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     // work"); real nodes never need this.
     bh.ok(&[
         "chdef",
-        &format!("{},small", names.join(",")),
+        &format!("{},small,u1", names.join(",")),
         "postscripts=clonecheck",
         "addkcmdline=no_timer_check",
     ]);
@@ -651,6 +793,55 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
             &["-drive", &disk_arg(disk), "-device", "virtio-rng-pci"],
         )
     };
+    // --- A UEFI node with its own layout: linuximage.partitionfile, an sfdisk script (a smaller
+    // root, a smaller swap, the rest of the disk a scratch partition the image knows nothing of).
+    // It is started once the BIOS clones have read the image's partitioning (the golden
+    // node's) and the small disk was refused, so it deploys beside them and boots while they do.
+    let pfile = bh.file(
+        "uefi.sfdisk",
+        "label: gpt\n\
+         size=1MiB, type=21686148-6449-6E6F-744E-656564454649\n\
+         size=100MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI system\"\n\
+         size=1400MiB, type=0FC63DAF-8483-4772-8E79-3D69ED477DE4, name=\"root\"\n\
+         size=64MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n\
+         type=0FC63DAF-8483-4772-8E79-3D69ED477DE4, name=\"scratch\"\n",
+    );
+    vm::add_tap(&ns, "tapu");
+    let fw = vm::ovmf(&bh);
+    let udisk = blank_disk(&bh, "u1.img", 2048);
+    let start_uefi = |serial: &Path| {
+        let mut args: Vec<String> = fw.clone();
+        args.extend([
+            "-drive".to_string(),
+            disk_arg(&udisk),
+            "-device".into(),
+            "virtio-rng-pci".into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Without the NIC's iPXE ROM: EDK2's own UEFI PXE, as on a real UEFI node.
+        vm::qemu_tap(&ns, "tapu", serial, UEFI_MAC, 768, ",romfile=", &args)
+    };
+    let userial = bh.path("serial-deploy-u1.txt");
+    let launch_u1 = || {
+        bh.ok(&[
+            "chdef",
+            "-t",
+            "osimage",
+            "-o",
+            "goldimg",
+            &format!("partitionfile={pfile}"),
+        ]);
+        bh.ok(&["nodeset", "u1", "osimage=goldimg"]);
+        let staged = std::fs::read_to_string(install.join("sysclone/scripts/goldimg.partitions"))
+            .expect("nodeset staged the partition file");
+        assert!(
+            staged.starts_with("#bootherd-partitions sfdisk\nlabel: gpt\n"),
+            "{staged}"
+        );
+        (Instant::now(), Vm(start_uefi(&userial)))
+    };
+    let mut uefi: Option<(Instant, Vm)> = None;
+
     let t = Instant::now();
     let mut deploys: Vec<std::process::Child> = Vec::new();
     for (i, ((_, mac, _), disk)) in clones.iter().zip(&disks).enumerate() {
@@ -682,8 +873,18 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
                 let _ = v.wait();
             }
         }
+        if uefi.is_none()
+            && smallvm.is_none()
+            && (0..clones.len()).all(|i| {
+                std::fs::read_to_string(bh.path(&format!("serial-deploy{i}.txt")))
+                    .is_ok_and(|c| c.contains("partitioning /dev/vda"))
+            })
+        {
+            uefi = Some(launch_u1());
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
+    let (tu, mut uvm) = uefi.unwrap_or_else(launch_u1);
     let small_refused = vm::wait_serial(
         &small_serial,
         "the disk was not touched",
@@ -792,7 +993,12 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
             line.contains(&format!("node={n} host={n} addr={ip}/24")),
             "{line}"
         );
-        assert!(line.contains("root=/dev/vda1"), "{line}");
+        assert!(line.contains("root=/dev/vda3"), "{line}");
+        assert!(line.contains("efi=no esp=/dev/vda2"), "{line}");
+        assert!(
+            line.contains(&format!("p3={} p5=none", ROOT_MIB * 2048)),
+            "the golden node's layout: {line}"
+        );
         assert!(line.contains("marker=[second]"), "{line}");
         assert!(
             !line.contains("machineid= "),
@@ -823,9 +1029,84 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         );
     }
 
+    // --- The UEFI clone: deployed from the partition file, then its first boot under OVMF.
+    let mut udone = None;
+    while udone.is_none() && tu.elapsed() < Duration::from_secs(900) {
+        if uvm.0.try_wait().ok().flatten().is_some() {
+            udone = Some(tu.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(uvm);
+    let uconsole =
+        String::from_utf8_lossy(&std::fs::read(&userial).unwrap_or_default()).into_owned();
+    assert!(
+        udone.is_some() && uconsole.contains("rebooting from"),
+        "u1 (UEFI) was not cloned:\n{uconsole}\ndaemon:\n{}",
+        d.dump()
+    );
+    assert!(
+        uconsole.contains("Start PXE over IPv4"),
+        "EDK2's PXE: {uconsole}"
+    );
+    assert!(
+        uconsole.contains("partitioning /dev/vda (2147483648 bytes) from the partition file"),
+        "{uconsole}"
+    );
+    let ucopied = uconsole
+        .lines()
+        .find(|l| l.contains("image copied in"))
+        .unwrap_or("")
+        .to_string();
+    eprintln!(
+        "u1 (UEFI, partition file): PXE to cloned and rebooting: {:.1} s ({ucopied})",
+        udone.unwrap_or(0.0)
+    );
+    let uboot_serial = bh.path("serial-boot-u1.txt");
+    let tb = Instant::now();
+    let uvm = Vm(start_uefi(&uboot_serial));
+    let mut ubooted = None;
+    while ubooted.is_none() && tb.elapsed() < Duration::from_secs(600) {
+        if status(&bh, "u1") == "booted" {
+            ubooted = Some(tb.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(uvm);
+    let uconsole =
+        String::from_utf8_lossy(&std::fs::read(&uboot_serial).unwrap_or_default()).into_owned();
+    assert!(
+        ubooted.is_some(),
+        "u1 did not report booted from its disk under OVMF:\n{uconsole}\ndaemon:\n{}",
+        d.dump()
+    );
+    let line = uconsole
+        .lines()
+        .find(|l| l.contains("CLONE-CHECK"))
+        .unwrap_or_else(|| panic!("u1's postscript ran:\n{uconsole}"));
+    assert!(
+        line.contains(&format!("node=u1 host=u1 addr={UEFI_IP}/24 root=/dev/vda3")),
+        "{line}"
+    );
+    assert!(line.contains("marker=[second]"), "{line}");
+    assert!(
+        line.contains("efi=yes esp=/dev/vda2"),
+        "booted by UEFI, its ESP mounted: {line}"
+    );
+    assert!(
+        line.contains(&format!("p3={} p5=", 1400 * 2048)) && !line.contains("p5=none"),
+        "the partition file's layout, not the golden node's: {line}"
+    );
+    eprintln!(
+        "u1: disk boot (OVMF) to booted: {:.1} s; PXE to booted: {:.1} s",
+        ubooted.unwrap_or(0.0),
+        udone.unwrap_or(0.0) + ubooted.unwrap_or(0.0)
+    );
+
     // rmimage removes the captured image.
     let out = bh.ok(&["rmimage", "goldimg", "--xcatdef"]);
     assert!(out.contains("Removing directory"), "{out}");
     assert!(!tree.exists() && !images_dir.join("goldimg.tar").exists());
+    assert!(!install.join("sysclone/scripts/goldimg.partitions").exists());
     assert!(!bh.ok(&["lsdef", "-t", "osimage"]).contains("goldimg"));
 }

@@ -243,6 +243,20 @@ pub fn check_image(r: &Resolver, ctx: &RenderCtx, name: &str) -> Result<Osimage,
                 script.display()
             ));
         }
+        // linuximage.partitionfile, staged beside the script for the deploy to fetch.
+        let li = r.table("linuximage").map_err(|e| e.to_string())?;
+        let pf = li.rows_for(name).next().and_then(|row| {
+            li.spec
+                .col_index("partitionfile")
+                .and_then(|i| row.get(i))
+                .cloned()
+                .flatten()
+        });
+        crate::image::sysclone::stage_partitions(
+            std::path::Path::new(&installdir),
+            name,
+            pf.as_deref(),
+        )?;
         let arch = if img.arch.is_empty() {
             "x86_64"
         } else {

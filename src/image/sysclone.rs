@@ -483,7 +483,7 @@ pub fn excludes_for(mount: &str, all_mounts: &[&str], patterns: &[String]) -> Ve
 /// disk is big enough before touching it, partition, make the filesystems, stream the image by
 /// HTTP, give the clone its own identity, install the boot loader, report, next, reboot.
 /// Genesis sets BASE (http://server:port), SERVER, HTTPPORT, NODE, IF and MAC.
-pub fn deploy_script(image: &str, probe: &Probe) -> String {
+pub fn deploy_script(image: &str, probe: &Probe, needs: &BTreeMap<u32, u64>) -> String {
     let q = sh_quote;
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/sh\n# bootherd sysclone deploy of image {image}, written by imgcapture from the golden node's layout.\n# Run by genesis (SCRIPTNAME={image}) with BASE, SERVER, HTTPPORT, NODE, IF and MAC set.");
@@ -514,7 +514,6 @@ for b in /sys/block/vd* /sys/block/sd* /sys/block/nvme*n* /sys/block/xvd* /sys/b
 done
 [ -n "$DISK" ] || fail "no disk found (virtio, SCSI/SATA, NVMe)"
 HAVE=$(($(cat "/sys/block/${DISK#/dev/}/size") * 512))
-[ "$HAVE" -ge "$NEED" ] || fail "disk $DISK has $HAVE bytes; image $IMAGE needs $NEED: the disk was not touched"
 # The real tools mknb copied in, by path: busybox's applets of the same names (mke2fs, mkswap,
 # blkid, tar) lack what the deploy needs, and its shell may prefer them over $PATH.
 real() { for d in /usr/sbin /usr/bin; do [ -x "$d/$1" ] && { echo "$d/$1"; return; }; done; }
@@ -522,10 +521,64 @@ SFDISK=$(real sfdisk) BLKID=$(real blkid) TAR=$(real tar) MKSWAP=$(real mkswap) 
 MKFS_VFAT=$(real mkfs.vfat) MKFS_XFS=$(real mkfs.xfs) MKFS_BTRFS=$(real mkfs.btrfs)
 [ -n "$SFDISK" ] && [ -n "$BLKID" ] && [ -n "$TAR" ] || fail "genesis lacks sfdisk, blkid or GNU tar: rebuild it with mknb on a server that has them"
 part() { case "$DISK" in *[0-9]) echo "${DISK}p$1" ;; *) echo "$DISK$1" ;; esac; }
+"#,
+    );
+    // What each partition of the image must hold, for a partition file (linuximage.partitionfile).
+    let _ = write!(s, "PNEED='");
+    let mut first = true;
+    for p in probe.parts.iter().filter(|p| !p.fstype.is_empty()) {
+        if !first {
+            s.push(' ');
+        }
+        first = false;
+        let _ = write!(
+            s,
+            "{}:{}",
+            p.num,
+            needs.get(&p.num).copied().unwrap_or(1 << 20)
+        );
+    }
+    s.push_str("'\npdesc() {\n    case $1 in\n");
+    for p in probe.parts.iter().filter(|p| !p.fstype.is_empty()) {
+        let what = if p.mount.is_empty() || p.mount == "swap" {
+            p.fstype.clone()
+        } else {
+            format!("{} ({})", p.mount, p.fstype)
+        };
+        let _ = writeln!(s, "    {}) echo {} ;;", p.num, q(&what));
+    }
+    s.push_str("    esac\n}\n");
+    s.push_str(FIT_CHECK);
+    s.push_str(
+        r##"# The partitioning nodeset staged from linuximage.partitionfile (none: the golden layout).
+PARTS=
+wget -q -O /tmp/parts "$BASE/install/sysclone/scripts/$IMAGE.partitions" || fail "cannot fetch $IMAGE.partitions (run nodeset again): the disk was not touched"
+case "$(head -n 1 /tmp/parts)" in
+"#bootherd-partitions none") ;;
+"#bootherd-partitions sfdisk")
+    tail -n +2 /tmp/parts >/tmp/parts.sfdisk
+    PARTS=/tmp/parts.sfdisk ;;
+"#bootherd-partitions script")
+    tail -n +2 /tmp/parts >/tmp/parts.sh
+    rm -f /tmp/partitionfile
+    DISK=$DISK HAVE=$HAVE sh /tmp/parts.sh >/tmp/parts.sfdisk 2>/tmp/parts.err || fail "the partition script (linuximage.partitionfile s:) failed: $(tail -n 2 /tmp/parts.err): the disk was not touched"
+    # xCAT's convention: the script writes /tmp/partitionfile; printing the table works too.
+    if [ -s /tmp/partitionfile ]; then PARTS=/tmp/partitionfile; else PARTS=/tmp/parts.sfdisk; fi ;;
+*) fail "$IMAGE.partitions is not understood (run nodeset again): the disk was not touched" ;;
+esac
+if [ -n "$PARTS" ]; then
+    fit || fail "$FITERR: the disk was not touched"
+else
+    [ "$HAVE" -ge "$NEED" ] || fail "disk $DISK has $HAVE bytes; image $IMAGE needs $NEED: the disk was not touched"
+fi
 status installing
+if [ -n "$PARTS" ]; then
+    say "partitioning $DISK ($HAVE bytes) from the partition file"
+    "$SFDISK" -q --wipe always --wipe-partitions always "$DISK" <"$PARTS" >/dev/console 2>&1 || fail "sfdisk $DISK"
+else
 say "partitioning $DISK ($HAVE bytes) as $LABEL"
 "$SFDISK" -q --wipe always --wipe-partitions always "$DISK" <<SFDISK >/dev/console 2>&1 || fail "sfdisk $DISK"
-"#,
+"##,
     );
     let _ = writeln!(s, "label: {}\nunit: sectors", probe.label);
     let mut parts: Vec<&Part> = probe.parts.iter().collect();
@@ -548,14 +601,14 @@ say "partitioning $DISK ($HAVE bytes) as $LABEL"
         // Named by device, so partition numbers survive gaps.
         let _ = writeln!(s, "{line}");
     }
-    s.push_str("SFDISK\n");
+    s.push_str("SFDISK\nfi\n");
     s.push_str(
         r#"i=0
 while [ $i -lt 20 ]; do
     ok=1
 "#,
     );
-    for p in &parts {
+    for p in parts.iter().filter(|p| !p.fstype.is_empty()) {
         let _ = writeln!(s, "    [ -b \"$(part {})\" ] || ok=0", p.num);
     }
     s.push_str(
@@ -663,6 +716,40 @@ exit 0
     s
 }
 
+/// `fit`: whether the partition file `$PARTS` fits a disk of `$HAVE` bytes and gives every
+/// partition in `$PNEED` (`num:bytes` …) at least its bytes; tried on a sparse file of the disk's
+/// size, so the disk itself is not touched. Sets `FITERR` when it does not.
+pub const FIT_CHECK: &str = r#"fit() {
+    FT=${FITDIR:-/tmp}
+    F=$FT/fit.img
+    rm -f $F
+    dd if=/dev/zero of=$F bs=512 count=0 seek=$((HAVE / 512)) 2>/dev/null || { FITERR="cannot try the partition file"; return 1; }
+    if ! "$SFDISK" -q $F <"$PARTS" >$FT/fit.err 2>&1; then
+        FITERR="the partition file does not fit $DISK ($HAVE bytes): $(grep -v '^ *$' $FT/fit.err | tail -n 2 | tr '\n' ' ')"
+        rm -f $F; return 1
+    fi
+    "$SFDISK" -d $F >$FT/fit.dump 2>/dev/null
+    rm -f $F
+    for pn in $PNEED; do
+        n=${pn%%:*}; need=${pn#*:}
+        size=$(sed -n "s|^$F$n : .*size= *\([0-9]*\).*|\1|p" $FT/fit.dump)
+        if [ -z "$size" ]; then
+            FITERR="the partition file has no partition $n, which holds $(pdesc $n) of the image"
+            return 1
+        fi
+        if [ "$size" = 0 ]; then
+            FITERR="the partition file does not fit $DISK ($HAVE bytes): partition $n gets no space"
+            return 1
+        fi
+        if [ $((size * 512)) -lt "$need" ]; then
+            FITERR="partition $n of the partition file has $((size * 512)) bytes; $(pdesc $n) of the image needs $need"
+            return 1
+        fi
+    done
+    return 0
+}
+"#;
+
 const IDENTITY: &str = r#"say "giving the clone its identity ($NODE, $MAC)"
 echo "$NODE" >$T/etc/hostname
 if [ -f $T/etc/hosts ] && grep -q '^127\.0\.1\.1' $T/etc/hosts; then
@@ -721,6 +808,131 @@ elif [ -x $T/usr/sbin/grub2-mkconfig ]; then
 fi
 umount $T/sys $T/proc $T/dev 2>/dev/null
 "#;
+
+/// Bytes of the tree under `dir` as a filesystem stores them (files rounded up to 4 KiB blocks,
+/// one block per directory and link); the directories in `skip` (nested filesystems) are not
+/// counted.
+fn tree_bytes(dir: &Path, skip: &[PathBuf]) -> u64 {
+    let mut total = 0u64;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if md.is_dir() {
+                total += 4096;
+                if !skip.contains(&path) {
+                    todo.push(path);
+                }
+            } else {
+                total += md.len().div_ceil(4096).max(1) * 4096;
+            }
+        }
+    }
+    total
+}
+
+/// What each partition with a filesystem needs at least, for a partition file: its data from the
+/// captured tree plus a tenth and the filesystem's own overhead (journal, tables); swap 1 MiB.
+pub fn fs_needs(tree: &Path, probe: &Probe) -> BTreeMap<u32, u64> {
+    let fss = probe.filesystems();
+    let dir_of = |m: &str| {
+        if m == "/" {
+            tree.to_path_buf()
+        } else {
+            tree.join(m.trim_start_matches('/'))
+        }
+    };
+    let mut out = BTreeMap::new();
+    for p in &probe.parts {
+        let need = match p.fstype.as_str() {
+            "" => continue,
+            "swap" => 1 << 20,
+            _ if p.mount.starts_with('/') => {
+                let skip: Vec<PathBuf> = fss
+                    .iter()
+                    .filter(|o| o.mount != p.mount)
+                    .filter(|o| p.mount == "/" || o.mount.starts_with(&format!("{}/", p.mount)))
+                    .map(|o| dir_of(&o.mount))
+                    .collect();
+                let data = tree_bytes(&dir_of(&p.mount), &skip);
+                let overhead: u64 = if p.fstype == "vfat" {
+                    1 << 20
+                } else {
+                    64 << 20
+                };
+                data + data / 10 + overhead
+            }
+            // A filesystem the golden node had but did not mount: made empty.
+            _ => 64 << 20,
+        };
+        out.insert(p.num, need);
+    }
+    out
+}
+
+/// Stages `linuximage.partitionfile` for the deploy (nodeset runs this): writes
+/// `<installdir>/sysclone/scripts/<image>.partitions`, whose first line says what follows:
+/// `#bootherd-partitions none` (replay the golden node's layout), `… sfdisk` (an sfdisk script,
+/// the value's file) or `… script` (`s:<file>`: a shell script genesis runs with `DISK` and
+/// `HAVE` set, whose output is the sfdisk script). Pure apart from reading the named file and
+/// writing the staged one.
+pub fn stage_partitions(
+    installdir: &Path,
+    image: &str,
+    partitionfile: Option<&str>,
+) -> Result<(), String> {
+    let p = paths(installdir, image);
+    let pf = partitionfile.map(str::trim).filter(|v| !v.is_empty());
+    let body = match pf {
+        None => "#bootherd-partitions none\n".to_string(),
+        Some(v) => {
+            let master = std::fs::read_to_string(&p.script).unwrap_or_default();
+            if !master.contains("#bootherd-partitions") {
+                return Err(format!(
+                    "osimage '{image}' was captured before partition files were supported: capture it again (imgcapture <node> -t sysclone -o {image}) to use linuximage.partitionfile"
+                ));
+            }
+            if v.contains(',')
+                || v.starts_with("d:")
+                || v.starts_with("c:")
+                || v.starts_with("s:d:")
+                || v.starts_with("s:c:")
+            {
+                return Err(format!(
+                    "osimage '{image}': linuximage.partitionfile '{v}': a sysclone image takes one sfdisk script file, or s:<script> that prints one"
+                ));
+            }
+            let (kind, file) = match v.strip_prefix("s:") {
+                Some(f) => ("script", f),
+                None => ("sfdisk", v),
+            };
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                format!("osimage '{image}': cannot read linuximage.partitionfile {file}: {e}")
+            })?;
+            if text.trim().is_empty() {
+                return Err(format!(
+                    "osimage '{image}': linuximage.partitionfile {file} is empty"
+                ));
+            }
+            let mut b = format!("#bootherd-partitions {kind}\n{text}");
+            if !b.ends_with('\n') {
+                b.push('\n');
+            }
+            b
+        }
+    };
+    let dest = p.script.with_extension("partitions");
+    let tmp = p.script.with_extension("partitions.new");
+    std::fs::write(&tmp, body)
+        .and_then(|_| std::fs::rename(&tmp, &dest))
+        .map_err(|e| format!("cannot write {}: {e}", dest.display()))
+}
 
 /// Where a sysclone image's files are under `installdir`.
 pub struct Paths {
@@ -1057,7 +1269,10 @@ pub fn capture(
         s
     };
     write(&p.sfdisk, &dump)?;
-    write(&p.script, &deploy_script(&req.image, &probe))?;
+    write(
+        &p.script,
+        &deploy_script(&req.image, &probe, &fs_needs(&p.tree, &probe)),
+    )?;
 
     // 5. The osimage definition.
     let audit = Audit {
@@ -1117,7 +1332,8 @@ pub fn remove(installdir: &Path, image: &str, say: &mut dyn FnMut(&str)) -> anyh
         std::fs::remove_dir_all(&p.tree)
             .with_context(|| format!("cannot remove {}", p.tree.display()))?;
     }
-    for f in [&p.tar, &p.script, &p.layout, &p.sfdisk] {
+    let staged = p.script.with_extension("partitions");
+    for f in [&p.tar, &p.script, &p.layout, &p.sfdisk, &staged] {
         if f.exists() {
             say(&format!("Removing file {}", f.display()));
             std::fs::remove_file(f).with_context(|| format!("cannot remove {}", f.display()))?;
@@ -1194,9 +1410,9 @@ mod tests {
     #[test]
     fn the_deploy_script_checks_the_disk_first_and_lets_the_last_partition_grow() {
         let p = Probe::parse(SAMPLE).expect("parses");
-        let s = deploy_script("gold", &p);
+        let s = deploy_script("gold", &p, &BTreeMap::new());
         let check = s.find("the disk was not touched").expect("size check");
-        let sfdisk = s.find("\"$SFDISK\" -q").expect("sfdisk");
+        let sfdisk = s.find("\"$SFDISK\" -q --wipe").expect("sfdisk");
         assert!(
             check < sfdisk,
             "the size check comes before the disk is written"
@@ -1208,5 +1424,116 @@ mod tests {
         assert!(s.contains("\"$MKE2FS\" -F -q -t ext4 -L 'goldroot'"));
         assert!(s.contains("s/0b9c3e4a-1111-2222-3333-444455556666/$NEW1/g"));
         assert!(s.contains("$T'/var/lib/data'"));
+    }
+
+    /// The deploy's check of a partition file, run here with this machine's sfdisk on sparse
+    /// files in a scratch directory (as genesis does in its RAM).
+    fn fit(parts: &str, have_mib: u64, needs: &[(u32, u64)]) -> (bool, String) {
+        let dir = tempfile::tempdir().expect("scratch");
+        let p = Probe::parse(SAMPLE).expect("parses");
+        let needs: BTreeMap<u32, u64> = needs.iter().copied().collect();
+        let script = deploy_script("gold", &p, &needs);
+        let from = script.find("PNEED=").expect("PNEED");
+        let to = script
+            .find("# The partitioning nodeset staged")
+            .expect("fit");
+        let pf = dir.path().join("parts.sfdisk");
+        std::fs::write(&pf, parts).expect("write");
+        let sfdisk = ["/usr/sbin/sfdisk", "/sbin/sfdisk"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .expect("sfdisk (package fdisk) on this machine");
+        let sh = format!(
+            "SFDISK={sfdisk}\nDISK=/dev/vda\nHAVE={}\nPARTS={}\nFITDIR={}\n{}\nif fit; then echo FIT; else echo \"NOFIT $FITERR\"; fi\n",
+            have_mib << 20,
+            pf.display(),
+            dir.path().display(),
+            &script[from..to]
+        );
+        let o = Command::new("sh").arg("-c").arg(&sh).output().expect("sh");
+        let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert!(
+            !dir.path().join("fit.img").exists(),
+            "the trial image is removed"
+        );
+        (out == "FIT", out)
+    }
+
+    #[test]
+    fn a_partition_file_must_fit_the_disk_and_the_image() {
+        const MIB: u64 = 1 << 20;
+        let three = "label: dos\nsize=1000MiB, type=83, bootable\nsize=64MiB, type=82\ntype=83\n";
+        let needs = [(1, 600 * MIB), (2, MIB), (3, 10 * MIB)];
+        assert_eq!(fit(three, 2048, &needs), (true, "FIT".into()));
+        // The root partition is smaller than the image's root.
+        let (ok, why) = fit(three, 2048, &[(1, 1200 * MIB), (2, MIB), (3, MIB)]);
+        assert!(!ok);
+        assert!(
+            why.contains("partition 1 of the partition file has 1048576000 bytes; / (ext4) of the image needs 1258291200"),
+            "{why}"
+        );
+        // A filesystem of the image has no partition.
+        let (ok, why) = fit(
+            "label: dos\nsize=1000MiB, type=83\nsize=64MiB, type=82\n",
+            2048,
+            &needs,
+        );
+        assert!(!ok);
+        assert!(
+            why.contains("has no partition 3, which holds /var/lib/data (ext4) of the image"),
+            "{why}"
+        );
+        // The disk is too small for the file's partitions.
+        let (ok, why) = fit(three, 512, &needs);
+        assert!(!ok);
+        assert!(
+            why.contains("the partition file does not fit /dev/vda (536870912 bytes)"),
+            "{why}"
+        );
+        // Not an sfdisk script at all.
+        let (ok, why) = fit("this is not a table\n", 2048, &needs);
+        assert!(!ok, "{why}");
+    }
+
+    #[test]
+    fn nodeset_stages_the_partition_file() {
+        let dir = tempfile::tempdir().expect("scratch");
+        let p = paths(dir.path(), "gold");
+        std::fs::create_dir_all(p.script.parent().expect("scripts")).expect("mkdir");
+        let staged = dir.path().join("sysclone/scripts/gold.partitions");
+        // An image captured before partition files: refused only when one is asked for.
+        std::fs::write(&p.script, "#!/bin/sh\nexit 0\n").expect("old master");
+        stage_partitions(dir.path(), "gold", None).expect("none");
+        assert_eq!(
+            std::fs::read_to_string(&staged).expect("staged"),
+            "#bootherd-partitions none\n"
+        );
+        let pf = dir.path().join("layout.sfdisk");
+        std::fs::write(&pf, "label: gpt\nsize=100MiB\n").expect("pf");
+        let e = stage_partitions(dir.path(), "gold", pf.to_str()).unwrap_err();
+        assert!(e.contains("capture it again"), "{e}");
+        let probe = Probe::parse(SAMPLE).expect("parses");
+        std::fs::write(&p.script, deploy_script("gold", &probe, &BTreeMap::new())).expect("master");
+        stage_partitions(dir.path(), "gold", pf.to_str()).expect("file");
+        assert_eq!(
+            std::fs::read_to_string(&staged).expect("staged"),
+            "#bootherd-partitions sfdisk\nlabel: gpt\nsize=100MiB\n"
+        );
+        let s = format!("s:{}", pf.display());
+        stage_partitions(dir.path(), "gold", Some(&s)).expect("script");
+        assert!(std::fs::read_to_string(&staged)
+            .expect("staged")
+            .starts_with("#bootherd-partitions script\n"));
+        let e = stage_partitions(dir.path(), "gold", Some("/nonexistent/layout")).unwrap_err();
+        assert!(
+            e.contains("cannot read linuximage.partitionfile /nonexistent/layout"),
+            "{e}"
+        );
+        let e = stage_partitions(dir.path(), "gold", Some("d:/x")).unwrap_err();
+        assert!(e.contains("one sfdisk script file, or s:<script>"), "{e}");
+        stage_partitions(dir.path(), "gold", Some("")).expect("unset again");
+        assert!(std::fs::read_to_string(&staged)
+            .expect("staged")
+            .starts_with("#bootherd-partitions none"));
     }
 }
