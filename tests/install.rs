@@ -254,3 +254,55 @@ fn the_runner_falls_back_from_a_dead_master_runs_the_postscripts_and_reports_boo
     );
     assert_eq!(bh.ok(&["nodels", "n1", "nodelist.status"]), "n1: booted\n");
 }
+
+#[test]
+fn the_runner_waits_for_a_network_that_comes_up_late() {
+    // A cloned or rebooted node whose network is configured only after its runner started (seen
+    // with systemd-networkd-wait-online giving up first): the runner keeps asking until the
+    // master answers, then runs the postscripts and reports booted.
+    let (bh, install) = setup();
+    bh.ok(&["chtab", "-d", "node=xcatdefaults", "postscripts"]);
+    let marker = bh.path("marker");
+    std::fs::write(
+        install.join("postscripts/leavemark"),
+        format!("#!/bin/sh\necho \"$NODE late\" > {}\n", marker.display()),
+    )
+    .expect("postscript");
+    bh.ok(&["chtab", "node=n1", "postscripts.postscripts=leavemark"]);
+    let (pair, _d) = lab(&bh, "il");
+    // Secondaries first: removing the primary address takes them along.
+    for a in ["10.99.82.9/24", "10.99.82.3/24", "10.99.82.2/24"] {
+        pair.cli.exec(&["ip", "addr", "del", a, "dev", "bhc0"]);
+    }
+    let cmdline = bh.file("cmdline", "quiet XCAT=10.99.82.1:3001 XCATHTTPPORT=80\n");
+    let runner = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statelite/xcatdsklspost");
+    let child = pair
+        .cli
+        .command("sh")
+        .arg(&runner)
+        .env("XCATINFO", bh.path("xcatinfo"))
+        .env("BOOTHERD_CMDLINE", &cmdline)
+        .env("POSTDIR", bh.path("xcatpost"))
+        .env("LEASEDIRS", "/nonexistent")
+        .env("TRIES", "1")
+        .env("TIMEOUT", "1")
+        .env("WAIT", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runner");
+    // The network comes up 4 s later.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    pair.cli
+        .exec(&["ip", "addr", "add", "10.99.82.2/24", "dev", "bhc0"]);
+    let o = child.wait_with_output().expect("runner");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "runner failed:\n{log}");
+    assert!(log.contains("no master answered yet"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "n1 late\n",
+        "{log}"
+    );
+    assert_eq!(bh.ok(&["nodels", "n1", "nodelist.status"]), "n1: booted\n");
+}
