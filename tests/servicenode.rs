@@ -779,3 +779,92 @@ fn both_appliances_ride_out_a_postgresql_restart_under_load() {
         took.as_secs_f64()
     );
 }
+
+/// An initramfs whose /init prints a marker and the kernel command line, then powers off.
+fn marker_initrd(dir: &std::path::Path) -> std::path::PathBuf {
+    let a = common::vm::assets();
+    let init = dir.join("initrd-root");
+    for d in ["bin", "proc", "dev"] {
+        std::fs::create_dir_all(init.join(d)).expect("mkdir");
+    }
+    std::fs::copy(a.join("busybox"), init.join("bin/busybox")).expect("busybox");
+    for applet in ["sh", "mount", "cat", "poweroff"] {
+        std::os::unix::fs::symlink("busybox", init.join("bin").join(applet)).expect("applet");
+    }
+    std::fs::write(
+        init.join("init"),
+        "#!/bin/sh\nmount -t proc proc /proc\nmount -t devtmpfs dev /dev\necho \"SN-MARKER: cmdline $(cat /proc/cmdline)\" > /dev/console\npoweroff -f\n",
+    )
+    .expect("init");
+    let out = dir.join("initrd.img");
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && chmod +x init && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+            init.display(),
+            out.display()
+        ))
+        .status()
+        .expect("cpio");
+    assert!(st.success(), "building the initramfs failed");
+    out
+}
+
+/// Boots the pool node's VM (its MAC, iPXE ROM, PXE) on the bridge until its /init prints the
+/// command line it was given; returns that line.
+fn boot_pool_node(lab: &Lab, serial: &std::path::Path) -> String {
+    let mut vm = common::vm::qemu_tap(&lab.sw, "tap0", serial, &mac_str(POOL_MAC), 512, "", &[]);
+    let booted = common::vm::wait_serial(serial, "SN-MARKER: cmdline", Duration::from_secs(300));
+    let _ = vm.kill();
+    let _ = vm.wait();
+    let console = String::from_utf8_lossy(&std::fs::read(serial).unwrap_or_default()).into_owned();
+    assert!(
+        booted,
+        "the pool node did not boot to its /init:\n{console}"
+    );
+    console
+        .lines()
+        .find_map(|l| l.split("SN-MARKER: cmdline ").nth(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_pool_node_vm_pxe_boots_from_either_service_node_and_from_the_other_when_one_is_gone() {
+    common::need(&[("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio")]);
+    let lab = Lab::new("sv", &format!("{NET}.100-{NET}.199"));
+    // Debian's boot loaders, the test kernel and an initramfs that shows its command line.
+    let tftp = common::vm::tftp_root(&lab.bh);
+    let img = tftp.join(format!("xcat/osimage/{IMG}"));
+    std::fs::create_dir_all(&img).expect("mkdir");
+    std::fs::copy(common::vm::assets().join("vmlinuz"), img.join("vmlinuz")).expect("kernel");
+    let initrd = marker_initrd(&lab.bh.path("vm"));
+    std::fs::copy(&initrd, img.join("initrd.img")).expect("initrd");
+    lab.bh
+        .ok(&["chdef", "pn", "serialport=0", "serialspeed=115200"]);
+    lab.bh.ok(&["nodeset", "pn", &format!("osimage={IMG}")]);
+    common::vm::add_tap(&lab.sw, "tap0");
+    let mut daemons = vec![Some(lab.serve(0)), Some(lab.serve(1))];
+
+    // First boot: whichever appliance answered first served the whole boot and named itself.
+    let first = boot_pool_node(&lab, &lab.bh.path("console-1.txt"));
+    let by = |addr: Ipv4Addr| first.contains(&format!("http://{addr}:80/install/autoinst/pn"));
+    let served = match (by(SN1), by(SN2)) {
+        (true, false) => 0,
+        (false, true) => 1,
+        _ => panic!("the first boot's command line names neither appliance alone: {first}"),
+    };
+    // That appliance goes away; the node boots again, from the other.
+    if let Some(d) = daemons[served].take() {
+        d.kill9();
+    }
+    let other = [SN1, SN2][1 - served];
+    let second = boot_pool_node(&lab, &lab.bh.path("console-2.txt"));
+    assert!(
+        second.contains(&format!("http://{other}:80/install/autoinst/pn")),
+        "with sn{} gone the node did not boot from sn{}: {second}",
+        served + 1,
+        2 - served
+    );
+    drop(daemons);
+}
