@@ -8,7 +8,8 @@
 //! the other answers alone; a node of one appliance only, or of the management node, is not
 //! answered by the others; 200 unknown clients spread over both never get one address twice and
 //! every lease is in the store; a change on the management node is in both appliances' answers
-//! at once; `bootherd status` and `lsxcatd -a` show who is alive.
+//! at once; `bootherd status` and `lsxcatd -a` show who is alive; a QEMU VM of the pool PXE-boots
+//! from either appliance, and from the other when the one that served it is gone.
 
 mod common;
 use common::pg::PgCluster;
