@@ -7,6 +7,18 @@ const NODE_MAC: &str = "52:54:00:99:00:11";
 const UNKNOWN_MAC: &str = "52:54:00:99:00:77";
 
 /// A store with the lab network (10.99.10.0/24, dynamic .100-.150) and node n11 at 10.99.10.11.
+/// The DISCOVER-flood test measures how the server behaves when it alone saturates a core: it
+/// runs alone, the other tests of this file beside each other.
+static ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn beside_others() -> std::sync::RwLockReadGuard<'static, ()> {
+    ALONE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    ALONE.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn store(netboot: &str) -> Bh {
     let bh = Bh::new();
     bh.ok(&[
@@ -84,6 +96,7 @@ const UEFI_PXE_CONF: &str = "option arch code 93 = unsigned integer 16;\nsend ve
 
 #[test]
 fn known_node_gets_its_reserved_address_and_boot_file_from_dhclient() {
+    let _serial = beside_others();
     let bh = store("xnba");
     let pair = Pair::new("dk", "10.99.10.1/24");
     pair.client_mac(NODE_MAC);
@@ -137,6 +150,7 @@ fn known_node_gets_its_reserved_address_and_boot_file_from_dhclient() {
 
 #[test]
 fn unknown_mac_gets_a_dynamic_address_and_the_discovery_file_and_keeps_it_across_restart() {
+    let _serial = beside_others();
     let bh = store("xnba");
     let pair = Pair::new("du", "10.99.10.1/24");
     pair.client_mac(UNKNOWN_MAC);
@@ -185,6 +199,7 @@ fn unknown_mac_gets_a_dynamic_address_and_the_discovery_file_and_keeps_it_across
 
 #[test]
 fn pxe_boot_files_by_architecture_and_ipxe_detection() {
+    let _serial = beside_others();
     let bh = store("xnba");
     let pair = Pair::new("dp", "10.99.10.1/24");
     pair.client_mac(NODE_MAC);
@@ -276,6 +291,7 @@ print('ack', socket.inet_ntoa(data[16:20]), data[242])
 
 #[test]
 fn relayed_requests_are_answered_to_the_relay() {
+    let _serial = beside_others();
     let bh = Bh::new();
     // The server's own network and the remote one behind the relay.
     bh.ok(&[
@@ -347,6 +363,7 @@ fn relayed_requests_are_answered_to_the_relay() {
 
 #[test]
 fn no_dynamic_range_means_no_answer_and_one_log_line() {
+    let _serial = beside_others();
     let bh = store("xnba");
     bh.ok(&["chdef", "-t", "network", "-o", "lab", "dynamicrange="]);
     let pair = Pair::new("dn", "10.99.10.1/24");
@@ -404,6 +421,7 @@ while time.time() < deadline and any(v != 'done' for v in state.values()):
 
 #[test]
 fn sigkill_while_answering_loses_no_acked_lease_and_never_doubles_an_address() {
+    let _serial = beside_others();
     let bh = Bh::new();
     bh.ok(&[
         "mkdef",
@@ -548,6 +566,7 @@ while True:
 
 #[test]
 fn malformed_packets_are_dropped_and_the_server_keeps_answering() {
+    let _serial = beside_others();
     let bh = Bh::new();
     bh.ok(&[
         "mkdef",
@@ -596,6 +615,7 @@ fn malformed_packets_are_dropped_and_the_server_keeps_answering() {
 
 #[test]
 fn makedhcp_creates_the_key_reports_queries_and_drops_leases() {
+    let _serial = beside_others();
     let bh = store("xnba");
     bh.ok(&[
         "nodeadd",
@@ -698,6 +718,7 @@ fn makedhcp_creates_the_key_reports_queries_and_drops_leases() {
 
 #[test]
 fn omapi_host_objects_in_the_store_take_effect_on_the_next_packet() {
+    let _serial = beside_others();
     let bh = store("xnba");
     let pair = Pair::new("do", "10.99.10.1/24");
     pair.client_mac("52:54:00:99:00:33");
@@ -743,6 +764,7 @@ fn omapi_host_objects_in_the_store_take_effect_on_the_next_packet() {
 /// and a fourth gets nothing.
 #[test]
 fn a_whole_subnet_dynamic_range_leaves_out_the_server_gateway_and_nodes() {
+    let _serial = beside_others();
     let bh = Bh::new();
     bh.ok(&[
         "mkdef",
@@ -815,6 +837,7 @@ fn perfdhcp_section(report: &str, section: &str) -> (f64, u64, u64) {
 /// DISCOVERs, and says that it is overloaded.
 #[test]
 fn under_a_discover_flood_offered_clients_still_get_their_ack() {
+    let _serial = alone();
     common::need(&[("perfdhcp", "kea-admin"), ("taskset", "util-linux")]);
     let bh = Bh::new();
     for (name, net, mask, extra) in [

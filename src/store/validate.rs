@@ -96,6 +96,19 @@ fn looks_numeric(v: &str) -> bool {
 pub fn value(table: &TableSpec, key: &[&str], col: &str, v: &str) -> Result<(), String> {
     // The node (or group) a node-keyed row is for.
     if col == "node" && table.keys.first() == Some(&"node") {
+        // A boot timeline is also kept for clients that are no node yet, under their address.
+        if table.name == "bootevents" {
+            if let Some(a) = v.strip_prefix("mac:").or_else(|| v.strip_prefix("ip:")) {
+                return if !a.is_empty()
+                    && a.chars()
+                        .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+                {
+                    Ok(())
+                } else {
+                    Err(format!("'{v}' is not mac:<address> or ip:<address>"))
+                };
+            }
+        }
         return node_name(v);
     }
     match (table.name, col) {
@@ -199,6 +212,24 @@ mod tests {
         for bad in ["a b", "n1,n2", "[1-3]", "n\u{1}", "", "-x", ".x"] {
             assert!(node_name(bad).is_err(), "{bad:?}");
         }
+        // The timeline of a client that is no node yet.
+        let ev = spec("bootevents");
+        assert!(value(
+            ev,
+            &["mac:52:54:00:aa:bb:cc", "1"],
+            "node",
+            "mac:52:54:00:aa:bb:cc"
+        )
+        .is_ok());
+        assert!(value(ev, &["ip:10.0.0.7", "1"], "node", "ip:10.0.0.7").is_ok());
+        assert!(value(ev, &["mac:x y", "1"], "node", "mac:x y").is_err());
+        assert!(value(
+            spec("nodelist"),
+            &["mac:52:54:00:aa:bb:cc"],
+            "node",
+            "mac:52:54:00:aa:bb:cc"
+        )
+        .is_err());
         assert!(value(spec("nodelist"), &["a b"], "node", "a b").is_err());
         assert!(value(spec("hosts"), &["n1,n2"], "node", "n1,n2").is_err());
         assert!(value(spec("site"), &["a b"], "key", "a b").is_ok());
