@@ -3,8 +3,8 @@
 //! the blocking pool) and its response written here.
 //!
 //! File bodies go out with `sendfile(2)` straight from the page cache. `sendfile` blocks while the
-//! kernel reads a page that is not cached, and these tasks share the runtime with DHCP and TFTP,
-//! so before each window of [`WINDOW`] bytes the pages are probed with a one-byte
+//! kernel reads a page that is not cached, and these tasks share the daemon's runtime with the
+//! other services on it (DHCP, TFTP and NFS have threads of their own), so before each window of [`WINDOW`] bytes the pages are probed with a one-byte
 //! `preadv2(RWF_NOWAIT)`; a window not in memory is read on the blocking pool instead and written
 //! from a buffer ([`BUFFERED`] bytes at a time). Files are never read whole into memory.
 //!
