@@ -861,16 +861,24 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
     };
     // The clones reboot when done (QEMU runs with -no-reboot, so the process ends).
     let mut done: Vec<Option<f64>> = vec![None; clones.len()];
+    let mut refused_at: Option<Instant> = None;
     while done.iter().any(Option::is_none) && t.elapsed() < Duration::from_secs(900) {
         for (i, c) in deploys.iter_mut().enumerate() {
             if done[i].is_none() && c.try_wait().ok().flatten().is_some() {
                 done[i] = Some(t.elapsed().as_secs_f64());
             }
         }
+        // The deploy prints its refusal, then reports `failed` by HTTP: on a loaded machine
+        // killing the VM at the first sight of the message could cut the report off.
         if refused(&small_serial) {
-            if let Some(mut v) = smallvm.take() {
-                let _ = v.kill();
-                let _ = v.wait();
+            let since = *refused_at.get_or_insert_with(Instant::now);
+            if smallvm.is_some()
+                && (status(&bh, "small") == "failed" || since.elapsed() > Duration::from_secs(60))
+            {
+                if let Some(mut v) = smallvm.take() {
+                    let _ = v.kill();
+                    let _ = v.wait();
+                }
             }
         }
         if uefi.is_none()
@@ -890,6 +898,13 @@ fn a_golden_vm_is_captured_and_cloned_onto_two_blank_vms() {
         "the disk was not touched",
         Duration::from_secs(60),
     );
+    let t_status = Instant::now();
+    while smallvm.is_some()
+        && status(&bh, "small") != "failed"
+        && t_status.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     if let Some(mut v) = smallvm.take() {
         let _ = v.kill();
         let _ = v.wait();
