@@ -189,13 +189,20 @@ pub async fn start(
     let extra = extra_routes(&store, &resolver);
     let s = store.clone();
     let d = server::Config::default();
-    let per_client = d.per_client;
-    let per_client = tokio::task::spawn_blocking(move || {
-        crate::limits::site_limit(&s, "httpperclient", per_client)
+    let (per_client, bulk_sends) = (d.per_client, d.bulk_sends);
+    let (per_client, bulk_sends) = tokio::task::spawn_blocking(move || {
+        (
+            crate::limits::site_limit(&s, "httpperclient", per_client),
+            crate::limits::site_limit(&s, "httpbulksends", bulk_sends),
+        )
     })
     .await
-    .unwrap_or(per_client);
-    let config = server::Config { per_client, ..d };
+    .unwrap_or((per_client, bulk_sends));
+    let config = server::Config {
+        per_client,
+        bulk_sends,
+        ..d
+    };
     start_with(store, resolver, extra, config, shutdown).await
 }
 

@@ -44,6 +44,13 @@ pub const BUFFERED: usize = 256 << 10;
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: bootherd\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 /// Bodies up to this size are sent in the same write as the head.
 const COALESCE: usize = 64 << 10;
+/// File bodies from this size on wait their turn for a bulk-send slot ([`Config::bulk_sends`]).
+pub const BULK_MIN: u64 = 1 << 20;
+/// How long a bulk send may find its socket full before it lends its slot to the next in line.
+const BULK_PATIENCE: Duration = Duration::from_millis(200);
+/// Longest wait for a bulk-send slot: then the body goes out without one, beside the others
+/// (as without the queue), so no client waits on a silent connection for long.
+const BULK_MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// Tunables of the service.
 #[derive(Debug, Clone)]
@@ -60,6 +67,13 @@ pub struct Config {
     pub stall: Duration,
     /// Connections one client address may hold at once (`site.httpperclient`); beyond, a 503.
     pub per_client: usize,
+    /// Large file bodies (kernels, initrds, images: [`BULK_MIN`] and up) sent at once
+    /// (`site.httpbulksends`); the rest wait their turn, first come first served. In a boot storm
+    /// every node then gets its kernel and initrd at full speed in turn rather than all of them
+    /// at a crawl together: the storm takes as long, but each node's wait is shorter. A send
+    /// whose client stops reading for [`BULK_PATIENCE`] gives its slot to the next in line and
+    /// queues again when its client reads.
+    pub bulk_sends: usize,
 }
 
 impl Default for Config {
@@ -75,6 +89,9 @@ impl Default for Config {
             // A node needs one or two (iPXE, wget -r, an installer's few parallel fetches);
             // 64 sources at their share still leave a third of the slots.
             per_client: 64,
+            // Enough to fill a 25 GbE link with nodes that read at 1 GbE each, and the machine's
+            // cores with nodes that read at memory speed.
+            bulk_sends: 64,
         }
     }
 }
@@ -92,6 +109,8 @@ pub struct Stats {
     pub zero_copy_bytes: AtomicU64,
     /// Body bytes sent from a buffer (cold files, in-memory bodies).
     pub buffered_bytes: AtomicU64,
+    /// Times a large body waited for a bulk-send slot.
+    pub bulk_waits: AtomicU64,
 }
 
 /// Shared state of the HTTP service.
@@ -100,6 +119,8 @@ pub struct HttpServer {
     config: Config,
     permits: Arc<Semaphore>,
     sources: Arc<PerSource>,
+    /// Bulk-send slots ([`Config::bulk_sends`]); tokio's semaphore queues waiters in order.
+    bulk: Arc<Semaphore>,
     pub stats: Stats,
 }
 
@@ -109,9 +130,15 @@ impl HttpServer {
             routes,
             permits: Arc::new(Semaphore::new(config.max_connections.max(1))),
             sources: PerSource::new(config.per_client),
+            bulk: Arc::new(Semaphore::new(config.bulk_sends.max(1))),
             config,
             stats: Stats::default(),
         }
+    }
+
+    /// Whether large bodies go without queueing (`bulk_sends` at least the connection limit).
+    fn bulk_unlimited(&self) -> bool {
+        self.config.bulk_sends >= self.config.max_connections
     }
 
     /// Connections open now.
@@ -572,13 +599,65 @@ async fn finish(
             // Corked for the whole body, as nginx's tcp_nopush: the head rides in the first
             // segment and no sendfile call ends in a short one (measured: about 5% less CPU
             // per 1 MiB response than MSG_MORE on the head alone). Uncorking pushes the tail.
+            let mut turn = Turn::new(server, len >= BULK_MIN && !server.bulk_unlimited());
+            turn.take().await;
             let sock = socket2::SockRef::from(&*stream);
             let _ = sock.set_tcp_cork(true);
             send_all(stream, &head, false, stall).await?;
-            send_file(server, stream, file, offset, len).await?;
+            send_file(server, stream, file, offset, len, &mut turn).await?;
             let _ = sock.set_tcp_cork(false);
             Ok(len)
         }
+    }
+}
+
+/// A large body's place among the bulk sends ([`Config::bulk_sends`]).
+struct Turn<'a> {
+    server: &'a HttpServer,
+    /// Whether this body queues at all.
+    queued: bool,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl<'a> Turn<'a> {
+    fn new(server: &'a HttpServer, queued: bool) -> Turn<'a> {
+        Turn {
+            server,
+            queued,
+            slot: None,
+        }
+    }
+
+    /// Waits for a slot, at most [`BULK_MAX_WAIT`]; after that the body goes without one.
+    async fn take(&mut self) {
+        if !self.queued || self.slot.is_some() {
+            return;
+        }
+        if let Ok(p) = self.server.bulk.clone().try_acquire_owned() {
+            self.slot = Some(p);
+            return;
+        }
+        self.server.stats.bulk_waits.fetch_add(1, Ordering::Relaxed);
+        if let Ok(Ok(p)) =
+            tokio::time::timeout(BULK_MAX_WAIT, self.server.bulk.clone().acquire_owned()).await
+        {
+            self.slot = Some(p);
+        }
+    }
+
+    /// [`writable`], lending the slot to the next in line while the client reads nothing for
+    /// [`BULK_PATIENCE`], and queueing again once it does.
+    async fn writable(&mut self, stream: &TcpStream, stall: Duration) -> io::Result<()> {
+        if self.slot.is_none() {
+            return writable(stream, stall).await;
+        }
+        if let Ok(r) = tokio::time::timeout(BULK_PATIENCE, stream.writable()).await {
+            return r;
+        }
+        self.slot = None;
+        writable(stream, stall.saturating_sub(BULK_PATIENCE)).await?;
+        self.take().await;
+        Ok(())
     }
 }
 
@@ -669,6 +748,7 @@ async fn send_file(
     mut file: std::fs::File,
     offset: u64,
     len: u64,
+    turn: &mut Turn<'_>,
 ) -> io::Result<()> {
     let stall = server.config.stall;
     let end = offset + len;
@@ -689,7 +769,7 @@ async fn send_file(
         if off < warm_until {
             let want = usize::try_from(warm_until - off).unwrap_or(usize::MAX);
             let mut pos = i64::try_from(off).map_err(|_| shrank())?;
-            writable(stream, stall).await?;
+            turn.writable(stream, stall).await?;
             match stream.try_io(Interest::WRITABLE, || {
                 nix::sys::sendfile::sendfile64(stream, &file, Some(&mut pos), want)
                     .map_err(io::Error::from)
@@ -723,6 +803,7 @@ async fn send_file(
                     e
                 }
             })?;
+            turn.writable(stream, stall).await?;
             send_all(stream, &buf, off + (n as u64) < end, stall).await?;
             off += n as u64;
             server
@@ -957,5 +1038,61 @@ mod tests {
         let out = exchange(addr, b"GET /install/big HTTP/1.1\r\nRange: bytes=2097000-2098000\r\nConnection: close\r\n\r\n");
         assert!(body(&out) == data[2097000..=2098000], "range differs");
         eprintln!("cold transfer: {cold_buffered} bytes buffered");
+    }
+    #[test]
+    fn large_bodies_take_turns_and_a_stalled_client_lends_its_turn() {
+        // 16 MiB: more than the socket buffers hold, so a client that reads nothing stalls.
+        let size = 16 << 20;
+        let data: Vec<u8> = (0..size).map(|i: usize| (i % 253) as u8).collect();
+        let t = root_with(&[("big", &data), ("small", b"s")]);
+        let cfg = Config {
+            bulk_sends: 1,
+            ..Config::default()
+        };
+        let (_rt, addr, server, _tx) = serve(t.path(), cfg);
+        let get = b"GET /install/big HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let body_of = |out: &[u8]| {
+            let at = out
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(0, |p| p + 4);
+            out[at..].to_vec()
+        };
+        // A takes the only turn and then reads nothing.
+        let mut a = std::net::TcpStream::connect(addr).expect("connect");
+        a.write_all(get).expect("write");
+        std::thread::sleep(Duration::from_millis(100));
+        // B, and a small file beside them (never queued), still get everything while A stalls.
+        let t0 = Instant::now();
+        let small = exchange(
+            addr,
+            b"GET /install/small HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(body_of(&small), b"s");
+        let out = exchange(addr, get);
+        assert!(
+            body_of(&out) == data,
+            "B's body differs ({} bytes)",
+            out.len()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "B waited {:?} behind a client that reads nothing",
+            t0.elapsed()
+        );
+        assert!(
+            server.stats.bulk_waits.load(Ordering::Relaxed) >= 1,
+            "B queued behind A"
+        );
+        // A reads now and gets its whole body.
+        a.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let _ = a.read_to_end(&mut got);
+        assert!(
+            body_of(&got) == data,
+            "A's body differs ({} bytes)",
+            got.len()
+        );
     }
 }
