@@ -500,17 +500,6 @@ impl DirCache {
         let mut g = self.lock();
         let inner = &mut *g;
         inner.clock += 1;
-        // The watch is added under the lock, so no eviction can remove it between here and the
-        // insertion; and before any of the listing's attributes are read (they are read by the
-        // caller once the listing is kept).
-        let wd = match watch {
-            Some(fd) => self.add_watch(inner, fd),
-            None => None,
-        };
-        if let Some(wd) = wd {
-            inner.watches.entry(wd).or_default().push(dir.to_vec());
-            listing.watched.store(true, Ordering::Release);
-        }
         if let Some(old) = inner.map.remove(dir) {
             unlink(self.inotify(), inner, dir, &old);
         }
@@ -530,6 +519,17 @@ impl DirCache {
                     unlink(self.inotify(), inner, &k, &old);
                 }
             }
+        }
+        // The watch is added under the lock, after the removals above (so none of them can
+        // remove it: the same directory gives the same watch), and before any of the listing's
+        // attributes are read (the caller reads them once the listing is kept).
+        let wd = match watch {
+            Some(fd) => self.add_watch(inner, fd),
+            None => None,
+        };
+        if let Some(wd) = wd {
+            inner.watches.entry(wd).or_default().push(dir.to_vec());
+            listing.watched.store(true, Ordering::Release);
         }
         inner.bytes += cost;
         let used = inner.clock;
@@ -834,6 +834,8 @@ mod tests {
             })
             .collect();
         let c = DirCache::new(4, MAX_BYTES);
+        // A full cache evicts before it watches: a budget of 4 watches for 4 listings is enough.
+        c.set_max_watches(4);
         for (i, p) in dirs.iter().enumerate() {
             let l = put_watched(&c, format!("k{i}").as_bytes(), p);
             assert!(l.watched() && l.attr_ttl() == ATTR_TTL_WATCHED);

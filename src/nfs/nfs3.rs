@@ -1112,8 +1112,9 @@ fn make(
 /// filesystem's own directory positions (ext4: name hashes), so they survive restarts and
 /// concurrent changes; the cookie verifier is always zero. Names, inode numbers, cookies and
 /// handles come from the directory's listing when one can be kept (read whole once per change
-/// of the directory, see `dircache`), else straight from getdents64 at the cookie; READDIRPLUS
-/// attributes are always read during the call.
+/// of the directory, see `dircache`), else straight from getdents64 at the cookie. READDIRPLUS
+/// attributes are read during the call, except files' in a read-only export's kept listing,
+/// reused until an inotify event in the directory voids them (see `dircache`).
 fn readdir(
     c: &Ctx<'_>,
     fh: &[u8],
