@@ -17,7 +17,8 @@
 //!   descriptor for the whole cache, created on first use; the same directory always gets the
 //!   same watch, shared by every listing of it) for [`WATCH_MASK`]: a child's attributes or data
 //!   changed (chmod, chown, utimes, write, truncate, close after writing) or a name was created,
-//!   removed or renamed in it, or the directory itself was removed or moved.
+//!   removed or renamed in it, or the directory itself was removed or moved. The watch is added
+//!   (under the cache's lock) before any of the listing's attributes are read.
 //! - Before kept attributes are used (every READDIRPLUS served from a listing), [`DirCache::drain`]
 //!   reads the inotify descriptor without blocking and forgets the kept attributes of every
 //!   listing whose watch had an event (each listing carries an epoch; an attribute is used only
@@ -68,7 +69,8 @@
 //! verified again when a client uses it.
 //!
 //! **Bounds.** At most [`MAX_DIRS`] listings and [`MAX_BYTES`] of them in all (names, handles
-//! and per-entry bookkeeping counted), least recently used first out. A directory found to have
+//! and per-entry bookkeeping counted), least recently used first out, and at most [`MAX_WATCHES`]
+//! inotify watches (one per directory listed). A directory found to have
 //! more than [`MAX_ENTRIES`] entries is remembered as too big (until it changes) and served slice
 //! by slice from the cookie, as without the cache. The whole cache is dropped when the export
 //! table changes.
