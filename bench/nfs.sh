@@ -111,6 +111,8 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR
 export BOOTHERD_DB=sqlite:$W/bootherd.db
 "$BOOTHERD_BIN" mkdef -t osimage -o bench provmethod=statelite rootimgdir="$W/netboot/compute" \
     osvers=rhels8 osarch=x86_64 profile=compute imagetype=linux > /dev/null
+# Only nodes' addresses may connect: the client is a node.
+"$BOOTHERD_BIN" mkdef -t node -o benchnode groups=compute,all ip=$CLI_IP > /dev/null
 # No portmapper: rpcbind (for ganesha) takes port 111 here; the clients name the ports.
 RUST_LOG=warn ip netns exec $SRV_NS "$BOOTHERD_BIN" serve --no-dhcp --no-tftp --no-http --no-status-port \
     --no-portmapper > "$OUT/bootherd.log" 2>&1 &

@@ -519,6 +519,75 @@ fn image_reads_are_exact_and_every_write_is_refused() {
     assert_eq!(before, after, "the read-only image changed");
 }
 
+/// The line `nfs-ls` prints for `name` (`-rw-r--r--  1     0     0            6 /hostname`).
+fn ls_line(lab: &Lab, dir: &str, name: &str) -> String {
+    let o = lab.libnfs(&["nfs-ls", &lab.url(dir, true)]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "nfs-ls {dir}: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        lab.dump()
+    );
+    out.lines()
+        .find(|l| l.ends_with(&format!("/{name}")) || l.ends_with(&format!(" {name}")))
+        .unwrap_or_else(|| panic!("{name} missing from nfs-ls {dir}:\n{out}"))
+        .to_string()
+}
+
+/// Mode and size as `nfs-ls` shows them (first and fifth column).
+fn mode_size(line: &str) -> (String, u64) {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert!(f.len() >= 6, "unexpected nfs-ls line: {line}");
+    (f[0].to_string(), f[4].parse().expect("size column"))
+}
+
+/// An administrator changing an image (chmod, write, truncate, rename) while nodes list it:
+/// the next listing by a real client (libnfs, READDIRPLUS) shows the change at once, although
+/// the server keeps the listing and its files' attributes between listings.
+#[test]
+fn image_changes_are_in_the_very_next_listing() {
+    let lab = Lab::new("nfat", 76);
+    let etc = lab.image.join("etc");
+    let dir = etc.display().to_string();
+    // Kept listings are for directories whose last change is over 2 s old.
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(
+        mode_size(&ls_line(&lab, &dir, "hostname")),
+        ("-rw-r--r--".to_string(), 6)
+    );
+    // Listed again: now from the kept listing and attributes.
+    assert_eq!(mode_size(&ls_line(&lab, &dir, "hostname")).1, 6);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(etc.join("hostname"), PermissionsExt::from_mode(0o600)).unwrap();
+    assert_eq!(
+        mode_size(&ls_line(&lab, &dir, "hostname")).0,
+        "-rw-------",
+        "chmod not in the next listing"
+    );
+    std::fs::write(etc.join("hostname"), "image-renamed\n").unwrap();
+    assert_eq!(
+        mode_size(&ls_line(&lab, &dir, "hostname")).1,
+        14,
+        "write not in the next listing"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(etc.join("hostname"))
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    assert_eq!(
+        mode_size(&ls_line(&lab, &dir, "hostname")).1,
+        3,
+        "truncate not in the next listing"
+    );
+    std::fs::rename(etc.join("hostname"), etc.join("hostname.old")).unwrap();
+    std::fs::write(etc.join("hostname"), "new\n").unwrap();
+    assert_eq!(mode_size(&ls_line(&lab, &dir, "hostname")).1, 4);
+    assert_eq!(mode_size(&ls_line(&lab, &dir, "hostname.old")).1, 3);
+}
+
 #[test]
 fn node_state_is_private_and_survives_a_restart() {
     let mut lab = Lab::new("nfw", 72);

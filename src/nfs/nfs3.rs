@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
-use super::dircache::{self, Fattr, Listing};
+use super::dircache::{Fattr, Listing};
 use super::rpc::{Accept, Cred};
 use super::sys;
 use super::vfs::{kind, Fs, Obj};
@@ -1112,8 +1112,9 @@ fn make(
 /// filesystem's own directory positions (ext4: name hashes), so they survive restarts and
 /// concurrent changes; the cookie verifier is always zero. Names, inode numbers, cookies and
 /// handles come from the directory's listing when one can be kept (read whole once per change
-/// of the directory, see `dircache`), else straight from getdents64 at the cookie; READDIRPLUS
-/// attributes are always read during the call.
+/// of the directory, see `dircache`), else straight from getdents64 at the cookie. READDIRPLUS
+/// attributes are read during the call, except files' in a read-only export's kept listing,
+/// reused until an inotify event in the directory voids them (see `dircache`).
 fn readdir(
     c: &Ctx<'_>,
     fh: &[u8],
@@ -1142,7 +1143,7 @@ fn readdir(
     w.fixed(&[0u8; 8]);
     let listing = c.fs.listing(&d, fh)?;
     let eof = match listing.as_ref().and_then(|l| Some((l, l.start(cookie)?))) {
-        Some((l, at)) => from_listing(&d, l, at, &mut fill, w)?,
+        Some((l, at)) => from_listing(c, &d, l, at, &mut fill, w)?,
         None => from_disk(c, &d, cookie, &mut fill, w)?,
     };
     w.bool(false).bool(eof);
@@ -1231,9 +1232,11 @@ fn entry_attrs(d: &Obj, name: &[u8]) -> Option<Fattr> {
     }
 }
 
-/// Entries from the kept listing, from index `at`; returns eof. In a read-only export an
-/// entry's attributes read less than `dircache::ATTR_TTL` ago are reused (see `dircache`).
+/// Entries from the kept listing, from index `at`; returns eof. In a read-only export the
+/// attributes of non-directory entries are kept in the listing and reused while no inotify
+/// event voided them and they are younger than the listing's `attr_ttl` (see `dircache`).
 fn from_listing(
+    c: &Ctx<'_>,
     d: &Obj,
     l: &Listing,
     at: usize,
@@ -1249,26 +1252,51 @@ fn from_listing(
         return Ok(true);
     }
     let keep = d.export.read_only();
+    let dirs = c.fs.dirs();
+    if keep {
+        // Every change the kernel reported so far voids what it touched, before anything kept
+        // is used; the epoch is read after that and before any attribute is read.
+        dirs.drain();
+    }
+    let epoch = l.epoch();
+    let ttl = l.attr_ttl();
     let now = std::time::Instant::now();
     let mut kept = l.attrs();
+    let (mut read, mut reused) = (0u64, 0u64);
+    let mut eof = true;
     for (i, e) in l.entries().iter().enumerate().skip(at) {
         let name = l.name(e);
-        let a = match (name, kept[i]) {
-            (b"." | b"..", _) => entry_attrs(d, name),
-            (_, Some((t, a))) if keep && now.duration_since(t) < dircache::ATTR_TTL => Some(a),
+        let (a, from_kept) = match (name, kept[i]) {
+            (b"." | b"..", _) => (entry_attrs(d, name), false),
+            (_, Some((t, ep, a))) if keep && ep == epoch && now.duration_since(t) < ttl => {
+                (Some(a), true)
+            }
             _ => {
+                read += 1;
                 let a = entry_attrs(d, name);
                 if keep {
-                    kept[i] = a.map(|a| (now, a));
+                    // A directory's own attributes change with its contents, which this
+                    // directory's watch does not see: never kept.
+                    kept[i] = a.filter(|a| !fattr_is_dir(a)).map(|a| (now, epoch, a));
                 }
-                a
+                (a, false)
             }
         };
         if !fill.push(w, e.ino, name, e.next, Some((a.as_ref(), l.fh(e))))? {
-            return Ok(false);
+            eof = false;
+            break;
         }
+        // Counted when sent (an entry that did not fit is sent again by the next slice).
+        reused += u64::from(from_kept);
     }
-    Ok(true)
+    drop(kept);
+    dirs.count(read, reused);
+    Ok(eof)
+}
+
+/// Whether encoded attributes are a directory's (fattr3 starts with ftype3; NF3DIR = 2).
+fn fattr_is_dir(a: &Fattr) -> bool {
+    a[..4] == 2u32.to_be_bytes()
 }
 
 /// Entries read from the directory at `cookie` (no listing kept, or the cookie is not one of
@@ -1524,7 +1552,7 @@ mod tests {
         let has = |v: &[Seen], n: &[u8]| v.iter().any(|e| e.0 == n);
         assert!(has(&after, b"new") && !has(&after, b"file00007"));
         assert_eq!(after.len(), kept.len());
-        // Attributes in a read-only export are at most ATTR_TTL old.
+        // Attributes kept in a read-only export follow a write at once (inotify).
         std::thread::sleep(crate::nfs::dircache::SETTLE + std::time::Duration::from_millis(100));
         let size = |v: &[Seen]| {
             v.iter()
@@ -1532,12 +1560,166 @@ mod tests {
                 .and_then(|e| e.3.as_deref().map(size_of))
         };
         assert_eq!(size(&list_all(&c, &fh, 4096).0), Some(3));
+        assert_eq!(size(&list_all(&c, &fh, 4096).0), Some(3));
         std::fs::write(dir.join("file00003"), b"0123456789").unwrap();
-        std::thread::sleep(crate::nfs::dircache::ATTR_TTL + std::time::Duration::from_millis(50));
         assert_eq!(size(&list_all(&c, &fh, 4096).0), Some(10));
         // A new export table forgets every listing.
         fs.apply(crate::nfs::exports::Plan::default());
         assert_eq!(fs.listings(), (0, 0));
+    }
+
+    /// The attributes of entry `name` in a listing.
+    fn attrs_of(v: &[Seen], name: &str) -> Vec<u8> {
+        v.iter()
+            .find(|e| e.0 == name.as_bytes())
+            .and_then(|e| e.3.clone())
+            .unwrap_or_else(|| panic!("{name}: not listed, or without attributes"))
+    }
+
+    fn word_at(a: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(a[at..at + 4].try_into().unwrap())
+    }
+
+    /// A read-only export with `img/` of 50 files `fNN` (NN bytes each) and a subdirectory
+    /// `sub/`, settled; the handle of `img`.
+    fn settled_image(fs: &Fs, root: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+        let dir = root.join("img");
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..50 {
+            std::fs::write(dir.join(format!("f{i:02}")), vec![b'x'; i]).unwrap();
+        }
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::thread::sleep(crate::nfs::dircache::SETTLE + std::time::Duration::from_millis(100));
+        let t = fs.table();
+        let export = t.by_id.values().next().unwrap().clone();
+        (dir, fs.mount_handle(&export, "img").unwrap())
+    }
+
+    /// A reply size that holds all of `img/` in one READDIRPLUS (so no entry is read at the end
+    /// of one slice and served at the start of the next, which would muddle the counts).
+    const ONE_SLICE: u32 = 65536;
+
+    const ROOT: Cred = Cred {
+        uid: 0,
+        gid: 0,
+        gids: vec![],
+    };
+
+    #[test]
+    fn readdirplus_attributes_are_kept_until_the_kernel_reports_a_change() {
+        let (d, fs) = export_dir(crate::nfs::exports::Access::ReadOnly);
+        let (dir, fh) = settled_image(&fs, d.path());
+        let c = Ctx {
+            fs: &fs,
+            peer: "10.0.0.9".parse().unwrap(),
+            cred: &ROOT,
+        };
+        let stats = || fs.dirs().attr_stats();
+        let s0 = stats();
+        let (first, _) = list_all(&c, &fh, ONE_SLICE);
+        let s1 = stats();
+        assert_eq!((s1.read - s0.read, s1.reused - s0.reused), (51, 0));
+        assert_eq!(fs.dirs().kernel_watches().unwrap(), 1, "no watch on img/");
+        // Nothing changed, later than the 1 s of an unwatched listing: every file's attributes
+        // are reused, only the subdirectory's are read again.
+        std::thread::sleep(crate::nfs::dircache::ATTR_TTL + std::time::Duration::from_millis(100));
+        let (again, _) = list_all(&c, &fh, ONE_SLICE);
+        let s2 = stats();
+        assert_eq!((s2.read - s1.read, s2.reused - s1.reused), (1, 50));
+        let no_dot =
+            |v: &[Seen]| -> Vec<Seen> { v.iter().filter(|e| e.0 != b".").cloned().collect() };
+        assert_eq!(no_dot(&again), no_dot(&first));
+        // Each change is in the very next listing, without waiting.
+        let f = |n: &str| dir.join(n);
+        std::fs::set_permissions(
+            f("f01"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let v = list_all(&c, &fh, ONE_SLICE).0;
+        assert_eq!(word_at(&attrs_of(&v, "f01"), 4), 0o600, "chmod not seen");
+        {
+            use std::io::Write;
+            let mut o = std::fs::OpenOptions::new()
+                .append(true)
+                .open(f("f02"))
+                .unwrap();
+            o.write_all(b"appended").unwrap();
+        }
+        let v = list_all(&c, &fh, ONE_SLICE).0;
+        assert_eq!(size_of(&attrs_of(&v, "f02")), 2 + 8, "write not seen");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(f("f03"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let v = list_all(&c, &fh, ONE_SLICE).0;
+        assert_eq!(size_of(&attrs_of(&v, "f03")), 0, "truncate not seen");
+        let t = nix::sys::time::TimeSpec::new(1_000_000, 0);
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &f("f04"),
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let v = list_all(&c, &fh, ONE_SLICE).0;
+        assert_eq!(
+            word_at(&attrs_of(&v, "f04"), 68),
+            1_000_000,
+            "touch not seen"
+        );
+        // A subdirectory's attributes follow its own contents.
+        let sub_mtime = word_at(&attrs_of(&v, "sub"), 68);
+        std::fs::write(f("sub/inside"), b"").unwrap();
+        let v = list_all(&c, &fh, ONE_SLICE).0;
+        assert_ne!(word_at(&attrs_of(&v, "sub"), 68), sub_mtime, "sub/ stale");
+        // Unchanged files are still reused after all that.
+        let s3 = stats();
+        list_all(&c, &fh, ONE_SLICE);
+        assert_eq!(stats().read - s3.read, 1, "only sub/ read again");
+        // Names: rename, create, delete.
+        std::fs::rename(f("f05"), f("g05")).unwrap();
+        std::fs::write(f("new"), b"new").unwrap();
+        std::fs::remove_file(f("f06")).unwrap();
+        let v = list_all(&c, &fh, ONE_SLICE).0;
+        let has = |n: &[u8]| v.iter().any(|e| e.0 == n);
+        assert!(has(b"g05") && has(b"new") && !has(b"f05") && !has(b"f06"));
+        assert_eq!(size_of(&attrs_of(&v, "new")), 3);
+        // A new export table drops the watch with the listings.
+        fs.apply(crate::nfs::exports::Plan::default());
+        assert_eq!(fs.dirs().kernel_watches().unwrap(), 0);
+    }
+
+    #[test]
+    fn readdirplus_attributes_without_a_watch_are_kept_one_second() {
+        let (d, fs) = export_dir(crate::nfs::exports::Access::ReadOnly);
+        // As when the kernel refuses a watch (ENOSPC) or inotify is unavailable.
+        fs.dirs().set_max_watches(0);
+        let (dir, fh) = settled_image(&fs, d.path());
+        let c = Ctx {
+            fs: &fs,
+            peer: "10.0.0.9".parse().unwrap(),
+            cred: &ROOT,
+        };
+        let stats = || fs.dirs().attr_stats();
+        list_all(&c, &fh, ONE_SLICE);
+        assert_eq!(fs.listings().0, 1);
+        assert_eq!(fs.dirs().kernel_watches().unwrap(), 0);
+        let s1 = stats();
+        let t0 = std::time::Instant::now();
+        list_all(&c, &fh, ONE_SLICE);
+        let s2 = stats();
+        if t0.elapsed() < std::time::Duration::from_millis(500) {
+            assert_eq!(s2.reused - s1.reused, 50, "not reused within the second");
+        }
+        std::fs::write(dir.join("f07"), b"0123456789abc").unwrap();
+        std::thread::sleep(crate::nfs::dircache::ATTR_TTL + std::time::Duration::from_millis(50));
+        let v = list_all(&c, &fh, ONE_SLICE).0;
+        assert_eq!(stats().read - s2.read, 51, "kept longer than ATTR_TTL");
+        assert_eq!(size_of(&attrs_of(&v, "f07")), 13);
     }
 
     #[test]

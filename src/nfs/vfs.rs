@@ -269,8 +269,11 @@ impl Fs {
         }
         let l = Arc::new(l);
         // Kept only if the directory did not change while it was read.
+        // In read-only exports its entries' attributes are kept too, while an inotify watch on
+        // the directory reports no change (see `dircache`).
         if nix::sys::stat::fstat(&fd).is_ok_and(|st| Stamp::of(&st) == stamp) {
-            self.dirs.put(fh, l.clone());
+            let watch = dir.export.read_only().then(|| fd.as_fd());
+            self.dirs.put(fh, l.clone(), watch);
         }
         Ok(l.whole().then_some(l))
     }
@@ -278,6 +281,11 @@ impl Fs {
     /// (directories, bytes) of listings kept now.
     pub fn listings(&self) -> (usize, usize) {
         self.dirs.usage()
+    }
+
+    /// The directory cache (kept attributes: draining inotify events, counters, watches).
+    pub fn dirs(&self) -> &DirCache {
+        &self.dirs
     }
 
     /// Opens the object for reading or writing file data: regular files only, so a device node
