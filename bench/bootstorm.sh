@@ -19,6 +19,7 @@
 #                KERNEL_MB (8) INITRD_MB (40)   the synthetic kernel and initrd
 #                ROUNDS (1)                     storms per stack and size (interleaved)
 #                BOOTHERD_BIN                   a bootherd binary to measure (default: cargo build --release)
+#                BOOTHERD_SITE                  extra site settings for bootherd, "key=value …" (e.g. httpbulksends=16)
 #
 # What each node does (bench/bootstorm/src/main.rs): the PXE ROM's DHCP (retries at 4, 8, 16, 32 s), its TFTP
 # of the boot file (tsize probe, then blksize 1456), then either iPXE's DHCP (user class xNBA) + HTTP script,
@@ -185,6 +186,7 @@ export BOOTHERD_DB=sqlite:$W/bootherd.db
     "$B" chtab key=tftpdir site.value="$T"
     "$B" chtab key=master site.value=$SRV_IP
     "$B" chtab key=dhcpinterfaces site.value=$SRV_IF
+    for kv in ${BOOTHERD_SITE:-}; do "$B" chtab "key=${kv%%=*}" "site.value=${kv#*=}"; done
     "$B" mkdef -t network -o stormnet net=10.98.0.0 mask=255.255.0.0 mgtifname=$SRV_IF
     "$B" mkdef -t osimage -o img imagetype=linux provmethod=install osvers=rhels8.6 osarch=x86_64 profile=compute
     for ((r = 0; r * 100 < MAXN; r++)); do # a rack at a time: rNNn00-rNNn99 is a noderange, r00n00-r09n99 is not

@@ -241,7 +241,7 @@ pub async fn start_with(
         Arc::new(files::TftpTree::new(resolver, site.tftpdir.clone())),
     );
     raise_fd_limit(config.max_connections);
-    let listener = server::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, site.port))
+    let listener = server::bind_std(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, site.port))
         .with_context(|| format!("cannot bind HTTP port {} (site.httpport)", site.port))?;
     info!(
         port = site.port,
@@ -250,7 +250,10 @@ pub async fn start_with(
         "HTTP listening"
     );
     let server = Arc::new(server::HttpServer::new(routes, config));
-    Ok(Some(server::run(server, listener, shutdown)))
+    // On threads of its own (see `server::HttpThreads`).
+    let threads = server::HttpThreads::start(server, listener, shutdown)
+        .context("cannot start the HTTP threads")?;
+    Ok(Some(threads.finished()))
 }
 
 /// Each connection holds a socket and, while sending, a file: the soft descriptor limit (1024

@@ -150,13 +150,74 @@ impl HttpServer {
 /// Binds the listening socket. `SO_REUSEADDR` lets a restarted daemon bind while its old
 /// connections sit in TIME_WAIT; on Linux it does not let two servers listen on one port.
 pub fn bind(addr: SocketAddrV4) -> io::Result<TcpListener> {
+    TcpListener::from_std(bind_std(addr)?)
+}
+
+/// [`bind`], outside a runtime (for [`HttpThreads`]).
+pub fn bind_std(addr: SocketAddrV4) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::V4(addr).into())?;
-    s.listen(1024)?;
-    TcpListener::from_std(s.into())
+    // As nginx's default on Linux: a storm's connections wait in the queue, not in SYN retries.
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+/// The HTTP service's threads, as nginx's worker processes: one per core (at most 8), each a
+/// single-threaded runtime accepting on its own descriptor of the one listening socket, so a
+/// connection lives and is written on the thread that accepted it. On the daemon's shared
+/// multi-threaded runtime a socket's wake-ups hopped between workers (work stealing, a futex
+/// per hand-off), and the HTTP service shared its threads with everything else; measured with
+/// wrk (README, "HTTP"), the kernel's part of sending a file is 98 % of the service's CPU, so
+/// what is left to win is scheduling.
+pub struct HttpThreads {
+    done: Vec<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl HttpThreads {
+    /// Starts the threads on `listener` (from [`bind`]'s socket, as a std listener).
+    pub fn start(
+        server: Arc<HttpServer>,
+        listener: std::net::TcpListener,
+        shutdown: watch::Receiver<bool>,
+    ) -> io::Result<HttpThreads> {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let mut done = Vec::with_capacity(n);
+        for _ in 0..n {
+            let l = listener.try_clone()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("http")
+                .build()?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (server, shutdown) = (server.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name("http".into())
+                .spawn(move || {
+                    rt.block_on(async move {
+                        match TcpListener::from_std(l) {
+                            Ok(l) => run(server, l, shutdown).await,
+                            Err(e) => warn!("HTTP: listener not moved to an HTTP thread: {e}"),
+                        }
+                    });
+                    let _ = tx.send(());
+                })?;
+            done.push(rx);
+        }
+        Ok(HttpThreads { done })
+    }
+
+    /// Resolves when every thread has stopped accepting and its connections have ended.
+    pub async fn finished(self) {
+        for d in self.done {
+            let _ = d.await;
+        }
+    }
 }
 
 /// Runs the service until `shutdown` turns true: stops accepting, lets idle connections close and
