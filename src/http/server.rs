@@ -1,10 +1,11 @@
-//! The HTTP/1.1 service's sockets: one listener, one task per connection (keep-alive, pipelining
-//! in order), each request routed ([`Routes`]: fast paths on the connection's task, the rest on
-//! the blocking pool) and its response written here.
+//! The HTTP/1.1 service's sockets: one listener accepted on by the service's threads
+//! ([`HttpThreads`], one single-threaded runtime per core), one task per connection on the thread
+//! that accepted it (keep-alive, pipelining in order), each request routed ([`Routes`]: fast paths
+//! on the connection's task, the rest on the blocking pool) and its response written here.
 //!
 //! File bodies go out with `sendfile(2)` straight from the page cache. `sendfile` blocks while the
-//! kernel reads a page that is not cached, and these tasks share the daemon's runtime with the
-//! other services on it (DHCP, TFTP and NFS have threads of their own), so before each window of [`WINDOW`] bytes the pages are probed with a one-byte
+//! kernel reads a page that is not cached, which would stall every connection of its thread, so
+//! before each window of [`WINDOW`] bytes the pages are probed with a one-byte
 //! `preadv2(RWF_NOWAIT)`; a window not in memory is read on the blocking pool instead and written
 //! from a buffer ([`BUFFERED`] bytes at a time). Files are never read whole into memory.
 //!
