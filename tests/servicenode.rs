@@ -41,10 +41,7 @@ struct Lab {
 }
 
 fn mac_str(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bootherd::dhcp::packet::hex_joined(&m, Some(':'))
 }
 
 impl Lab {

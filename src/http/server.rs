@@ -47,8 +47,9 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: bootherd\r\nRe
 const COALESCE: usize = 64 << 10;
 /// File bodies from this size on wait their turn for a bulk-send slot ([`Config::bulk_sends`]).
 pub const BULK_MIN: u64 = 1 << 20;
-/// How long a bulk send may find its socket full before it lends its slot to the next in line.
-const BULK_PATIENCE: Duration = Duration::from_millis(200);
+/// How long a bulk send may find its socket full before it lends its slot to the next in line,
+/// and how long a connection keeps its slot for its next request ([`Config::bulk_patience`]).
+pub const BULK_PATIENCE: Duration = Duration::from_millis(200);
 /// Longest wait for a bulk-send slot: then the body goes out without one, beside the others
 /// (as without the queue), so no client waits on a silent connection for long.
 const BULK_MAX_WAIT: Duration = Duration::from_secs(10);
@@ -72,9 +73,12 @@ pub struct Config {
     /// (`site.httpbulksends`); the rest wait their turn, first come first served. In a boot storm
     /// every node then gets its kernel and initrd at full speed in turn rather than all of them
     /// at a crawl together: the storm takes as long, but each node's wait is shorter. A send
-    /// whose client stops reading for [`BULK_PATIENCE`] gives its slot to the next in line and
-    /// queues again when its client reads.
+    /// whose client stops reading for [`Config::bulk_patience`] gives its slot to the next in
+    /// line and queues again when its client reads; a connection keeps its slot for its next
+    /// request as long (iPXE asks for the initrd as soon as it has the kernel).
     pub bulk_sends: usize,
+    /// See [`Config::bulk_sends`]; [`BULK_PATIENCE`].
+    pub bulk_patience: Duration,
 }
 
 impl Default for Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             // Enough to fill a 25 GbE link with nodes that read at 1 GbE each, and the machine's
             // cores with nodes that read at memory speed.
             bulk_sends: 64,
+            bulk_patience: BULK_PATIENCE,
         }
     }
 }
@@ -314,6 +319,28 @@ enum Incoming {
     Bad(ProtoError),
 }
 
+/// Waits until `buf` holds a complete head (or anything that ends the wait: a close, an error,
+/// a bad head) or `until` passes; true when it did not simply run out of time. What was read
+/// stays in `buf` for [`read_head`].
+async fn read_head_until(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+    until: tokio::time::Instant,
+) -> bool {
+    loop {
+        if !buf.is_empty() && !matches!(proto::parse_head(buf, max), Ok(None)) {
+            return true;
+        }
+        match tokio::time::timeout_at(until, read_more(stream, buf)).await {
+            Err(_) => return false,
+            Ok(Ok(n)) if n > 0 => {}
+            // Closed or failed: read_head finds out and says so.
+            Ok(_) => return true,
+        }
+    }
+}
+
 /// Reads until `buf` starts with a complete head.
 async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<Incoming> {
     loop {
@@ -356,8 +383,21 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let cfg = &server.config;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // A bulk-send turn kept from the last response for the next one on this connection (iPXE
+    // asks for the initrd as soon as it has the kernel); given up if no request follows at once.
+    let mut slot: Option<OwnedSemaphorePermit> = None;
     loop {
         let deadline = tokio::time::Instant::now() + cfg.idle;
+        if slot.is_some() {
+            let soon = tokio::time::Instant::now() + cfg.bulk_patience;
+            let arrived = tokio::select! {
+                r = read_head_until(&mut stream, &mut buf, cfg.max_head, soon) => r,
+                _ = shut(&mut shutdown) => return,
+            };
+            if !arrived {
+                slot = None;
+            }
+        }
         let incoming = tokio::select! {
             r = tokio::time::timeout_at(deadline, read_head(&mut stream, &mut buf, cfg.max_head)) => r,
             _ = shut(&mut shutdown) => return,
@@ -506,7 +546,7 @@ async fn connection(
         let status = resp.status;
         let close = !keep || *shutdown.borrow();
         let started = Instant::now();
-        let sent = finish(&server, &mut stream, resp, head_only, close).await;
+        let sent = finish_with(&server, &mut stream, resp, head_only, close, &mut slot).await;
         let m = &crate::metrics::HTTP;
         m.duration.observe(taken.elapsed());
         if let Ok(n) = &sent {
@@ -631,6 +671,19 @@ async fn finish(
     head_only: bool,
     close: bool,
 ) -> io::Result<u64> {
+    finish_with(server, stream, resp, head_only, close, &mut None).await
+}
+
+/// [`finish`] with the connection's bulk-send turn: taken for a large file body (unless held
+/// already) and left in `slot` afterwards.
+async fn finish_with(
+    server: &HttpServer,
+    stream: &mut TcpStream,
+    resp: Response,
+    head_only: bool,
+    close: bool,
+    slot: &mut Option<OwnedSemaphorePermit>,
+) -> io::Result<u64> {
     let stall = server.config.stall;
     let len = if proto::bodiless(resp.status) {
         0
@@ -661,7 +714,7 @@ async fn finish(
             // Corked for the whole body, as nginx's tcp_nopush: the head rides in the first
             // segment and no sendfile call ends in a short one (measured: about 5% less CPU
             // per 1 MiB response than MSG_MORE on the head alone). Uncorking pushes the tail.
-            let mut turn = Turn::new(server, len >= BULK_MIN && !server.bulk_unlimited());
+            let mut turn = Turn::new(server, len >= BULK_MIN && !server.bulk_unlimited(), slot);
             turn.take().await;
             let sock = socket2::SockRef::from(&*stream);
             let _ = sock.set_tcp_cork(true);
@@ -678,15 +731,20 @@ struct Turn<'a> {
     server: &'a HttpServer,
     /// Whether this body queues at all.
     queued: bool,
-    slot: Option<OwnedSemaphorePermit>,
+    /// The connection's slot (kept between its requests).
+    slot: &'a mut Option<OwnedSemaphorePermit>,
 }
 
 impl<'a> Turn<'a> {
-    fn new(server: &'a HttpServer, queued: bool) -> Turn<'a> {
+    fn new(
+        server: &'a HttpServer,
+        queued: bool,
+        slot: &'a mut Option<OwnedSemaphorePermit>,
+    ) -> Turn<'a> {
         Turn {
             server,
             queued,
-            slot: None,
+            slot,
         }
     }
 
@@ -696,28 +754,29 @@ impl<'a> Turn<'a> {
             return;
         }
         if let Ok(p) = self.server.bulk.clone().try_acquire_owned() {
-            self.slot = Some(p);
+            *self.slot = Some(p);
             return;
         }
         self.server.stats.bulk_waits.fetch_add(1, Ordering::Relaxed);
         if let Ok(Ok(p)) =
             tokio::time::timeout(BULK_MAX_WAIT, self.server.bulk.clone().acquire_owned()).await
         {
-            self.slot = Some(p);
+            *self.slot = Some(p);
         }
     }
 
     /// [`writable`], lending the slot to the next in line while the client reads nothing for
-    /// [`BULK_PATIENCE`], and queueing again once it does.
+    /// [`Config::bulk_patience`], and queueing again once it does.
     async fn writable(&mut self, stream: &TcpStream, stall: Duration) -> io::Result<()> {
         if self.slot.is_none() {
             return writable(stream, stall).await;
         }
-        if let Ok(r) = tokio::time::timeout(BULK_PATIENCE, stream.writable()).await {
+        let patience = self.server.config.bulk_patience;
+        if let Ok(r) = tokio::time::timeout(patience, stream.writable()).await {
             return r;
         }
-        self.slot = None;
-        writable(stream, stall.saturating_sub(BULK_PATIENCE)).await?;
+        *self.slot = None;
+        writable(stream, stall.saturating_sub(patience)).await?;
         self.take().await;
         Ok(())
     }
@@ -1156,5 +1215,81 @@ mod tests {
             "A's body differs ({} bytes)",
             got.len()
         );
+    }
+    #[test]
+    fn a_connection_keeps_its_turn_for_its_next_large_body() {
+        // iPXE: kernel, then at once the initrd on the same connection. With one slot, a second
+        // client that asked in between gets its body only after both.
+        let size = 8 << 20;
+        let data: Vec<u8> = (0..size).map(|i: usize| (i % 241) as u8).collect();
+        let t = root_with(&[("kernel", &data), ("initrd", &data)]);
+        let cfg = Config {
+            bulk_sends: 1,
+            // Generous, so a slow test machine does not make A lend its turn.
+            bulk_patience: Duration::from_secs(2),
+            ..Config::default()
+        };
+        let (_rt, addr, server, _tx) = serve(t.path(), cfg);
+        let read_response = |s: &mut std::net::TcpStream| -> Vec<u8> {
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut b).expect("head");
+                head.push(b[0]);
+            }
+            let h = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let len: usize = h
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("length");
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).expect("body");
+            body
+        };
+        let mut a = std::net::TcpStream::connect(addr).expect("connect");
+        a.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        a.write_all(b"GET /install/kernel HTTP/1.1\r\n\r\n")
+            .expect("write");
+        // A has the turn (its head arrives) before B asks.
+        let mut b1 = [0u8; 1];
+        a.read_exact(&mut b1).expect("first byte");
+        let b_thread = std::thread::spawn(move || {
+            let mut b = std::net::TcpStream::connect(addr).expect("connect");
+            b.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            b.write_all(b"GET /install/initrd HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .expect("write");
+            let mut first = [0u8; 1];
+            b.read_exact(&mut first).expect("B's first byte");
+            let at = Instant::now();
+            let mut rest = Vec::new();
+            let _ = b.read_to_end(&mut rest);
+            (at, rest.len() + 1)
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        // The rest of A's kernel (its head's first byte is read), then at once the initrd.
+        let mut rest_head = Vec::new();
+        let mut c = [0u8; 1];
+        while !rest_head.ends_with(b"\r\n\r\n") {
+            a.read_exact(&mut c).expect("head");
+            rest_head.push(c[0]);
+        }
+        let mut kernel = vec![0u8; size];
+        a.read_exact(&mut kernel).expect("kernel");
+        assert!(kernel == data, "kernel differs");
+        a.write_all(b"GET /install/initrd HTTP/1.1\r\n\r\n")
+            .expect("write");
+        let initrd = read_response(&mut a);
+        let a_done = Instant::now();
+        assert!(initrd == data, "initrd differs");
+        let (b_first, b_len) = b_thread.join().expect("B");
+        assert!(b_len > size, "B got its whole response ({b_len} bytes)");
+        assert!(
+            b_first >= a_done - Duration::from_millis(50),
+            "B was answered before A's initrd: A kept its turn between its two requests"
+        );
+        assert!(server.stats.bulk_waits.load(Ordering::Relaxed) >= 1);
     }
 }
