@@ -183,7 +183,7 @@ pub struct HttpThreads {
 }
 
 impl HttpThreads {
-    /// Starts the threads on `listener` (from [`bind`]'s socket, as a std listener).
+    /// Starts the threads on `listener` (from [`bind_std`]).
     pub fn start(
         server: Arc<HttpServer>,
         listener: std::net::TcpListener,
