@@ -260,6 +260,8 @@ struct WriteReq {
 pub struct LeaseWriter {
     tx: mpsc::Sender<WriteReq>,
     store: Arc<Store>,
+    /// Whether commits check for another appliance's hold ([`Store::shared`]).
+    check_others: bool,
 }
 
 /// Largest batch one commit takes.
@@ -304,14 +306,26 @@ impl LeaseWriter {
                 }
             }
         });
-        LeaseWriter { tx, store: st }
+        LeaseWriter {
+            tx,
+            check_others: st.shared(),
+            store: st,
+        }
+    }
+
+    /// Checks for other appliances' holds even on a store of this appliance alone (tests of
+    /// the shared-store path on SQLite).
+    #[cfg(test)]
+    pub fn checking_others(mut self) -> LeaseWriter {
+        self.check_others = true;
+        self
     }
 
     /// Makes `leases` durable in one transaction (one fsync), on the calling thread: for a thread
     /// that gathered a round of requests and sends their ACKs once this returns `Ok`.
     /// The leases another appliance's hold kept out come back as [`Refused`].
     pub fn commit_blocking(&self, leases: &[Lease]) -> Result<Vec<Refused>, String> {
-        write_batch(&self.store, leases, self.store.shared()).map_err(|e| e.to_string())
+        write_batch(&self.store, leases, self.check_others).map_err(|e| e.to_string())
     }
 
     /// Returns once `lease` is durable in the store.

@@ -774,9 +774,11 @@ impl DhcpServer {
     }
 
     /// Makes a round's leases durable, then (and only then) puts its ACKed leases in the book and
-    /// returns the ACKs to send. Without a durable lease there is no ACK: the clients retry.
-    /// Leaves the round empty (apart from its shed count).
-    pub fn commit_round(&self, round: &mut Round) -> Vec<(Vec<u8>, SocketAddrV4)> {
+    /// returns the ACKs to send: one entry per ACK of the round, in its order, `None` for one not
+    /// to send (its address is another appliance's), and all `None` when nothing could be saved.
+    /// Without a durable lease there is no ACK: the clients retry. Leaves the round empty (apart
+    /// from its shed count).
+    pub fn commit_round(&self, round: &mut Round) -> Vec<Option<(Vec<u8>, SocketAddrV4)>> {
         if round.acked.is_empty() && round.records.is_empty() {
             return Vec::new();
         }
@@ -800,12 +802,12 @@ impl DhcpServer {
                         c.remove(&l.ip);
                     }
                 }
-                return Vec::new();
+                return vec![None; acks.len()];
             }
         };
         // Addresses another appliance sharing the store holds: no ACK (the client retries and
         // is NAKed or offered another address), and the book learns the holder.
-        let mut acks = acks;
+        let mut acks: Vec<_> = acks.into_iter().map(Some).collect();
         if !refused.is_empty() {
             static TAKEN: Throttle = Throttle::new();
             if let Some(suppressed) = TAKEN.check() {
@@ -820,11 +822,13 @@ impl DhcpServer {
                 }
             }
             let out: std::collections::HashSet<usize> = refused.iter().map(|r| r.index).collect();
-            let mut k = 0;
-            acks.retain(|_| {
-                k += 1;
-                !out.contains(&(k - 1))
-            });
+            // The other ACKs keep their places: the committer sends each socket's share by
+            // position.
+            for &i in &out {
+                if let Some(a) = acks.get_mut(i) {
+                    *a = None;
+                }
+            }
             if events.len() == n {
                 let mut k = 0;
                 events.retain(|_| {
@@ -848,7 +852,7 @@ impl DhcpServer {
             n -= out.iter().filter(|i| **i < n).count();
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
-            for (l, (_, to)) in leases[..n].iter().zip(&acks) {
+            for (l, (_, to)) in leases[..n].iter().zip(acks.iter().flatten()) {
                 debug!(
                     "{:?} {} → {} for {}",
                     Some(MessageType::Ack),
@@ -872,7 +876,7 @@ impl DhcpServer {
         }
         self.stats
             .acks
-            .fetch_add(acks.len() as u64, Ordering::Relaxed);
+            .fetch_add(acks.iter().flatten().count() as u64, Ordering::Relaxed);
         acks
     }
 }
@@ -1046,16 +1050,16 @@ fn committer(server: &DhcpServer, queue: &std::sync::mpsc::Receiver<CommitJob>) 
             all.ack_events.append(&mut round.ack_events);
             all.records.append(&mut round.records);
         }
-        let acks = server.commit_round(&mut all);
-        let mut at = 0;
+        // One entry per ACK of every part, in order; `None`s are not sent.
+        let mut acks = server.commit_round(&mut all).into_iter();
         for (sock, iface, n) in parts {
-            let Some(mine) = acks.get(at..at + n) else {
-                break; // nothing committed: no ACKs
-            };
-            at += n;
+            let mine: Vec<(Vec<u8>, SocketAddrV4)> = acks.by_ref().take(n).flatten().collect();
+            if mine.is_empty() {
+                continue;
+            }
             let bytes: usize = mine.iter().map(|(d, _)| d.len()).sum();
             crate::metrics::DHCP.sent(bytes as u64);
-            for (to, e) in send_all(sock.as_raw_fd(), mine) {
+            for (to, e) in send_all(sock.as_raw_fd(), &mine) {
                 crate::metrics::DHCP.error();
                 warn!("cannot send DHCP ACK to {to} on {}: {e}", iface.name);
             }
@@ -1279,7 +1283,11 @@ mod tests {
             ..DhcpView::default()
         };
         let store = Arc::new(Store::open_in_memory().expect("store"));
-        DhcpServer::new(view, LeaseBook::default(), LeaseWriter::spawn(store))
+        server_on(view, LeaseWriter::spawn(store))
+    }
+
+    fn server_on(view: DhcpView, writer: LeaseWriter) -> DhcpServer {
+        DhcpServer::new(view, LeaseBook::default(), writer)
     }
 
     fn iface() -> Iface {
@@ -1346,8 +1354,9 @@ mod tests {
         // The ACK leaves only once its lease is committed, and the lease is then in the book.
         let acks = tokio::task::block_in_place(|| s.commit_round(&mut r));
         assert_eq!(acks.len(), 1);
-        assert_eq!(reply_type(&acks[0].0), Some(MessageType::Ack));
-        assert_eq!(acks[0].1, from, "answered to the relay");
+        let ack = acks[0].as_ref().expect("ACKed");
+        assert_eq!(reply_type(&ack.0), Some(MessageType::Ack));
+        assert_eq!(ack.1, from, "answered to the relay");
         let book = s.book.lock().expect("book");
         let l = book.by_mac("02:00:00:00:00:01").expect("lease");
         assert_eq!((l.ip, l.state), (offered, LeaseState::Active));
@@ -1357,5 +1366,83 @@ mod tests {
         s.decide_round(&iface(), &dgrams[..2], None, &mut r);
         assert_eq!(r.now.len(), 2);
         assert_eq!(r.shed, 0);
+    }
+
+    /// Two appliances share a store. A round holds two REQUESTs; the other appliance already
+    /// gave the first one's address away. The second client is ACKed all the same, the first is
+    /// not, and is offered another address next. (The committer used to send none of a round's
+    /// ACKs once one was refused: 56 clients went unanswered for a minute in tests/servicenode.rs.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_refused_lease_costs_only_its_own_ack() {
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        let writer = LeaseWriter::spawn(store.clone()).checking_others();
+        let s = server_on(server().view().as_ref().clone(), writer.clone());
+        let (taken, free) = (Ipv4Addr::new(10, 0, 1, 20), Ipv4Addr::new(10, 0, 1, 21));
+        let t = now();
+        // The other appliance's lease, as it committed it.
+        let theirs = Lease {
+            ip: taken,
+            mac: "02:00:00:00:00:99".into(),
+            client_id: None,
+            hostname: None,
+            node: None,
+            starts: t,
+            ends: t + 3600,
+            state: LeaseState::Active,
+        };
+        tokio::task::block_in_place(|| writer.commit_blocking(std::slice::from_ref(&theirs)))
+            .expect("their lease");
+        let from = SocketAddrV4::new(RELAY, 67);
+        let (q1, q2) = (
+            msg(1, MessageType::Request, Some(taken)),
+            msg(2, MessageType::Request, Some(free)),
+        );
+        let mut round = Round::default();
+        s.decide_round(&iface(), &[(&q1, from), (&q2, from)], None, &mut round);
+        assert_eq!(round.acked.len(), 2, "both decided an ACK on the book");
+        // The committer sends to where the round says: here, a socket of this test.
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let Ok(std::net::SocketAddr::V4(to)) = rx.local_addr() else {
+            panic!("no IPv4 address");
+        };
+        for a in &mut round.acks {
+            a.1 = to;
+        }
+        let sock = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"));
+        let (jobs, queue) = std::sync::mpsc::channel();
+        jobs.send(CommitJob {
+            round,
+            sock,
+            iface: Arc::new(iface()),
+        })
+        .expect("queue");
+        drop(jobs);
+        tokio::task::block_in_place(|| committer(&s, &queue));
+        let mut b = [0u8; 1500];
+        let n = rx.recv(&mut b).expect("client 2's ACK sent");
+        let ack = Packet::decode(&b[..n]).expect("ACK");
+        assert_eq!(
+            (ack.message_type(), ack.yiaddr, ack.mac_string().as_str()),
+            (Some(MessageType::Ack), free, "02:00:00:00:00:02")
+        );
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        assert!(rx.recv(&mut b).is_err(), "client 1 is not ACKed");
+        assert_eq!(s.stats.acks.load(Ordering::Relaxed), 1);
+        // The book learned the holder; client 1 is offered another address, and its REQUEST
+        // for the taken one is NAKed.
+        let d1 = msg(1, MessageType::Discover, None);
+        let mut r = Round::default();
+        s.decide_round(&iface(), &[(&d1, from), (&q1, from)], None, &mut r);
+        let types: Vec<_> = r.now.iter().map(|(d, _)| reply_type(d)).collect();
+        assert_eq!(
+            types,
+            [Some(MessageType::Nak), Some(MessageType::Offer)],
+            "REQUESTs are decided first"
+        );
+        let offered = Packet::decode(&r.now[1].0).expect("offer").yiaddr;
+        assert!(offered != taken && offered != free, "{offered}");
     }
 }
