@@ -962,7 +962,7 @@ const COMMIT_LINGER: Duration = Duration::from_millis(5);
 /// ... and how many may wait before the commit runs at once.
 const COMMIT_MAX: usize = 512;
 /// Shortest time between the starts of two rounds while busy (see `serve_socket`).
-const COALESCE: Duration = Duration::from_micros(500);
+const COALESCE: Duration = Duration::from_micros(1000);
 /// How long an idle thread waits before looking at the shutdown flag.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
