@@ -389,17 +389,26 @@ async fn wait_for_signal() {
 /// Logs each batch of changes and passes it on to the services that listen.
 fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
     Box::new(move |batch: &ChangeBatch| {
-        // The boot timeline and heartbeats are the daemons' own record, not admin changes: debug only.
-        let quiet = |t: &str| t == "bootevents" || t == "appliances";
+        // The boot timeline, heartbeats and DHCP lease commits are the daemons' own record, not
+        // admin changes: debug only (a busy DHCP server commits leases hundreds of times a
+        // second). Leases an admin drops (makedhcp -d) are deletions, still logged.
+        let quiet = |c: &crate::store::Change| {
+            matches!(c.table.as_str(), "bootevents" | "appliances")
+                || (c.table == "dhcpleases"
+                    && !matches!(
+                        c.op,
+                        crate::store::ChangeOp::Delete | crate::store::ChangeOp::Clear
+                    ))
+        };
         if batch.reset {
             info!("change log moved past us; reloading everything");
-        } else if batch.changes.iter().all(|c| quiet(&c.table)) {
+        } else if batch.changes.iter().all(quiet) {
             debug!(
                 count = batch.changes.len(),
-                "boot timeline or heartbeat rows written"
+                "boot timeline, heartbeat or lease rows written"
             );
         } else if batch.changes.len() <= LOG_EACH_UP_TO {
-            for c in batch.changes.iter().filter(|c| !quiet(&c.table)) {
+            for c in batch.changes.iter().filter(|c| !quiet(c)) {
                 // Every admin request appends an audit row: those are not news.
                 if c.table == "auditlog" {
                     debug!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");

@@ -157,17 +157,10 @@ fn run_one(command: &str, input: &str) {
     }
 }
 
-fn handle(store: &Store, batch: &ChangeBatch) {
-    if !batch.changes.iter().any(|c| c.table != "auditlog") {
-        return;
-    }
-    let regs = registrations(store);
-    if regs.is_empty() {
-        return;
-    }
+fn handle(store: &Store, batch: &ChangeBatch, regs: &[Reg]) {
     for c in &batch.changes {
         let act = action(c.op);
-        for r in &regs {
+        for r in regs {
             if r.tables.contains(&c.table) && r.ops.split(',').any(|o| o.trim() == act) {
                 run_one(&r.command, &message(store, c));
             }
@@ -181,6 +174,7 @@ pub async fn run(
     mut changes: broadcast::Receiver<Arc<ChangeBatch>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut regs: Option<Arc<Vec<Reg>>> = None;
     loop {
         let batch = tokio::select! {
             b = changes.recv() => b,
@@ -190,12 +184,32 @@ pub async fn run(
             Ok(b) => b,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!("notification runner fell {n} change batches behind; those changes are not notified");
+                // A change of the registrations may be among them.
+                regs = None;
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        if !batch.changes.iter().any(|c| c.table != "auditlog") {
+            continue;
+        }
+        // The registrations are read again only when the notification table changed (the
+        // daemon's own lease commits arrive hundreds of times a second under load).
+        if regs.is_none() || batch.touches(&["notification"]) {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || registrations(&s)).await {
+                Ok(r) => regs = Some(Arc::new(r)),
+                Err(e) => {
+                    warn!("notification runner failed: {e}");
+                    continue;
+                }
+            }
+        }
+        let Some(r) = regs.clone().filter(|r| !r.is_empty()) else {
+            continue;
+        };
         let s = store.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || handle(&s, &batch)).await {
+        if let Err(e) = tokio::task::spawn_blocking(move || handle(&s, &batch, &r)).await {
             warn!("notification runner failed: {e}");
         }
     }
