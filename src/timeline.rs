@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -144,6 +144,23 @@ pub fn record(ev: Event) {
             DROPPED.fetch_add(1, Relaxed);
         }
     }
+}
+
+/// Events of machines that are no node the recorder still takes before its next write: services
+/// that would have to format such an event ask [`take_unknown`] first.
+static UNKNOWN_LEFT: AtomicUsize = AtomicUsize::new(UNKNOWN_PER_BATCH);
+
+/// Whether an event of a machine that is no node would be kept (one of the next write's
+/// [`UNKNOWN_PER_BATCH`]); counts it as taken. When `false`, the event is counted as dropped
+/// and should not be built.
+pub fn take_unknown() -> bool {
+    let taken = UNKNOWN_LEFT
+        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+        .is_ok();
+    if !taken {
+        DROPPED.fetch_add(1, Relaxed);
+    }
+    taken
 }
 
 /// Builds and records an event only when a recorder runs.
@@ -307,6 +324,7 @@ impl Recorder {
     }
 
     fn write(&mut self, batch: Vec<Event>) -> Result<(), StoreError> {
+        UNKNOWN_LEFT.store(UNKNOWN_PER_BATCH, Relaxed);
         let _ = self.resolver.catch_up();
         let macs = self.macs();
         let ips = if batch.iter().any(|e| matches!(e.who, Who::Ip(_))) {

@@ -388,7 +388,7 @@ async fn wait_for_signal() {
 
 /// Logs each batch of changes and passes it on to the services that listen.
 fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
-    Box::new(move |batch: &ChangeBatch| {
+    Box::new(move |batch: &Arc<ChangeBatch>| {
         // The boot timeline, heartbeats and DHCP lease commits are the daemons' own record, not
         // admin changes: debug only (a busy DHCP server commits leases hundreds of times a
         // second). Leases an admin drops (makedhcp -d) are deletions, still logged.
@@ -423,7 +423,7 @@ fn announce(notify: broadcast::Sender<Arc<ChangeBatch>>) -> Listener {
                 debug!(seq = c.seq, table = %c.table, key = %c.key, op = c.op.as_str(), "store change");
             }
         }
-        let _ = notify.send(Arc::new(batch.clone()));
+        let _ = notify.send(batch.clone());
     })
 }
 

@@ -651,6 +651,14 @@ impl DhcpServer {
     ) {
         let t = now();
         let shed_before = round.shed;
+        let view = self.view();
+        // A boot-timeline event for this client? Nodes' always; machines that are no node only
+        // as many as the recorder keeps (a DHCP load test's thousands would be formatted and
+        // then dropped).
+        let timeline = |mac: &str| {
+            crate::timeline::enabled()
+                && (view.hosts.contains_key(mac) || crate::timeline::take_unknown())
+        };
         let mut decoded = Vec::with_capacity(dgrams.len());
         for (d, from) in dgrams {
             self.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -718,7 +726,7 @@ impl DhcpServer {
                                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                                     continue;
                                 }
-                                if crate::timeline::enabled() {
+                                if timeline(&l.mac) {
                                     round.ack_events.push(dhcp_event(
                                         crate::timeline::Kind::DhcpAck,
                                         &reply,
@@ -729,7 +737,7 @@ impl DhcpServer {
                                 round.acked.push(l);
                             }
                             None => {
-                                if crate::timeline::enabled() {
+                                if timeline(&p.mac_string()) {
                                     let kind = match mtype {
                                         Some(MessageType::Offer) => {
                                             Some(crate::timeline::Kind::DhcpOffer)
@@ -829,13 +837,15 @@ impl DhcpServer {
                     *a = None;
                 }
             }
-            if events.len() == n {
-                let mut k = 0;
-                events.retain(|_| {
-                    k += 1;
-                    !out.contains(&(k - 1))
-                });
-            }
+            // Not every ACK has an event (machines that are no node: a few per flush), so
+            // the refused ones' events are found by MAC.
+            let macs: std::collections::HashSet<&str> = refused
+                .iter()
+                .map(|r| leases[r.index].mac.as_str())
+                .collect();
+            events.retain(
+                |e| !matches!(&e.who, crate::timeline::Who::Mac(m) if macs.contains(m.as_str())),
+            );
             if let Ok(mut b) = self.book.lock() {
                 for r in &refused {
                     if let Some(c) = claimed.as_mut() {

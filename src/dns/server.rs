@@ -55,7 +55,7 @@ impl Keeper {
             rebuilding: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&k);
-        resolver.on_change(Box::new(move |b: &ChangeBatch| {
+        resolver.on_change(Box::new(move |b: &Arc<ChangeBatch>| {
             if let Some(k) = weak.upgrade() {
                 if b.reset || b.touches(zone::DEPENDS_ON) {
                     k.wanted.fetch_add(1, Ordering::SeqCst);

@@ -217,7 +217,7 @@ fn origin(node: &str, group: Option<&str>) -> String {
 type RegexCache = HashMap<String, Result<Option<Arc<RegexValue>>, RegexValueError>>;
 
 /// A change listener: called inside [`Resolver::catch_up`], in change-log order.
-pub type Listener = Box<dyn Fn(&ChangeBatch) + Send + Sync>;
+pub type Listener = Box<dyn Fn(&Arc<ChangeBatch>) + Send + Sync>;
 
 /// Cached tables, with a count of invalidations per table so that a load that raced with one
 /// is not kept.
@@ -412,14 +412,15 @@ impl Resolver {
             Followed::Nothing => None,
             Followed::Reset => {
                 self.invalidate_all();
-                Some(ChangeBatch::reset())
+                Some(Arc::new(ChangeBatch::reset()))
             }
             Followed::Changes(changes) => {
                 let batch = ChangeBatch::of(changes);
                 for t in &batch.tables {
                     self.invalidate(t);
                 }
-                Some(batch)
+                // Shared, not copied, by every listener that passes it on.
+                Some(Arc::new(batch))
             }
         };
         if let Some(b) = batch {
