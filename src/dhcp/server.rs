@@ -971,8 +971,11 @@ const DISCOVER_BUDGET: Duration = Duration::from_millis(4);
 const COMMIT_LINGER: Duration = Duration::from_millis(5);
 /// ... and how many may wait before the commit runs at once.
 const COMMIT_MAX: usize = 512;
-/// Shortest time between the starts of two rounds while busy (see `serve_socket`).
-const COALESCE: Duration = Duration::from_micros(1000);
+/// Shortest time between the starts of two rounds while busy (see `serve_socket`). Measured
+/// under perfdhcp at 5,000 exchanges/s (relay, 2 interleaved rounds): 0.5 ms 36 µs of CPU per
+/// exchange, 1 ms 26–30 µs, 2 ms 19–22 µs, for an OFFER 1.2 ms late at most (clients wait
+/// seconds before they retransmit).
+const COALESCE: Duration = Duration::from_millis(2);
 /// How long an idle thread waits before looking at the shutdown flag.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
