@@ -221,6 +221,25 @@ impl LeaseBook {
         ips.len()
     }
 
+    /// Takes in the leases of `stored` (the store's view, shared with other appliances) that
+    /// hold their address at `now` and that this book shows free or held by another client:
+    /// after a commit was refused, the book is known to be behind what other appliances gave
+    /// out. The book's own entries for the same client are kept. Returns how many were learned.
+    pub fn learn(&mut self, stored: Vec<Lease>, now: u64) -> usize {
+        let mut n = 0;
+        for l in stored {
+            if !l.holds(now) {
+                continue;
+            }
+            let known = self.by_ip.get(&l.ip).is_some_and(|b| b.mac == l.mac);
+            if !known {
+                self.insert(l);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Drops `mac`'s offer, if it has one (not an active lease): the client chose another server
     /// (RFC 2131 §3.1.4), so the address goes back to the pool at once instead of after
     /// [`OFFER_HOLD_SECS`]. True when there was one.
@@ -326,6 +345,14 @@ impl LeaseWriter {
     /// The leases another appliance's hold kept out come back as [`Refused`].
     pub fn commit_blocking(&self, leases: &[Lease]) -> Result<Vec<Refused>, String> {
         write_batch(&self.store, leases, self.check_others).map_err(|e| e.to_string())
+    }
+
+    /// Every lease the store holds (after a refusal: what other appliances gave out).
+    pub fn stored(&self) -> Result<Vec<Lease>, String> {
+        self.store
+            .rows("dhcpleases")
+            .map(|rows| rows.iter().filter_map(|r| lease_of(r)).collect())
+            .map_err(|e| e.to_string())
     }
 
     /// Returns once `lease` is durable in the store.

@@ -846,12 +846,23 @@ impl DhcpServer {
             events.retain(
                 |e| !matches!(&e.who, crate::timeline::Who::Mac(m) if macs.contains(m.as_str())),
             );
+            // The book is behind what the other appliances gave out: learn all of it (one read
+            // of the lease table), not only these holders, or the refused clients' next picks
+            // walk into the other appliance's addresses one refusal at a time.
+            let stored = self.writer.stored();
             if let Ok(mut b) = self.book.lock() {
                 for r in &refused {
                     if let Some(c) = claimed.as_mut() {
                         c.remove(&leases[r.index].ip);
                     }
                     b.insert(r.holder.clone());
+                }
+                match stored {
+                    Ok(all) => {
+                        let n = b.learn(all, now());
+                        debug!("{n} lease(s) of other appliances learned from the store");
+                    }
+                    Err(e) => warn!("cannot read the leases other appliances gave out: {e}"),
                 }
             }
             let mut k = 0;
@@ -1403,8 +1414,19 @@ mod tests {
             ends: t + 3600,
             state: LeaseState::Active,
         };
-        tokio::task::block_in_place(|| writer.commit_blocking(std::slice::from_ref(&theirs)))
-            .expect("their lease");
+        // ... and two more it gave out, where this book's search for a free address begins.
+        let mut more = vec![theirs.clone()];
+        for (i, ip) in [Ipv4Addr::new(10, 0, 1, 10), Ipv4Addr::new(10, 0, 1, 11)]
+            .into_iter()
+            .enumerate()
+        {
+            more.push(Lease {
+                ip,
+                mac: format!("02:00:00:00:00:9{i}"),
+                ..theirs.clone()
+            });
+        }
+        tokio::task::block_in_place(|| writer.commit_blocking(&more)).expect("their leases");
         let from = SocketAddrV4::new(RELAY, 67);
         let (q1, q2) = (
             msg(1, MessageType::Request, Some(taken)),
@@ -1455,7 +1477,9 @@ mod tests {
             [Some(MessageType::Nak), Some(MessageType::Offer)],
             "REQUESTs are decided first"
         );
+        // Not one of the other appliance's addresses either: the refusal made the book learn
+        // every lease the store holds.
         let offered = Packet::decode(&r.now[1].0).expect("offer").yiaddr;
-        assert!(offered != taken && offered != free, "{offered}");
+        assert_eq!(offered, Ipv4Addr::new(10, 0, 1, 12));
     }
 }
