@@ -18,6 +18,11 @@
 #   SCENARIOS ["dora renew"]            dora: DISCOVER-OFFER-REQUEST-ACK from CLIENTS random MACs;
 #                                       renew: half the offered rate DORAs, half renewals of their leases (-f)
 #   CLIENTS [9000]  DUR [6] s per run  ROUNDS [3] (servers interleaved per round; medians and min–max reported)
+#   CACHE_THRESHOLD [25]                lease reuse, set alike in both: bootherd's site.dhcpcachethreshold (percent)
+#                                       and Kea's cache-threshold (its fraction): a lease younger than this share
+#                                       of its length is answered as stored, nothing written (ISC dhcpd's
+#                                       dhcp-cache-threshold, default 25 there and in bootherd; Kea's default is off).
+#                                       0: off in both. dnsmasq has no such setting.
 #   SERVER_CPU [0]  GEN_CPU [1]  BENCH_NICE [-20]  BOOTHERD_BIN (default: cargo build --release)
 #   OUT [bench/out/dhcp]
 #
@@ -50,6 +55,10 @@ SCENARIOS=${SCENARIOS:-dora renew}
 CLIENTS=${CLIENTS:-9000}
 DUR=${DUR:-6}
 ROUNDS=${ROUNDS:-3}
+CACHE_THRESHOLD=${CACHE_THRESHOLD:-25}
+case $CACHE_THRESHOLD in [0-9] | [1-9][0-9]) ;; *) echo "CACHE_THRESHOLD=$CACHE_THRESHOLD: give a percentage from 0 to 99" >&2; exit 2 ;; esac
+KEA_CACHE=
+[ "$CACHE_THRESHOLD" = 0 ] || KEA_CACHE=" \"cache-threshold\": $(awk -v p="$CACHE_THRESHOLD" 'BEGIN { printf "%.2f", p / 100 }'),"
 SERVER_CPU=${SERVER_CPU-0}
 GEN_CPU=${GEN_CPU-1}
 BENCH_NICE=${BENCH_NICE--20}
@@ -161,7 +170,7 @@ start_kea() {
 { "Dhcp4": {
   "interfaces-config": { "interfaces": [ "$R_SRV_IF", "$D_SRV_IF" ], "dhcp-socket-type": "$stype" },
   "lease-database": $leasedb,
-  "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1800,
+  "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1800,$KEA_CACHE
   "subnet4": [ { "id": 1, "subnet": "$R_NET/$R_LEN", "pools": [ { "pool": "$R_LO - $R_HI" } ],
                  "option-data": [ { "name": "routers", "data": "$GIADDR" } ] },
                { "id": 2, "subnet": "$D_NET/$D_LEN", "pools": [ { "pool": "$D_LO - $D_HI" } ],
@@ -199,6 +208,7 @@ start_bootherd() {
             dynamicrange=$D_LO-$D_HI
         "$B" chtab key=dhcpinterfaces site.value=$R_SRV_IF,$D_SRV_IF
         "$B" chtab key=dhcplease site.value=3600
+        "$B" chtab key=dhcpcachethreshold site.value="$CACHE_THRESHOLD"
     } > "$W/bootherd-setup.log" 2>&1
     (cd "$W" && RUST_LOG=warn exec ip netns exec $SRV_NS $(pin "$SERVER_CPU") "$B" serve > "$W/bootherd.log" 2>&1) &
     SPID=$!
@@ -393,6 +403,12 @@ fmt() { awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); o = ""; while (length(s) 
     echo "  its lease file per change; bootherd commits every ACKed lease to SQLite (WAL, synchronous=FULL) before the ACK"
     echo "  leaves, one commit (one fsync) for all ACKs decided within 5 ms. -pg: leases in PostgreSQL 15 (fsync and"
     echo "  synchronous_commit on): Kea writes each lease in its own transaction; bootherd one transaction per 5 ms batch."
+    if [ "$CACHE_THRESHOLD" = 0 ]; then
+        echo "- Lease reuse off in both (CACHE_THRESHOLD=0): every ACK writes its lease."
+    else
+        echo "- Lease reuse alike in both (CACHE_THRESHOLD=$CACHE_THRESHOLD): a lease younger than $CACHE_THRESHOLD % of its length is"
+        echo "  ACKed as stored, with its remaining time, and not written again (bootherd site.dhcpcachethreshold, Kea cache-threshold)."
+    fi
     echo "- All runs: bench/out/dhcp/runs.csv; perfdhcp's own reports: bench/out/dhcp/scratch/perfdhcp-*.txt."
 } > "$OUT/results.md"
 cat "$OUT/results.md"

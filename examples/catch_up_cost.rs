@@ -1,5 +1,7 @@
-//! What read-your-writes costs a request when nothing changed: `Resolver::catch_up` on an idle
-//! store, averaged over many calls (the check every DHCP/TFTP/HTTP/NFS answer makes first).
+//! What read-your-writes costs a request: `Resolver::catch_up` on an idle store, averaged over
+//! many calls (the check every DHCP/TFTP/HTTP/NFS answer makes first), and after each of the
+//! daemon's own commits (what a DHCP round pays after its leases were committed; the commit
+//! itself not counted).
 //!
 //!     cargo run --release --example catch_up_cost [calls] [store-url]
 //!
@@ -28,6 +30,22 @@ fn main() -> anyhow::Result<()> {
     println!(
         "catch_up with nothing new: {:?} per call ({n} calls)",
         t.elapsed() / n.max(1)
+    );
+    let store = r.store().clone();
+    let k = (n / 20).max(1);
+    let mut spent = std::time::Duration::ZERO;
+    for i in 0..k {
+        let ip = format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255);
+        store.write(None, |tx| {
+            tx.set("dhcpleases", &[&ip], &[("mac", Some("02:00:00:00:00:01"))])
+        })?;
+        let t = std::time::Instant::now();
+        r.catch_up()?;
+        spent += t.elapsed();
+    }
+    println!(
+        "catch_up after each own commit of one lease: {:?} per call ({k} commits)",
+        spent / k
     );
     Ok(())
 }

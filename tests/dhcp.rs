@@ -177,11 +177,36 @@ fn unknown_mac_gets_a_dynamic_address_and_the_discovery_file_and_keeps_it_across
 
     // Coming back (again and again, after the daemon has seen its own lease writes in the change
     // log) gives the same address: the daemon must not mistake its own writes for an admin's.
+    // Within the first quarter of the lease (ISC dhcpd's dhcp-cache-threshold, 25 % by default)
+    // the lease is ACKed as stored, with the time it has left, and not written again.
+    let starts = |ip: &str| -> String {
+        let dump = bh.ok(&["tabdump", "dhcpleases"]);
+        let row = dump
+            .lines()
+            .find(|l| l.starts_with(&format!("\"{ip}\",")))
+            .unwrap_or_else(|| panic!("no lease row for {ip}:\n{dump}"));
+        row.split(',').nth(5).unwrap_or_default().to_string()
+    };
+    let first = starts(&env["ip"]);
+    let full: u64 = env["lease"].parse().expect("lease time");
     for _ in 0..2 {
-        std::thread::sleep(std::time::Duration::from_millis(700));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
         let back = udhcpc(&pair, &bh, &[]).expect("lease again");
         assert_eq!(back["ip"], env["ip"], "{}", d.dump());
+        let left: u64 = back["lease"].parse().expect("lease time");
+        assert!(
+            left < full,
+            "the time left, not a new lease: {left} of {full}"
+        );
     }
+    assert_eq!(starts(&env["ip"]), first, "the lease was not written again");
+    // With the threshold 0 every ACK writes a new lease.
+    bh.ok(&["chtab", "key=dhcpcachethreshold", "site.value=0"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let back = udhcpc(&pair, &bh, &[]).expect("lease again");
+    assert_eq!(back["ip"], env["ip"]);
+    assert_eq!(back["lease"], env["lease"], "a whole new lease");
+    assert_ne!(starts(&env["ip"]), first, "the lease was written again");
     // A restart (clean, then hard) keeps the lease: the same MAC gets the same address.
     assert!(d.stop().success());
     let d = Daemon::start(&bh, &pair.srv, &[]);

@@ -148,6 +148,7 @@ pub const SITE_KEYS: &[(&str, &str)] = &[
     ("defserialflow", "Serial console flow control for discovery (genesis) when the node has none."),
     ("defserialport", "Serial console port for discovery (genesis) when the node has none."),
     ("defserialspeed", "Serial console speed for discovery (genesis) when the node has none."),
+    ("dhcpcachethreshold", "A DHCP lease younger than this % of its length is answered as it stands, unwritten (ISC dhcpd's dhcp-cache-threshold). Default 25; 0: off."),
     ("dhcpinterfaces", "Interfaces DHCP answers on (xCAT syntax, e.g. eth1,eth2). Unset: every interface on a defined network."),
     ("dhcplease", "DHCP lease time in seconds. Default 43200."),
     ("dhcpomapialgorithm", "HMAC algorithm of the OMAPI key (default HMAC-MD5)."),

@@ -90,6 +90,10 @@ pub struct DhcpView {
     /// Addresses reserved for nodes: never handed out dynamically.
     pub reserved: HashMap<Ipv4Addr, String>,
     pub lease_time: u32,
+    /// `site.dhcpcachethreshold` (ISC dhcpd's `dhcp-cache-threshold`): a client's active lease
+    /// younger than this percentage of its length is answered as it stands, with its remaining
+    /// time, and nothing is written. 0: every ACK writes a new lease.
+    pub cache_threshold: u8,
     /// `None`: `site.dhcpinterfaces` is not set (serve every interface on a defined network).
     pub interfaces: Option<Vec<InterfaceSpec>>,
     pub domain: Option<String>,
@@ -217,6 +221,9 @@ pub fn parse_interfaces(value: &str, hostname: &str) -> Vec<InterfaceSpec> {
     out
 }
 
+/// ISC dhcpd's default `dhcp-cache-threshold`, in percent of a lease's length.
+pub const DEFAULT_CACHE_THRESHOLD: u8 = 25;
+
 /// Builds the view from the store. Errors only for store failures; bad rows become `problems`.
 pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
     build_for(r, hostname, None)
@@ -232,20 +239,34 @@ pub fn build_for(
     me: Option<&crate::appliance::Identity>,
 ) -> Result<DhcpView, StoreError> {
     r.preload(DEPENDS_ON)?;
-    let mut lease_problem = None;
+    let mut site_problems = Vec::new();
     let lease_time = match r.site("dhcplease")?.filter(|s| !s.trim().is_empty()) {
         None => 43200,
         Some(s) => match crate::store::validate::site_value("dhcplease", &s) {
             Ok(()) => s.trim().parse().unwrap_or(43200),
             // A store written before the check: never hand out 0-second leases.
             Err(e) => {
-                lease_problem = Some(format!("{e}; using 43200"));
+                site_problems.push(format!("{e}; using 43200"));
                 43200
+            }
+        },
+    };
+    let cache_threshold = match r
+        .site("dhcpcachethreshold")?
+        .filter(|s| !s.trim().is_empty())
+    {
+        None => DEFAULT_CACHE_THRESHOLD,
+        Some(s) => match crate::store::validate::site_value("dhcpcachethreshold", &s) {
+            Ok(()) => s.trim().parse().unwrap_or(DEFAULT_CACHE_THRESHOLD),
+            Err(e) => {
+                site_problems.push(format!("{e}; using {DEFAULT_CACHE_THRESHOLD}"));
+                DEFAULT_CACHE_THRESHOLD
             }
         },
     };
     let mut v = DhcpView {
         lease_time,
+        cache_threshold,
         interfaces: r
             .site("dhcpinterfaces")?
             .map(|s| parse_interfaces(&s, hostname)),
@@ -253,7 +274,7 @@ pub fn build_for(
         site_dns: list(r.site("nameservers")?),
         ..DhcpView::default()
     };
-    v.problems.extend(lease_problem);
+    v.problems.extend(site_problems);
 
     let nets = r.table("networks")?;
     let col = |c: &str| nets.spec.col_index(c);

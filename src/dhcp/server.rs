@@ -229,6 +229,7 @@ impl DhcpServer {
                     ends: t + OFFER_HOLD_SECS,
                     state: LeaseState::Offered,
                 };
+                let reuse = self.reusable(&view, &lease, t);
                 if let Ok(mut b) = self.book.lock() {
                     // Never downgrade an active lease to an offer: a rebooting client keeps its address durable.
                     if b.by_ip(ip)
@@ -237,7 +238,10 @@ impl DhcpServer {
                         b.insert(lease);
                     }
                 }
-                let reply = self.reply(p, MessageType::Offer, ip, &view, subnet, host, iface);
+                let mut reply = self.reply(p, MessageType::Offer, ip, &view, subnet, host, iface);
+                if let Some(ends) = reuse {
+                    set_lease_times(&mut reply, ends - t);
+                }
                 Decision::Reply {
                     to: self.destination(p, false),
                     reply,
@@ -282,7 +286,18 @@ impl DhcpServer {
                             ends: t + u64::from(view.lease_time),
                             state: LeaseState::Active,
                         };
-                        let reply = self.reply(p, MessageType::Ack, ip, &view, subnet, host, iface);
+                        let mut reply =
+                            self.reply(p, MessageType::Ack, ip, &view, subnet, host, iface);
+                        if let Some(ends) = self.reusable(&view, &lease, t) {
+                            // The lease stands as stored: ACK it with its remaining time, now,
+                            // and write nothing.
+                            set_lease_times(&mut reply, ends - t);
+                            return Decision::Reply {
+                                to: self.destination(p, false),
+                                reply,
+                                lease: None,
+                            };
+                        }
                         Decision::Reply {
                             to: self.destination(p, false),
                             reply,
@@ -400,6 +415,33 @@ impl DhcpServer {
             }
             _ => Decision::Drop("not a client message"),
         }
+    }
+
+    /// When `new` may be answered with the client's lease as the store holds it, its end: ISC
+    /// dhcpd's `dhcp-cache-threshold`. The book's active lease for the address must be this
+    /// client's (same MAC, client id, node and host name), unexpired, no longer than a lease
+    /// given now would be, and younger than `view.cache_threshold` percent of its length. An
+    /// active lease is in the book only once committed, so the answer is as durable as a new
+    /// commit's; it costs no write, which a client restarting its DHCP within minutes (PXE ROM,
+    /// iPXE, the booted OS) would otherwise cost at every step.
+    fn reusable(&self, view: &DhcpView, new: &Lease, t: u64) -> Option<u64> {
+        let pct = u64::from(view.cache_threshold);
+        if pct == 0 {
+            return None;
+        }
+        let b = self.book.lock().ok()?;
+        let l = b.by_ip(new.ip)?;
+        let length = l.ends.checked_sub(l.starts)?;
+        let age = t.checked_sub(l.starts)?;
+        (l.state == LeaseState::Active
+            && l.mac == new.mac
+            && l.client_id == new.client_id
+            && l.node == new.node
+            && l.hostname == new.hostname
+            && l.ends > t
+            && l.ends <= t + u64::from(view.lease_time)
+            && age * 100 <= length * pct)
+            .then_some(l.ends)
     }
 
     /// The address to offer: a known node's own, else one from the dynamic range.
@@ -745,6 +787,13 @@ impl DhcpServer {
                                         Some(MessageType::Nak) => {
                                             Some(crate::timeline::Kind::DhcpNak)
                                         }
+                                        // A lease answered as it stands (nothing to commit).
+                                        Some(MessageType::Ack) if reply.yiaddr.is_unspecified() => {
+                                            None
+                                        }
+                                        Some(MessageType::Ack) => {
+                                            Some(crate::timeline::Kind::DhcpAck)
+                                        }
                                         _ => None,
                                     };
                                     if let Some(k) = kind {
@@ -929,6 +978,15 @@ impl Round {
 }
 
 /// A timeline event for a reply: its address and boot file.
+/// Sets a reply's lease time (option 51) and its renewal (T1) and rebinding (T2) times from it,
+/// as for a full lease.
+fn set_lease_times(reply: &mut Packet, secs: u64) {
+    let lease = u32::try_from(secs).unwrap_or(u32::MAX);
+    reply.set_u32(opt::LEASE_TIME, lease);
+    reply.set_u32(opt::RENEWAL, lease / 2);
+    reply.set_u32(opt::REBINDING, lease / 8 * 7);
+}
+
 fn dhcp_event(kind: crate::timeline::Kind, reply: &Packet, mac: &str) -> crate::timeline::Event {
     let file = String::from_utf8_lossy(&reply.file);
     let file = file.trim_end_matches('\0');
@@ -1481,5 +1539,88 @@ mod tests {
         // every lease the store holds.
         let offered = Packet::decode(&r.now[1].0).expect("offer").yiaddr;
         assert_eq!(offered, Ipv4Addr::new(10, 0, 1, 12));
+    }
+
+    /// ISC dhcpd's dhcp-cache-threshold (default 25 %): a renewal of a lease younger than a
+    /// quarter of its length is ACKed at once with the lease as stored (its remaining time),
+    /// and nothing is written; an older lease, or with the threshold 0, is committed anew.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_young_lease_is_acked_as_it_stands_and_not_written_again() {
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        let writer = LeaseWriter::spawn(store.clone());
+        let mut view = server().view().as_ref().clone();
+        view.cache_threshold = 25;
+        let s = server_on(view.clone(), writer.clone());
+        let from = SocketAddrV4::new(RELAY, 67);
+        let t = now();
+        // Client n's lease, committed `age` seconds ago for an hour.
+        let held = |n: u8, age: u64| Lease {
+            ip: Ipv4Addr::new(10, 0, 1, 30 + n),
+            mac: format!("02:00:00:00:00:0{n}"),
+            client_id: None,
+            hostname: None,
+            node: None,
+            starts: t - age,
+            ends: t - age + 3600,
+            state: LeaseState::Active,
+        };
+        let leases = [held(1, 600), held(2, 1000)];
+        tokio::task::block_in_place(|| writer.commit_blocking(&leases)).expect("leases");
+        for l in &leases {
+            s.book.lock().expect("book").insert(l.clone());
+        }
+        let starts = |n: u8| {
+            LeaseBook::load(&store)
+                .expect("load")
+                .by_mac(&format!("02:00:00:00:00:0{n}"))
+                .map(|l| l.starts)
+        };
+        let (q1, q2) = (
+            msg(1, MessageType::Request, Some(leases[0].ip)),
+            msg(2, MessageType::Request, Some(leases[1].ip)),
+        );
+        let mut r = Round::default();
+        s.decide_round(&iface(), &[(&q1, from), (&q2, from)], None, &mut r);
+        // Client 1 (10 minutes into an hour): ACKed now, with the 50 minutes left.
+        assert_eq!(r.now.len(), 1, "one ACK needs no commit");
+        let ack = Packet::decode(&r.now[0].0).expect("ACK");
+        assert_eq!(
+            (ack.message_type(), ack.yiaddr),
+            (Some(MessageType::Ack), leases[0].ip)
+        );
+        let left = u32::try_from(leases[0].ends - t).expect("secs");
+        let lease_time = ack
+            .get(opt::LEASE_TIME)
+            .and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(u32::from_be_bytes);
+        assert!(
+            lease_time.is_some_and(|l| l <= left && l + 2 >= left),
+            "lease time {lease_time:?}, {left} s left"
+        );
+        // Client 2 (1,000 s in: past 25 %): a new lease, committed before its ACK.
+        assert_eq!(r.acked.len(), 1);
+        assert_eq!(r.acked[0].mac, "02:00:00:00:00:02");
+        let acks = tokio::task::block_in_place(|| s.commit_round(&mut r));
+        assert_eq!(acks.iter().flatten().count(), 1);
+        assert_eq!(
+            starts(1),
+            Some(t - 600),
+            "client 1's lease not written again"
+        );
+        assert!(
+            starts(2).is_some_and(|s| s >= t),
+            "client 2's lease renewed"
+        );
+        // With the threshold 0, every ACK writes its lease.
+        view.cache_threshold = 0;
+        s.set_view(view);
+        let mut r = Round::default();
+        s.decide_round(&iface(), &[(&q1, from)], None, &mut r);
+        assert!(r.now.is_empty());
+        tokio::task::block_in_place(|| s.commit_round(&mut r));
+        assert!(
+            starts(1).is_some_and(|s| s >= t),
+            "client 1's lease renewed"
+        );
     }
 }

@@ -18,6 +18,7 @@ pub mod resolver;
 pub mod schema;
 pub mod sqlite;
 pub mod validate;
+pub mod walindex;
 pub mod watch;
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use super::backend::{Backend, BackendTx, Change, ChangeOp, Row};
 use super::schema::{TableSpec, TABLES};
+use super::walindex::{Header, WalIndex};
 use super::StoreError;
 
 /// How long a writer waits for another process's write transaction before giving up.
@@ -41,7 +42,44 @@ pub struct SqliteBackend {
     probe: Mutex<Option<Connection>>,
     /// Commits through `conn`: the commit position of an in-memory database.
     commits: AtomicU64,
+    /// The commit position of a database file ([`Backend::commit_position`]).
+    position: Mutex<Position>,
+    /// This process's latest commits with the change-log entries they wrote, handed to
+    /// [`Backend::changes_since`] so that catching up on its own commits reads nothing back.
+    own: Mutex<std::collections::VecDeque<OwnCommit>>,
+    /// Times [`Backend::changes_since`] read the log (tests).
+    log_reads: AtomicU64,
 }
+
+/// What [`Backend::commit_position`] last saw. The position is a counter moved whenever what it
+/// saw differs from the last time: the WAL index's header (one `pread`, see [`super::walindex`])
+/// or, where that cannot be read, `PRAGMA data_version`. Both change at every commit of
+/// another connection, and the header at this connection's commits too. Switching from one to
+/// the other counts as a change (never a missed one, at most an extra catch-up).
+#[derive(Default)]
+struct Position {
+    /// Opened on first use; `None` with `tried` set: no WAL index (ask SQLite).
+    index: Option<WalIndex>,
+    tried: bool,
+    header: Option<Header>,
+    version: Option<i64>,
+    counter: u64,
+}
+
+/// One commit of this process, as [`SqliteTx::commit`] recorded it.
+struct OwnCommit {
+    /// The change-log entries it wrote, oldest first (sequence numbers `first..=last`).
+    changes: Vec<Change>,
+    /// The header its commit published: while the WAL index still shows it, the log holds
+    /// exactly the entries before `first` and these.
+    header: Header,
+}
+
+/// How many of its own commits the backend keeps for [`Backend::changes_since`]; a follower
+/// further behind reads the log.
+const OWN_COMMITS: usize = 64;
+/// Entries a commit may write and still be handed over (a bigger one is read back).
+const OWN_ENTRIES: usize = 10_000;
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path`. Returns the backend and whether the
@@ -89,6 +127,9 @@ impl SqliteBackend {
                 conn: Mutex::new(conn),
                 probe: Mutex::new(None),
                 commits: AtomicU64::new(0),
+                position: Mutex::new(Position::default()),
+                own: Mutex::new(std::collections::VecDeque::new()),
+                log_reads: AtomicU64::new(0),
             },
             created,
         ))
@@ -123,6 +164,49 @@ impl SqliteBackend {
         let r = f(&c);
         *slot = Some(c);
         r
+    }
+
+    /// The WAL index's header now, opening the index on first use.
+    fn header(&self, p: &mut Position) -> Option<Header> {
+        if !p.tried && !self.in_memory() {
+            p.tried = true;
+            p.index = WalIndex::open(&self.path);
+        }
+        p.index.as_ref()?.header()
+    }
+
+    /// The WAL index's header now (for a commit to record).
+    fn header_now(&self) -> Option<Header> {
+        let mut p = self.position.lock().unwrap_or_else(|p| p.into_inner());
+        self.header(&mut p)
+    }
+
+    /// The entries of this process's own commits that follow `after`, when nothing else was
+    /// committed after them (the WAL index still shows the last one's header); `None` when the
+    /// log must be read.
+    fn own_changes_after(&self, after: u64, limit: usize) -> Option<Vec<Change>> {
+        let own = self.own.lock().ok()?;
+        let mut at = own.iter().position(|c| {
+            c.changes
+                .first()
+                .is_some_and(|f| f.seq == after.saturating_add(1))
+        })?;
+        let now = self.header_now()?;
+        let mut out = Vec::new();
+        loop {
+            let c = own.get(at)?;
+            out.extend(c.changes.iter().cloned());
+            if out.len() > limit {
+                return None;
+            }
+            if c.header == now {
+                return Some(out);
+            }
+            let next = out.last()?.seq.saturating_add(1);
+            at = own
+                .iter()
+                .position(|c| c.changes.first().is_some_and(|f| f.seq == next))?;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -245,7 +329,9 @@ impl Backend for SqliteBackend {
             conn,
             open: true,
             wrote: false,
-            commits: &self.commits,
+            backend: self,
+            appended: None,
+            handover: true,
         }))
     }
 
@@ -269,11 +355,17 @@ impl Backend for SqliteBackend {
             conn,
             open: true,
             wrote: false,
-            commits: &self.commits,
+            backend: self,
+            appended: None,
+            handover: true,
         }))
     }
 
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        if let Some(own) = self.own_changes_after(after, limit) {
+            return Ok(own);
+        }
+        self.log_reads.fetch_add(1, Ordering::Relaxed);
         self.on_follower(|conn| changes_since(conn, after, limit))
     }
 
@@ -291,11 +383,26 @@ impl Backend for SqliteBackend {
         if self.in_memory() {
             return Ok(self.commits.load(Ordering::SeqCst));
         }
-        self.on_follower(|c| {
+        // Held while reading, so that what is compared is what was last read.
+        let mut p = self.position.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = self.header(&mut p) {
+            if p.header != Some(h) {
+                p.header = Some(h);
+                p.version = None;
+                p.counter += 1;
+            }
+            return Ok(p.counter);
+        }
+        let v = self.on_follower(|c| {
             let mut st = c.prepare_cached("PRAGMA data_version").map_err(db_err)?;
-            let v: i64 = st.query_row([], |r| r.get(0)).map_err(db_err)?;
-            Ok(u64::try_from(v).unwrap_or(0))
-        })
+            st.query_row([], |r| r.get::<_, i64>(0)).map_err(db_err)
+        })?;
+        if p.version != Some(v) {
+            p.version = Some(v);
+            p.header = None;
+            p.counter += 1;
+        }
+        Ok(p.counter)
     }
 
     fn describe(&self) -> String {
@@ -351,7 +458,13 @@ struct SqliteTx<'a> {
     conn: MutexGuard<'a, Connection>,
     open: bool,
     wrote: bool,
-    commits: &'a AtomicU64,
+    backend: &'a SqliteBackend,
+    /// The change-log entries this transaction appended, and the WAL index's header when it
+    /// appended the first (it holds the write lock: nobody else commits until it ends). `None`:
+    /// not to be handed over (the log was written otherwise, or too much).
+    appended: Option<(Header, Vec<Change>)>,
+    /// Whether this transaction still qualifies for handing its entries over.
+    handover: bool,
 }
 
 impl Drop for SqliteTx<'_> {
@@ -596,6 +709,27 @@ impl BackendTx for SqliteTx<'_> {
             .map_err(db_err)?;
         st.execute(rusqlite::params![table, key, op.as_str(), now])
             .map_err(db_err)?;
+        if self.handover {
+            let seq = u64::try_from(self.conn.last_insert_rowid()).unwrap_or(0);
+            if self.appended.is_none() {
+                match self.backend.header_now() {
+                    Some(h) => self.appended = Some((h, Vec::new())),
+                    None => self.handover = false,
+                }
+            }
+            if let Some((_, v)) = self.appended.as_mut() {
+                v.push(Change {
+                    seq,
+                    table: table.to_string(),
+                    key: key.to_string(),
+                    op,
+                });
+                if v.len() > OWN_ENTRIES {
+                    self.handover = false;
+                    self.appended = None;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -633,6 +767,8 @@ impl BackendTx for SqliteTx<'_> {
 
     fn put_changelog(&mut self, entries: &[(Change, i64)]) -> Result<(), StoreError> {
         self.wrote = true;
+        self.handover = false;
+        self.appended = None;
         let mut st = self
             .conn
             .prepare_cached(
@@ -649,6 +785,8 @@ impl BackendTx for SqliteTx<'_> {
 
     fn clear_changelog(&mut self) -> Result<(), StoreError> {
         self.wrote = true;
+        self.handover = false;
+        self.appended = None;
         self.conn
             .execute("DELETE FROM bootherd_changelog", [])
             .map_err(db_err)?;
@@ -670,8 +808,111 @@ impl BackendTx for SqliteTx<'_> {
             .map_err(db_err)?;
         self.open = false;
         if self.wrote {
-            self.commits.fetch_add(1, Ordering::SeqCst);
+            self.backend.commits.fetch_add(1, Ordering::SeqCst);
+        }
+        if let (true, Some((before, changes))) = (self.handover, self.appended.take()) {
+            // Exactly this commit since `before` (another connection's would have moved the
+            // counter further): the header now says "the log up to these entries".
+            if let Some(header) = self
+                .backend
+                .header_now()
+                .filter(|h| h.one_commit_after(&before))
+            {
+                if let Ok(mut own) = self.backend.own.lock() {
+                    if own.len() >= OWN_COMMITS {
+                        own.pop_front();
+                    }
+                    own.push_back(OwnCommit { changes, header });
+                }
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(b: &SqliteBackend, keys: &[&str]) {
+        let mut tx = b.write().expect("write");
+        for k in keys {
+            tx.append_change("nodelist", k, ChangeOp::Upsert)
+                .expect("append");
+        }
+        tx.commit().expect("commit");
+    }
+
+    fn keys(c: &[Change]) -> Vec<&str> {
+        c.iter().map(|c| c.key.as_str()).collect()
+    }
+
+    /// The daemon's own commits are handed to its change follower without reading the log
+    /// back, and only while nothing else was committed after them; the commit position moves
+    /// at every commit, its own and another process's, and only then.
+    #[test]
+    fn own_commits_are_handed_over_and_every_commit_moves_the_position() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let (own, _) = SqliteBackend::open(&path).expect("open");
+        let (other, _) = SqliteBackend::open(&path).expect("open again");
+        let p0 = own.commit_position().expect("position");
+        assert_eq!(
+            own.commit_position().expect("position"),
+            p0,
+            "nothing committed"
+        );
+        let (_, start) = own.change_bounds().expect("bounds");
+
+        append(&own, &["node=a", "node=b"]);
+        let p1 = own.commit_position().expect("position");
+        assert!(p1 > p0, "its own commit moves the position");
+        let reads = own.log_reads.load(Ordering::Relaxed);
+        let got = own.changes_since(start, 100).expect("changes");
+        assert_eq!(keys(&got), ["node=a", "node=b"]);
+        assert_eq!(got[0].seq, start + 1);
+        assert_eq!(
+            own.log_reads.load(Ordering::Relaxed),
+            reads,
+            "not read back"
+        );
+        // Its next commit follows on.
+        append(&own, &["node=c"]);
+        let got = own.changes_since(start, 100).expect("changes");
+        assert_eq!(keys(&got), ["node=a", "node=b", "node=c"]);
+        assert_eq!(
+            own.log_reads.load(Ordering::Relaxed),
+            reads,
+            "not read back"
+        );
+
+        // Another connection's commit: the position moves, and the log is read, with it.
+        append(&other, &["node=x"]);
+        let p2 = own.commit_position().expect("position");
+        assert!(p2 > p1);
+        let got = own.changes_since(start, 100).expect("changes");
+        assert_eq!(keys(&got), ["node=a", "node=b", "node=c", "node=x"]);
+        assert!(
+            own.log_reads.load(Ordering::Relaxed) > reads,
+            "read from the log"
+        );
+
+        // Its own commit with another's after it: not handed over alone.
+        let last = got.last().expect("x").seq;
+        append(&own, &["node=d"]);
+        append(&other, &["node=y"]);
+        let got = own.changes_since(last, 100).expect("changes");
+        assert_eq!(keys(&got), ["node=d", "node=y"]);
+        // Another's commit before its own: the own commit is not handed over either (the
+        // follower's position is not right before it).
+        let last = got.last().expect("y").seq;
+        append(&other, &["node=z"]);
+        append(&own, &["node=e"]);
+        let got = own.changes_since(last, 100).expect("changes");
+        assert_eq!(keys(&got), ["node=z", "node=e"]);
+        assert!(own.commit_position().expect("position") > p2);
+        // More than the limit: read from the log, the limit kept.
+        let got = own.changes_since(start, 2).expect("changes");
+        assert_eq!(keys(&got), ["node=a", "node=b"]);
     }
 }

@@ -71,6 +71,13 @@ pub fn site_value(key: &str, v: &str) -> Result<(), String> {
                 v.escape_debug()
             )),
         },
+        "dhcpcachethreshold" => match v.parse::<u8>() {
+            Ok(p) if p < 100 => Ok(()),
+            _ => Err(format!(
+                "site.dhcpcachethreshold '{}' is not a percentage: give a number from 0 (off) to 99",
+                v.escape_debug()
+            )),
+        },
         "master" => {
             if v.parse::<IpAddr>().is_ok() || (host_name(v) && !looks_numeric(v)) {
                 Ok(())
