@@ -224,6 +224,26 @@ pub fn parse_interfaces(value: &str, hostname: &str) -> Vec<InterfaceSpec> {
 /// ISC dhcpd's default `dhcp-cache-threshold`, in percent of a lease's length.
 pub const DEFAULT_CACHE_THRESHOLD: u8 = 25;
 
+/// A numeric site setting as [`crate::store::validate::site_value`] accepts it: `default` when
+/// unset, and `default` with a problem noted when the stored value does not pass.
+fn site_number<T: std::str::FromStr + std::fmt::Display + Copy>(
+    r: &Resolver,
+    key: &str,
+    default: T,
+    problems: &mut Vec<String>,
+) -> Result<T, StoreError> {
+    let Some(s) = r.site(key)?.filter(|s| !s.trim().is_empty()) else {
+        return Ok(default);
+    };
+    Ok(match crate::store::validate::site_value(key, &s) {
+        Ok(()) => s.trim().parse().unwrap_or(default),
+        Err(e) => {
+            problems.push(format!("{e}; using {default}"));
+            default
+        }
+    })
+}
+
 /// Builds the view from the store. Errors only for store failures; bad rows become `problems`.
 pub fn build(r: &Resolver, hostname: &str) -> Result<DhcpView, StoreError> {
     build_for(r, hostname, None)
@@ -240,30 +260,14 @@ pub fn build_for(
 ) -> Result<DhcpView, StoreError> {
     r.preload(DEPENDS_ON)?;
     let mut site_problems = Vec::new();
-    let lease_time = match r.site("dhcplease")?.filter(|s| !s.trim().is_empty()) {
-        None => 43200,
-        Some(s) => match crate::store::validate::site_value("dhcplease", &s) {
-            Ok(()) => s.trim().parse().unwrap_or(43200),
-            // A store written before the check: never hand out 0-second leases.
-            Err(e) => {
-                site_problems.push(format!("{e}; using 43200"));
-                43200
-            }
-        },
-    };
-    let cache_threshold = match r
-        .site("dhcpcachethreshold")?
-        .filter(|s| !s.trim().is_empty())
-    {
-        None => DEFAULT_CACHE_THRESHOLD,
-        Some(s) => match crate::store::validate::site_value("dhcpcachethreshold", &s) {
-            Ok(()) => s.trim().parse().unwrap_or(DEFAULT_CACHE_THRESHOLD),
-            Err(e) => {
-                site_problems.push(format!("{e}; using {DEFAULT_CACHE_THRESHOLD}"));
-                DEFAULT_CACHE_THRESHOLD
-            }
-        },
-    };
+    // A store written before the checks: never hand out 0-second leases.
+    let lease_time = site_number(r, "dhcplease", 43200, &mut site_problems)?;
+    let cache_threshold = site_number(
+        r,
+        "dhcpcachethreshold",
+        DEFAULT_CACHE_THRESHOLD,
+        &mut site_problems,
+    )?;
     let mut v = DhcpView {
         lease_time,
         cache_threshold,

@@ -977,7 +977,6 @@ impl Round {
     }
 }
 
-/// A timeline event for a reply: its address and boot file.
 /// Sets a reply's lease time (option 51) and its renewal (T1) and rebinding (T2) times from it,
 /// as for a full lease.
 fn set_lease_times(reply: &mut Packet, secs: u64) {
@@ -987,6 +986,7 @@ fn set_lease_times(reply: &mut Packet, secs: u64) {
     reply.set_u32(opt::REBINDING, lease / 8 * 7);
 }
 
+/// A timeline event for a reply: its address and boot file.
 fn dhcp_event(kind: crate::timeline::Kind, reply: &Packet, mac: &str) -> crate::timeline::Event {
     let file = String::from_utf8_lossy(&reply.file);
     let file = file.trim_end_matches('\0');

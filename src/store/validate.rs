@@ -174,6 +174,17 @@ mod tests {
     }
 
     #[test]
+    fn cache_thresholds() {
+        for good in ["0", "25", "99"] {
+            assert!(site_value("dhcpcachethreshold", good).is_ok(), "{good}");
+        }
+        for bad in ["100", "-1", "25%", "0.25"] {
+            let e = site_value("dhcpcachethreshold", bad).unwrap_err();
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+        }
+    }
+
+    #[test]
     fn ports() {
         assert!(site_value("nfsport", "2049").is_ok());
         for bad in ["0", "65536", "-1", "nfs"] {
