@@ -741,7 +741,7 @@ fn one_address_flooding_each_service_does_not_lock_out_a_node() {
     );
     assert!(secs < tftp0 + 2.0);
     assert!(
-        count(&lab.daemon, "too many transfers") <= 3,
+        count(&lab.daemon, "too many transfers") <= throttled_at_most(started.elapsed()),
         "refusals are logged once per interval:\n{}",
         lab.daemon.dump()
     );
@@ -781,7 +781,7 @@ fn one_address_flooding_each_service_does_not_lock_out_a_node() {
         format!("OMAPI: another client greeted in {secs:.2} s"),
     );
     assert!(
-        count(&lab.daemon, "OMAPI: 10.99.204.66 holds") <= 2,
+        count(&lab.daemon, "OMAPI: 10.99.204.66 holds") <= throttled_at_most(started.elapsed()),
         "{}",
         lab.daemon.dump()
     );
